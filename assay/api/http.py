@@ -1,0 +1,178 @@
+"""Request/response plumbing: lenient JSON bodies, query parsing, one JSON error shape, the route table."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import bottle
+
+from assay.errors import AssayError, BadRequest, PayloadTooLarge
+
+log = logging.getLogger("assay.api")
+
+PREFIXES = ("/api/v1/engine/workflow", "/api/v1")
+CANONICAL_PREFIX = PREFIXES[0]
+
+
+@dataclass
+class RouteSpec:
+    """One API route, declared next to its handler: the OpenAPI document is generated from these."""
+
+    method: str
+    path: str  # relative to the prefix, OpenAPI style: /workflows/{id}
+    handler: Callable[..., Any]
+    summary: str
+    tag: str
+    auth: str = "auth"  # public | auth | bootstrap
+    body: str | None = None  # schema name of the request body
+    body_required: bool = False
+    responses: dict[int, str | None] = field(default_factory=dict)  # status -> schema name (None = empty)
+    query: list[tuple[str, str, str]] = field(default_factory=list)  # (name, type, description)
+    description: str = ""
+    example: Any = None
+    stream: bool = False
+
+
+class Router:
+    """Registers each route under both prefixes; `guard(spec)` (auth) runs before non-public handlers."""
+
+    def __init__(
+        self, app: bottle.Bottle, max_body: int, guard: Callable[[RouteSpec], None] | None = None
+    ) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.guard = guard
+        self.specs: list[RouteSpec] = []
+
+    def add(self, spec: RouteSpec) -> None:
+        self.specs.append(spec)
+        bottle_path = spec.path.replace("{", "<").replace("}", ">")
+        guard = self.guard if spec.auth != "public" else None
+        for prefix in PREFIXES:
+            self.app.route(prefix + bottle_path, spec.method, wrap(spec, guard), name=None, skip=[])
+
+    def __call__(self, method: str, path: str, summary: str, tag: str, **kw: Any) -> Callable:
+        def deco(fn: Callable) -> Callable:
+            self.add(RouteSpec(method=method, path=path, handler=fn, summary=summary, tag=tag, **kw))
+            return fn
+
+        return deco
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(obj: Any, status: int = 200) -> str:
+    bottle.response.status = status
+    bottle.response.content_type = "application/json"
+    return dumps(obj)
+
+
+def empty(status: int = 200) -> str:
+    bottle.response.status = status
+    bottle.response.set_header("Content-Length", "0")
+    return ""
+
+
+def error_body(err: AssayError) -> str:
+    bottle.response.status = err.status
+    bottle.response.content_type = "application/json"
+    if err.status == 401:
+        bottle.response.set_header("WWW-Authenticate", "Bearer")
+    if err.status == 503:
+        bottle.response.set_header("Retry-After", str(err.detail.pop("retry_after", 5)))
+    return dumps(err.to_json())
+
+
+def wrap(spec: RouteSpec, guard: Callable[[RouteSpec], None] | None) -> Callable[..., Any]:
+    handler = spec.handler
+
+    def wrapped(**kw: Any) -> Any:
+        try:
+            if guard is not None:
+                guard(spec)
+            return handler(**kw)
+        except AssayError as e:
+            return error_body(e)
+        except bottle.HTTPResponse:
+            raise
+        except Exception:
+            rid = secrets.token_hex(6)
+            log.exception(
+                "unhandled error in %s %s (request id %s)", bottle.request.method, bottle.request.path, rid
+            )
+            bottle.response.status = 500
+            bottle.response.content_type = "application/json"
+            return dumps({"error": "internal server error", "request_id": rid})
+
+    wrapped.__name__ = getattr(handler, "__name__", "handler")
+    return wrapped
+
+
+def read_body(max_body: int) -> Any:
+    """The JSON body, leniently: no body (or whitespace) -> None; any Content-Type accepted."""
+    req = bottle.request
+    length = req.content_length
+    if length is not None and length > max_body:
+        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {max_body}", limit=max_body)
+    stream = req.environ.get("wsgi.input")
+    if stream is None:
+        return None
+    raw = stream.read(max_body + 1) if length in (None, -1) else stream.read(length)
+    if len(raw) > max_body:
+        raise PayloadTooLarge(f"request body exceeds the limit of {max_body} bytes", limit=max_body)
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8") from None
+    except ValueError as e:
+        raise BadRequest(f"invalid JSON body: {e}") from None
+
+
+def q_str(name: str, default: str | None = None) -> str | None:
+    v = bottle.request.query.getunicode(name)
+    return default if v is None or v == "" else v
+
+
+def q_int(name: str, default: int, *, min_value: int = 0, max_value: int = 10_000) -> int:
+    raw = bottle.request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter '{name}' must be an integer, got {raw!r}") from None
+    if v < min_value or v > max_value:
+        raise BadRequest(f"query parameter '{name}' must be between {min_value} and {max_value}")
+    return v
+
+
+def q_json_object(name: str) -> dict[str, Any] | None:
+    raw = bottle.request.query.getunicode(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        v = json.loads(raw)
+    except ValueError as e:
+        raise BadRequest(f"query parameter '{name}' must be a JSON object: {e}") from None
+    if not isinstance(v, dict):
+        raise BadRequest(f"query parameter '{name}' must be a JSON object")
+    return v
+
+
+def path_int(value: str, what: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise BadRequest(f"{what} must be an integer, got {value!r}") from None
+    if v < 0 or v > 2**62:
+        raise BadRequest(f"{what} out of range")
+    return v

@@ -1,0 +1,189 @@
+"""Worker-facing routes: registry, heartbeats, activity tasks, workflow tasks, the combined long-poll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assay.api import records
+from assay.api.http import Router, empty, json_response, path_int, read_body
+from assay.engine import Engine
+from assay.engine.commands import parse_commands_body
+from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
+
+MAX_WAIT = 60.0
+
+
+def _poll_args(b: dict[str, Any]) -> tuple[str, str, float]:
+    queue = opt_str(b, "queue", "default") or "default"
+    worker_id = req_str(b, "worker_id")
+    wait = opt_num(b, "wait_secs", 0.0, min_value=0, max_value=MAX_WAIT) or 0.0
+    return queue, worker_id, wait
+
+
+def register(r: Router, engine: Engine) -> None:
+    mb = r.max_body
+
+    @r(
+        "POST",
+        "/workers/register",
+        "Register a worker",
+        "workers",
+        body="RegisterWorker",
+        body_required=True,
+        responses={200: "WorkerId", 400: "Error"},
+    )
+    def register_worker() -> str:
+        b = as_object(read_body(mb))
+        wid = engine.register_worker(
+            identity=req_str(b, "identity"),
+            queue=req_str(b, "queue"),
+            namespace=opt_str(b, "namespace", "main") or "main",
+            workflows=opt_str_list(b, "workflows"),
+            activities=opt_str_list(b, "activities"),
+            max_concurrent_workflows=opt_int(b, "max_concurrent_workflows", 10, min_value=0) or 10,
+            max_concurrent_activities=opt_int(b, "max_concurrent_activities", 10, min_value=0) or 10,
+            heartbeat_interval_secs=opt_num(b, "heartbeat_interval_secs", min_value=0.1, max_value=3600),
+        )
+        return json_response({"worker_id": wid})
+
+    @r(
+        "POST",
+        "/workers/heartbeat",
+        "Worker heartbeat: refreshes the worker and every lease it holds",
+        "workers",
+        body="WorkerHeartbeat",
+        body_required=True,
+        responses={200: None, 400: "Error"},
+    )
+    def worker_heartbeat() -> str:
+        b = as_object(read_body(mb))
+        wid = req_str(b, "worker_id")
+        rereg = None
+        if b.get("identity") and b.get("queue"):
+            rereg = {
+                "identity": req_str(b, "identity"),
+                "queue": req_str(b, "queue"),
+                "namespace": opt_str(b, "namespace", "main") or "main",
+                "workflows": opt_str_list(b, "workflows"),
+                "activities": opt_str_list(b, "activities"),
+                "heartbeat_interval_secs": opt_num(
+                    b, "heartbeat_interval_secs", min_value=0.1, max_value=3600
+                ),
+            }
+        engine.heartbeat_worker(wid, rereg)
+        return empty(200)
+
+    @r(
+        "POST",
+        "/tasks/poll",
+        "Claim an activity task (optionally long-poll with wait_secs)",
+        "tasks",
+        body="Poll",
+        body_required=True,
+        responses={200: "ActivityTaskOrNull", 400: "Error"},
+    )
+    def poll_activity() -> str:
+        queue, wid, wait = _poll_args(as_object(read_body(mb)))
+        kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True)
+        return json_response(records.activity(task) if task else {"task": None})
+
+    @r(
+        "POST",
+        "/tasks/{id}/complete",
+        "Complete an activity",
+        "tasks",
+        body="CompleteActivity",
+        responses={200: None, 404: "Error", 409: "Error"},
+    )
+    def complete(id: str) -> str:
+        b = as_object(read_body(mb))
+        engine.complete_activity(path_int(id, "task id"), b.get("result"), opt_str(b, "worker_id"))
+        return empty(200)
+
+    @r(
+        "POST",
+        "/tasks/{id}/fail",
+        "Fail an activity attempt (retried per its policy)",
+        "tasks",
+        body="FailActivity",
+        responses={200: None, 404: "Error", 409: "Error"},
+    )
+    def fail(id: str) -> str:
+        b = as_object(read_body(mb))
+        err = b.get("error")
+        error = (
+            err if isinstance(err, str) and err else ("activity failed" if err in (None, "") else str(err))
+        )
+        engine.fail_activity(
+            path_int(id, "task id"),
+            error,
+            opt_str(b, "worker_id"),
+            non_retryable=opt_bool(b, "non_retryable", False),
+        )
+        return empty(200)
+
+    @r(
+        "POST",
+        "/tasks/{id}/heartbeat",
+        "Activity heartbeat; answers whether cancellation was requested",
+        "tasks",
+        body="ActivityHeartbeat",
+        responses={200: "HeartbeatResponse", 404: "Error", 409: "Error"},
+    )
+    def heartbeat(id: str) -> str:
+        b = as_object(read_body(mb))
+        out = engine.heartbeat_activity(path_int(id, "task id"), b.get("details"), opt_str(b, "worker_id"))
+        return json_response(out)
+
+    @r(
+        "POST",
+        "/workflow-tasks/poll",
+        "Claim a workflow task (optionally long-poll with wait_secs)",
+        "workflow-tasks",
+        body="Poll",
+        body_required=True,
+        responses={200: "WorkflowTaskOrNull", 400: "Error"},
+    )
+    def poll_workflow() -> str:
+        queue, wid, wait = _poll_args(as_object(read_body(mb)))
+        kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False)
+        return json_response(records.workflow_task(task) if task else None)
+
+    @r(
+        "POST",
+        "/workflow-tasks/{id}/commands",
+        "Submit a workflow task's commands (atomic)",
+        "workflow-tasks",
+        body="Commands",
+        body_required=True,
+        responses={200: None, 400: "Error", 404: "Error", 409: "Error"},
+    )
+    def commands(id: str) -> str:
+        wid, cmds = parse_commands_body(read_body(mb))
+        engine.submit_commands(id, wid, cmds)
+        return empty(200)
+
+    @r(
+        "POST",
+        "/poll",
+        "Claim a workflow task or an activity task in one long-poll",
+        "workflow-tasks",
+        body="CombinedPoll",
+        body_required=True,
+        responses={200: "CombinedPollResponse", 400: "Error"},
+    )
+    def poll_any() -> str:
+        b = as_object(read_body(mb))
+        queue, wid, wait = _poll_args(b)
+        kind, task = engine.poll(
+            queue,
+            wid,
+            wait,
+            workflows=opt_bool(b, "workflows", True),
+            activities=opt_bool(b, "activities", True),
+        )
+        if kind == "workflow_task":
+            return json_response({"kind": kind, "task": records.workflow_task(task)})
+        if kind == "activity_task":
+            return json_response({"kind": kind, "task": records.activity(task)})
+        return json_response({"kind": None, "task": None})

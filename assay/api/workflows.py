@@ -1,0 +1,210 @@
+"""Workflow routes: start, list, describe, events, signal, cancel, terminate, children, continue-as-new, state,
+and direct activity scheduling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assay.api import records
+from assay.api.http import Router, empty, json_response, path_int, q_int, q_json_object, q_str, read_body
+from assay.engine import Engine
+from assay.engine.commands import activity_spec
+from assay.engine.states import WORKFLOW_STATUSES
+from assay.engine.validate import as_object, opt_str, req_str
+from assay.errors import BadRequest
+
+WF_QUERY = [
+    ("namespace", "string", "namespace (default main)"),
+    ("status", "string", "exact status: " + ", ".join(WORKFLOW_STATUSES)),
+    ("type", "string", "workflow type"),
+    ("search_attrs", "string", "URL-encoded JSON object: AND of equalities"),
+    ("task_queue", "string", "task queue"),
+    ("parent_id", "string", "parent workflow id"),
+    ("claimed_by", "string", "worker id that last ran the workflow"),
+    ("limit", "integer", "page size (default 50, max 1000)"),
+    ("offset", "integer", "rows to skip"),
+]
+
+
+def register(r: Router, engine: Engine) -> None:
+    mb = r.max_body
+
+    @r(
+        "POST",
+        "/workflows",
+        "Start a workflow",
+        "workflows",
+        body="StartWorkflow",
+        body_required=True,
+        responses={201: "StartResponse", 400: "Error", 409: "Error"},
+        example={"workflow_type": "Hello", "workflow_id": "hello-1", "input": {"name": "Ada"}},
+    )
+    def start_workflow() -> str:
+        b = as_object(read_body(mb))
+        rec = engine.start_workflow(
+            workflow_type=req_str(b, "workflow_type"),
+            workflow_id=req_str(b, "workflow_id", max_len=500),
+            namespace=opt_str(b, "namespace", "main") or "main",
+            task_queue=opt_str(b, "task_queue", "default") or "default",
+            input=b.get("input"),
+            search_attributes=b.get("search_attributes"),
+        )
+        return json_response(records.start_response(rec), 201)
+
+    @r(
+        "GET",
+        "/workflows",
+        "List workflows (newest first)",
+        "workflows",
+        query=WF_QUERY,
+        responses={200: "WorkflowList", 400: "Error"},
+    )
+    def list_workflows() -> str:
+        status = q_str("status")
+        if status is not None:
+            status = status.upper()
+            if status not in WORKFLOW_STATUSES:
+                raise BadRequest(
+                    f"unknown status '{q_str('status')}' (expected one of {', '.join(WORKFLOW_STATUSES)})"
+                )
+        rows = engine.list_workflows(
+            namespace=q_str("namespace", "main"),
+            status=status,
+            workflow_type=q_str("type"),
+            search=q_json_object("search_attrs"),
+            task_queue=q_str("task_queue"),
+            parent_id=q_str("parent_id"),
+            claimed_by=q_str("claimed_by"),
+            limit=q_int("limit", 50, max_value=1000),
+            offset=q_int("offset", 0, max_value=10**9),
+        )
+        return json_response([records.workflow(w) for w in rows])
+
+    @r(
+        "GET",
+        "/workflows/{id}",
+        "Describe a workflow",
+        "workflows",
+        responses={200: "Workflow", 404: "Error"},
+    )
+    def describe(id: str) -> str:
+        return json_response(records.workflow(engine.get_workflow(id)))
+
+    @r(
+        "GET",
+        "/workflows/{id}/events",
+        "A workflow's event history (by seq)",
+        "workflows",
+        query=[("after_seq", "integer", "only events with a greater seq")],
+        responses={200: "EventList", 404: "Error"},
+    )
+    def events(id: str) -> str:
+        engine.get_workflow(id)
+        after = q_int("after_seq", 0, max_value=2**53)
+        return json_response([records.event(e) for e in engine.list_events(id, after)])
+
+    @r(
+        "POST",
+        "/workflows/{id}/signal/{name}",
+        "Send a signal",
+        "workflows",
+        body="Signal",
+        responses={200: None, 404: "Error", 409: "Error"},
+    )
+    def signal(id: str, name: str) -> str:
+        b = as_object(read_body(mb))
+        engine.signal(id, name, b.get("payload"))
+        return empty(200)
+
+    @r(
+        "POST",
+        "/workflows/{id}/cancel",
+        "Request cancellation (cascades to children)",
+        "workflows",
+        body="Reason",
+        responses={200: None, 404: "Error", 409: "Error"},
+    )
+    def cancel(id: str) -> str:
+        b = as_object(read_body(mb))
+        engine.cancel(id, opt_str(b, "reason", allow_empty=True))
+        return empty(200)
+
+    @r(
+        "POST",
+        "/workflows/{id}/terminate",
+        "Terminate now (status FAILED, cascades)",
+        "workflows",
+        body="Reason",
+        responses={200: None, 404: "Error", 409: "Error"},
+    )
+    def terminate(id: str) -> str:
+        b = as_object(read_body(mb))
+        engine.terminate(id, opt_str(b, "reason", allow_empty=True))
+        return empty(200)
+
+    @r(
+        "GET",
+        "/workflows/{id}/children",
+        "Child workflows (oldest first)",
+        "workflows",
+        responses={200: "WorkflowList", 404: "Error"},
+    )
+    def children(id: str) -> str:
+        engine.get_workflow(id)
+        return json_response([records.workflow(w) for w in engine.list_children(id)])
+
+    @r(
+        "POST",
+        "/workflows/{id}/continue-as-new",
+        "Close this run and start a fresh one",
+        "workflows",
+        body="ContinueAsNew",
+        responses={201: "StartResponse", 404: "Error", 409: "Error"},
+    )
+    def continue_as_new(id: str) -> str:
+        b = as_object(read_body(mb))
+        rec = engine.continue_as_new(id, b.get("input"), opt_str(b, "workflow_id", allow_empty=True))
+        return json_response(records.start_response(rec), 201)
+
+    @r(
+        "GET",
+        "/workflows/{id}/state",
+        "Latest query snapshot",
+        "workflows",
+        responses={200: "State", 404: "Error"},
+    )
+    def state(id: str) -> str:
+        return json_response(engine.get_state(id))
+
+    @r(
+        "GET",
+        "/workflows/{id}/state/{name}",
+        "One query's latest value",
+        "workflows",
+        responses={200: "StateValue", 404: "Error"},
+    )
+    def state_value(id: str, name: str) -> str:
+        return json_response(engine.get_state(id, name))
+
+    @r(
+        "POST",
+        "/workflows/{id}/activities",
+        "Schedule an activity directly (idempotent on seq)",
+        "activities",
+        body="ScheduleActivity",
+        body_required=True,
+        responses={201: "Activity", 400: "Error", 404: "Error"},
+    )
+    def schedule_activity(id: str) -> str:
+        spec: dict[str, Any] = activity_spec(as_object(read_body(mb)))
+        return json_response(records.activity(engine.schedule_activity(id, spec)), 201)
+
+    @r(
+        "GET",
+        "/activities/{id}",
+        "Describe an activity",
+        "activities",
+        responses={200: "Activity", 404: "Error"},
+    )
+    def get_activity(id: str) -> str:
+        return json_response(records.activity(engine.get_activity(path_int(id, "activity id"))))

@@ -1,0 +1,402 @@
+"""Workers, task claims (with long-poll), activity completion/failure/heartbeat and retries,
+and the periodic steps the background loops drive (timers, timeouts, lease recovery, reaping)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from assay.engine import states
+from assay.engine.core import EngineBase
+from assay.engine.notify import Effects
+from assay.errors import Conflict, NotFound
+from assay.store.base import Record, Tx
+
+log = logging.getLogger("assay.engine.tasks")
+
+ACTIVITY_DEFAULTS: dict[str, Any] = {
+    "max_attempts": 3,
+    "initial_interval_secs": 1.0,
+    "backoff_coefficient": 2.0,
+    "maximum_interval_secs": None,
+    "start_to_close_secs": 300.0,
+    "heartbeat_timeout_secs": None,
+    "non_retryable_errors": None,
+}
+
+
+def retry_delay(act: Record) -> float:
+    """Backoff before attempt `attempt + 1`: initial * coefficient^(attempt-1), capped by maximum_interval."""
+    delay = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
+        0, act["attempt"] - 1
+    )
+    cap = act.get("maximum_interval_secs")
+    if cap is not None:
+        delay = min(delay, float(cap))
+    return max(0.0, min(delay, 365 * 86400.0))
+
+
+def is_non_retryable(act: Record, error: str) -> bool:
+    return any(p and p in error for p in (act.get("non_retryable_errors") or []))
+
+
+class TaskOps(EngineBase):
+    # --- worker registry ------------------------------------------------------------------------
+    def register_worker(
+        self,
+        *,
+        identity: str,
+        queue: str,
+        namespace: str = "main",
+        workflows: list[str] | None = None,
+        activities: list[str] | None = None,
+        max_concurrent_workflows: int = 10,
+        max_concurrent_activities: int = 10,
+        heartbeat_interval_secs: float | None = None,
+        worker_id: str | None = None,
+    ) -> str:
+        now = self.now()
+        wid = worker_id or "w-" + secrets.token_hex(8)
+        lost_after = max(3 * heartbeat_interval_secs, 10.0) if heartbeat_interval_secs else None
+        with self._tx() as (tx, _fx):
+            self._ensure_namespace(tx, namespace, now)
+            tx.insert_worker(
+                {
+                    "id": wid,
+                    "namespace": namespace,
+                    "identity": identity,
+                    "task_queue": queue,
+                    "workflows": workflows,
+                    "activities": activities,
+                    "max_concurrent_workflows": max_concurrent_workflows,
+                    "max_concurrent_activities": max_concurrent_activities,
+                    "active_tasks": 0,
+                    "heartbeat_interval_secs": heartbeat_interval_secs,
+                    "lost_after_secs": lost_after,
+                    "last_heartbeat": now,
+                    "registered_at": now,
+                }
+            )
+        return wid
+
+    def heartbeat_worker(self, worker_id: str, reregister: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Refresh the worker and every lease it holds. An unknown id is re-registered when the caller
+        says who it is (identity + queue); returns {"known": bool, "leases": n}."""
+        now = self.now()
+        with self._tx() as (tx, _fx):
+            known = tx.touch_worker(worker_id, now)
+            leases = tx.extend_leases(worker_id, now)
+        if not known and reregister and reregister.get("identity") and reregister.get("queue"):
+            self.register_worker(worker_id=worker_id, **reregister)
+            known = True
+        return {"known": known, "leases": leases}
+
+    def list_workers(self, namespace: str | None) -> list[Record]:
+        with self.store.read() as tx:
+            return tx.list_workers(namespace)
+
+    def queue_stats(self, namespace: str) -> list[Record]:
+        with self.store.read() as tx:
+            return tx.queue_stats(namespace)
+
+    def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
+        w = tx.get_worker(worker_id)
+        return w["namespace"] if w else None
+
+    # --- claims ---------------------------------------------------------------------------------
+    def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
+        with self._tx() as (tx, fx):
+            wf = tx.claim_workflow_task(queue, self._worker_namespace(tx, worker_id), worker_id, self.now())
+            if wf is None:
+                return None
+            if wf["previous_status"] == states.PENDING:
+                fx.sse("workflow_running", wf)
+            wf["history"] = tx.list_events(wf["id"])
+            return wf
+
+    def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
+        with self._tx() as (tx, _fx):
+            return tx.claim_activity(queue, self._worker_namespace(tx, worker_id), worker_id, self.now())
+
+    def poll(
+        self,
+        queue: str,
+        worker_id: str,
+        wait_secs: float = 0.0,
+        *,
+        workflows: bool = True,
+        activities: bool = True,
+    ) -> tuple[str | None, Record | None]:
+        """Claim a workflow task or an activity task, holding up to `wait_secs` for one to arrive."""
+        keys = ([f"wf:{queue}"] if workflows else []) + ([f"act:{queue}"] if activities else [])
+        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
+        held = False
+        try:
+            while True:
+                since = self.notifier.versions(keys)
+                if workflows:
+                    task = self.claim_workflow_task(queue, worker_id)
+                    if task is not None:
+                        return "workflow_task", task
+                if activities:
+                    task = self.claim_activity_task(queue, worker_id)
+                    if task is not None:
+                        return "activity_task", task
+                remaining = deadline - self.clock.monotonic()
+                if remaining <= 0 or self.notifier.closed:
+                    return None, None
+                if not held:
+                    held = self.try_hold("poll")
+                    if not held:  # only the reserve is left: answer at once
+                        return None, None
+                self.notifier.wait(since, min(remaining, 5.0))
+        finally:
+            if held:
+                self.release_hold()
+
+    # --- activities -------------------------------------------------------------------------------
+    def schedule_activity(self, wf_id: str, spec: dict[str, Any]) -> Record:
+        """Direct scheduling (REST). Idempotent on (workflow, seq)."""
+        with self._tx() as (tx, fx):
+            wf = self._get_wf(tx, wf_id)
+            if states.is_terminal(wf["status"]):
+                raise Conflict(f"workflow {wf_id} is {wf['status']}", workflow_id=wf_id, status=wf["status"])
+            return self._schedule_activity(tx, fx, wf, spec)
+
+    def _schedule_activity(self, tx: Tx, fx: Effects, wf: Record, spec: dict[str, Any]) -> Record:
+        existing = tx.get_activity_by_seq(wf["id"], spec["seq"])
+        if existing is not None:
+            return existing
+        now = self.now()
+        rec = {k: (spec.get(k) if spec.get(k) is not None else v) for k, v in ACTIVITY_DEFAULTS.items()}
+        queue = spec.get("task_queue") or wf["task_queue"]
+        rec.update(
+            workflow_id=wf["id"],
+            seq=spec["seq"],
+            name=spec["name"],
+            task_queue=queue,
+            input=spec.get("input"),
+            status=states.PENDING,
+            attempt=1,
+            scheduled_at=now,
+        )
+        act_id = tx.insert_activity(rec)
+        tx.append_event(
+            wf["id"],
+            "ActivityScheduled",
+            {
+                "activity_id": act_id,
+                "activity_seq": spec["seq"],
+                "name": spec["name"],
+                "task_queue": queue,
+                "input": spec.get("input"),
+            },
+            now,
+        )
+        if wf["status"] == states.PENDING:
+            tx.update_workflow(wf["id"], status=states.RUNNING, updated_at=now)
+            wf["status"] = states.RUNNING
+            fx.sse("workflow_running", wf)
+        fx.wake_activities(queue)
+        act = tx.get_activity(act_id)
+        assert act is not None
+        return act
+
+    def get_activity(self, act_id: int) -> Record:
+        with self.store.read() as tx:
+            act = tx.get_activity(act_id)
+        if act is None:
+            raise NotFound(f"not found: activity {act_id}")
+        return act
+
+    def _running_activity(self, tx: Tx, act_id: int, worker_id: str | None) -> tuple[Record, Record]:
+        act = tx.get_activity(act_id)
+        if act is None:
+            raise NotFound(f"not found: activity {act_id}")
+        if act["status"] != states.RUNNING:
+            raise Conflict(
+                f"activity {act_id} is {act['status']}, not RUNNING", activity_id=act_id, status=act["status"]
+            )
+        if worker_id is not None and act["claimed_by"] not in (None, worker_id):
+            raise Conflict(f"activity {act_id} is held by another worker (lease lost)", activity_id=act_id)
+        wf = self._get_wf(tx, act["workflow_id"])
+        if states.is_terminal(wf["status"]):
+            tx.update_activity(act_id, status=states.CANCELLED, completed_at=self.now())
+            raise Conflict(
+                f"workflow {wf['id']} is {wf['status']}; activity result discarded",
+                activity_id=act_id,
+                status=wf["status"],
+            )
+        return act, wf
+
+    def complete_activity(self, act_id: int, result: Any, worker_id: str | None = None) -> None:
+        with self._tx() as (tx, fx):
+            act, wf = self._running_activity(tx, act_id, worker_id)
+            now = self.now()
+            tx.update_activity(act_id, status=states.COMPLETED, result=result, error=None, completed_at=now)
+            tx.append_event(
+                wf["id"],
+                "ActivityCompleted",
+                {
+                    "activity_id": act_id,
+                    "activity_seq": act["seq"],
+                    "name": act["name"],
+                    "result": result,
+                    "error": None,
+                },
+                now,
+            )
+            tx.mark_dispatchable(wf["id"], now)
+            fx.wake_workflows(wf["task_queue"])
+            fx.sse("task_completed", wf, activity_id=act_id, activity=act["name"])
+
+    def fail_activity(
+        self, act_id: int, error: str, worker_id: str | None = None, non_retryable: bool = False
+    ) -> None:
+        with self._tx() as (tx, fx):
+            act, wf = self._running_activity(tx, act_id, worker_id)
+            self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable)
+
+    def heartbeat_activity(self, act_id: int, details: Any, worker_id: str | None = None) -> dict[str, Any]:
+        with self._tx() as (tx, _fx):
+            act, wf = self._running_activity(tx, act_id, worker_id)
+            now = self.now()
+            tx.update_activity(act_id, last_heartbeat=now, heartbeat_details=details)
+            if act["claimed_by"]:
+                tx.touch_worker(act["claimed_by"], now)
+            return {"cancel_requested": bool(act["cancel_requested"] or wf["cancel_requested"])}
+
+    def _retry_or_fail(
+        self, tx: Tx, fx: Effects, act: Record, wf: Record, error: str, force_final: bool = False
+    ) -> None:
+        now = self.now()
+        final = force_final or act["attempt"] >= act["max_attempts"] or is_non_retryable(act, error)
+        if not final:
+            due = now + retry_delay(act)
+            tx.update_activity(
+                act["id"],
+                status=states.PENDING,
+                attempt=act["attempt"] + 1,
+                scheduled_at=due,
+                claimed_by=None,
+                started_at=None,
+                last_heartbeat=None,
+                error=error,
+            )
+            fx.wake_loop("activities")
+            return
+        tx.update_activity(act["id"], status=states.FAILED, result=None, error=error, completed_at=now)
+        tx.append_event(
+            wf["id"],
+            "ActivityFailed",
+            {
+                "activity_id": act["id"],
+                "activity_seq": act["seq"],
+                "name": act["name"],
+                "error": error,
+                "final_attempt": act["attempt"],
+            },
+            now,
+        )
+        tx.mark_dispatchable(wf["id"], now)
+        fx.wake_workflows(wf["task_queue"])
+        fx.sse("task_failed", wf, activity_id=act["id"], activity=act["name"])
+
+    # --- periodic steps (driven by background loops with tick(now)) ----------------------------------
+    def fire_due_timers(self) -> int:
+        fired = 0
+        with self._tx() as (tx, fx):
+            now = self.now()
+            for t in tx.due_timers(now):
+                if not tx.mark_timer_fired(t["id"]):
+                    continue
+                wf = tx.get_workflow(t["workflow_id"])
+                if wf is None or states.is_terminal(wf["status"]):
+                    continue
+                tx.append_event(wf["id"], "TimerFired", {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now)
+                tx.mark_dispatchable(wf["id"], now)
+                fx.wake_workflows(wf["task_queue"])
+                fired += 1
+        return fired
+
+    def next_timer_due(self) -> float | None:
+        with self.store.read() as tx:
+            return tx.next_timer_due()
+
+    def expire_activities(self) -> int:
+        """Enforce start_to_close / heartbeat timeouts and recover activities of lost workers (retry path)."""
+        n = 0
+        with self._tx() as (tx, fx):
+            now = self.now()
+            for act in tx.expired_activities(now, self.started_at):
+                if now >= act["started_at"] + act["start_to_close_secs"]:
+                    reason = f"activity timed out: start_to_close {act['start_to_close_secs']:g}s exceeded"
+                else:
+                    reason = f"activity timed out: no heartbeat for {act['heartbeat_timeout_secs']:g}s"
+                n += self._expire_one(tx, fx, act, reason)
+            for act in tx.lost_worker_activities(now, self.started_at):
+                n += self._expire_one(tx, fx, act, f"worker {act['claimed_by']} lost (stopped heartbeating)")
+        return n
+
+    def _expire_one(self, tx: Tx, fx: Effects, act: Record, reason: str) -> int:
+        wf = tx.get_workflow(act["workflow_id"])
+        if wf is None or states.is_terminal(wf["status"]):
+            tx.update_activity(act["id"], status=states.CANCELLED, completed_at=self.now())
+            return 0
+        log.info("activity %s (%s) of %s: %s", act["id"], act["name"], wf["id"], reason)
+        self._retry_or_fail(tx, fx, act, wf, reason)
+        return 1
+
+    def next_activity_deadline(self) -> float | None:
+        with self.store.read() as tx:
+            return tx.next_activity_deadline(self.started_at)
+
+    def wake_due_retries(self, last_check: float) -> float | None:
+        """Wake the queues of PENDING activities whose backoff ended since `last_check`; returns when
+        the next one becomes due."""
+        now = self.now()
+        keys: set[str] = set()
+        with self.store.read() as tx:
+            while True:
+                nxt = tx.next_pending_activity(last_check)
+                if nxt is None or nxt["scheduled_at"] > now:
+                    break
+                keys.add("act:" + nxt["task_queue"])
+                last_check = nxt["scheduled_at"]
+        self.notifier.bump(keys)
+        return None if nxt is None else nxt["scheduled_at"]
+
+    def recover_leases(self) -> list[str]:
+        now = self.now()
+        timeout = float(self.settings.dispatch_timeout_secs)
+        with self._tx() as (tx, fx):
+            # Leases taken before this engine started get the full timeout from start-up.
+            # A lease's effective heartbeat is max(last heartbeat, engine start): workers could not
+            # heartbeat while the engine was down, so they get the full timeout after a restart.
+            if now - self.started_at >= timeout:
+                ids = tx.recover_stale_leases(now - timeout)
+            else:
+                ids = []
+            ids += tx.release_lost_worker_leases(now, self.started_at)
+            for q in tx.dispatchable_queues():
+                fx.wake_workflows(q)
+        if ids:
+            log.info("recovered %d workflow-task lease(s): %s", len(ids), ", ".join(ids[:10]))
+        return ids
+
+    def next_lease_expiry(self) -> float | None:
+        with self.store.read() as tx:
+            oldest = tx.oldest_lease()
+        if oldest is None:
+            return None
+        return max(oldest, self.started_at) + float(self.settings.dispatch_timeout_secs)
+
+    def reap_workers(self) -> int:
+        with self._tx() as (tx, _fx):
+            return tx.reap_workers(self.now() - float(self.settings.worker_reap_secs))
+
+    def next_worker_reap(self) -> float | None:
+        with self.store.read() as tx:
+            oldest = tx.oldest_worker_heartbeat()
+        return None if oldest is None else oldest + float(self.settings.worker_reap_secs)

@@ -1,0 +1,170 @@
+"""`assay serve`: store + engine + background loops + WSGI app on waitress, with graceful shutdown."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from assay import __version__
+from assay.config import Settings
+from assay.errors import AssayError
+
+log = logging.getLogger("assay.server")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        line = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(level: str) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(_Formatter())
+    root.addHandler(h)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL for printing."""
+    if "://" not in url or "@" not in url.split("://", 1)[1].split("/", 1)[0]:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.split("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Server:
+    def __init__(self, settings: Settings, guard_factory=None) -> None:
+        from assay.api import make_app
+        from assay.background import Supervisor, default_loops
+        from assay.engine import Engine
+        from assay.store import open_store
+
+        self.settings = settings
+        self.store = open_store(settings.backend, synchronous=settings.sqlite_synchronous)
+        self.engine = Engine(self.store, settings=settings)
+        self.locked = False
+        if not self.store.multi_instance:
+            self.store.acquire_engine_lock(self.engine.instance_id, self.engine.now(), stale_after=60.0)
+            self.locked = True
+        self.supervisor = Supervisor(
+            self.engine,
+            default_loops(self.engine, engine_lock=self.locked),
+            max_sleep=float(settings.loop_max_sleep_secs),
+        )
+        guard = guard_factory(self.engine) if guard_factory else None
+        self.app = make_app(
+            self.engine, settings, health_extra=self.supervisor.report, guard=guard, extra=self._extras()
+        )
+        self._wsgi = None
+        self._stopping = threading.Event()
+
+    def _extras(self) -> list:
+        hooks = []
+        try:
+            from assay.dashboard import register as dashboard_register  # the dashboard issue adds it
+        except ImportError:
+            dashboard_register = None
+        if dashboard_register is not None:
+            hooks.append(lambda app, router: dashboard_register(app, self.engine, self.settings))
+        return hooks
+
+    def bind(self) -> Any:
+        import waitress
+
+        s = self.settings
+        self._wsgi = waitress.create_server(
+            self.app,
+            host=s.host,
+            port=int(s.port),
+            threads=int(s.threads),
+            ident="assay",
+            max_request_body_size=int(s.max_body_bytes) * 2 + 65536,
+            channel_timeout=300,
+            connection_limit=max(100, int(s.threads) * 4),
+            clear_untrusted_proxy_headers=True,
+        )
+        return self._wsgi
+
+    @property
+    def port(self) -> int:
+        assert self._wsgi is not None
+        return int(self._wsgi.effective_port)
+
+    def serve_forever(self, install_signals: bool = True) -> None:
+        if self._wsgi is None:
+            self.bind()
+        assert self._wsgi is not None
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._on_signal)
+        self.supervisor.start()
+        host = self.settings.host
+        log.info(
+            "assay %s listening on http://%s:%s (backend %s, %s threads)",
+            __version__,
+            host if ":" not in host else f"[{host}]",
+            self.port,
+            mask_url(self.store.describe()),
+            self.settings.threads,
+        )
+        try:
+            self._wsgi.run()
+        finally:
+            self.shutdown()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stopping.is_set():
+            return
+        log.info("received %s: finishing in-flight requests and shutting down", signal.Signals(signum).name)
+        self.begin_shutdown()
+        raise SystemExit(0)
+
+    def begin_shutdown(self) -> None:
+        self._stopping.set()
+        self.engine.notifier.close()  # held long-polls answer, SSE streams end
+        self.engine.broadcaster.close()
+
+    def shutdown(self) -> None:
+        self.begin_shutdown()
+        if self._wsgi is not None:
+            try:
+                self._wsgi.task_dispatcher.shutdown(timeout=10)
+            except Exception:  # pragma: no cover
+                pass
+            try:
+                self._wsgi.close()
+            except Exception:  # pragma: no cover
+                pass
+        self.supervisor.stop()
+        if self.locked:
+            try:
+                self.store.release_engine_lock(self.engine.instance_id)
+                self.locked = False
+            except AssayError:  # pragma: no cover
+                log.exception("could not release the engine lock")
+        self.store.close()
+        log.info("engine stopped")

@@ -1,0 +1,310 @@
+"""The Store contract: documented domain verbs, no SQL.
+
+A `Store` hands out transactions. `store.tx()` is a write transaction (one per state change: the engine
+applies a whole command batch, its events and the lease release inside one); `store.read()` is a
+read-only view. Both yield a `Tx` with the same verbs, so the engine can read inside a write.
+
+Records are plain dicts keyed by column name; JSON columns come back as Python values (None for SQL
+NULL). Timestamps are float seconds since the Unix epoch.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager
+from typing import Any
+
+Record = dict[str, Any]
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+
+
+class Tx(abc.ABC):
+    """One transaction. Every verb is atomic with the others in the same Tx."""
+
+    # --- namespaces -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def insert_namespace(self, name: str, now: float) -> bool:
+        """Create a namespace; False if it already exists."""
+
+    @abc.abstractmethod
+    def get_namespace(self, name: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    def list_namespaces(self) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def delete_namespace(self, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    def namespace_stats(self, name: str) -> Record: ...
+
+    # --- workflows ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def insert_workflow(self, rec: Record) -> bool:
+        """Insert a workflow row; False if the id is taken (in any namespace)."""
+
+    @abc.abstractmethod
+    def get_workflow(self, wf_id: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    def update_workflow(self, wf_id: str, **fields: Any) -> None: ...
+
+    @abc.abstractmethod
+    def list_workflows(
+        self,
+        *,
+        namespace: str | None,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        search: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        claimed_by: str | None = None,
+        task_queue: str | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> list[Record]:
+        """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities."""
+
+    @abc.abstractmethod
+    def list_children(self, parent_id: str) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def mark_dispatchable(self, wf_id: str, now: float) -> None:
+        """Set needs_dispatch (kept while a lease is held, so the workflow is re-dispatched after it)."""
+
+    @abc.abstractmethod
+    def claim_workflow_task(
+        self, queue: str, namespace: str | None, worker_id: str, now: float
+    ) -> Record | None:
+        """Lease the oldest dispatchable non-terminal workflow on `queue` (PENDING becomes RUNNING).
+
+        The returned record carries `previous_status`."""
+
+    @abc.abstractmethod
+    def release_lease(self, wf_id: str, worker_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def extend_leases(self, worker_id: str, now: float) -> int:
+        """Refresh every workflow-task lease the worker holds; returns how many."""
+
+    @abc.abstractmethod
+    def recover_stale_leases(self, cutoff: float) -> list[str]:
+        """Release leases last refreshed before `cutoff` and mark those workflows dispatchable."""
+
+    @abc.abstractmethod
+    def oldest_lease(self) -> float | None:
+        """The oldest dispatch_last_heartbeat of a held lease (for loop sleeping)."""
+
+    @abc.abstractmethod
+    def dispatchable_queues(self) -> list[str]: ...
+
+    # --- events -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def append_event(self, wf_id: str, event_type: str, payload: Any, now: float) -> int:
+        """Append an event with the next gap-free seq (starting at 1); returns the seq."""
+
+    @abc.abstractmethod
+    def list_events(self, wf_id: str, after_seq: int = 0) -> list[Record]: ...
+
+    # --- activities ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def insert_activity(self, rec: Record) -> int: ...
+
+    @abc.abstractmethod
+    def get_activity(self, act_id: int) -> Record | None: ...
+
+    @abc.abstractmethod
+    def get_activity_by_seq(self, wf_id: str, seq: int) -> Record | None: ...
+
+    @abc.abstractmethod
+    def update_activity(self, act_id: int, **fields: Any) -> None: ...
+
+    @abc.abstractmethod
+    def list_activities(self, wf_id: str, statuses: tuple[str, ...] | None = None) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
+        """Claim the due (scheduled_at <= now) PENDING activity with the smallest scheduled_at."""
+
+    @abc.abstractmethod
+    def expired_activities(self, now: float, grace_since: float, limit: int = 200) -> list[Record]:
+        """RUNNING activities past start_to_close or heartbeat timeout (heartbeat counted from
+        max(last heartbeat or start, grace_since))."""
+
+    @abc.abstractmethod
+    def next_activity_deadline(self, grace_since: float) -> float | None: ...
+
+    @abc.abstractmethod
+    def next_pending_activity(self, after: float) -> Record | None:
+        """The earliest PENDING activity scheduled strictly after `after` (retry wake-ups)."""
+
+    @abc.abstractmethod
+    def lost_worker_activities(self, now: float, grace_since: float) -> list[Record]:
+        """RUNNING activities held by a worker that declared a heartbeat interval and went silent."""
+
+    @abc.abstractmethod
+    def release_lost_worker_leases(self, now: float, grace_since: float) -> list[str]: ...
+
+    @abc.abstractmethod
+    def activities_held_by(self, worker_id: str) -> list[int]: ...
+
+    # --- timers, signals, side effects, snapshots ------------------------------------------------
+    @abc.abstractmethod
+    def insert_timer(self, wf_id: str, seq: int, fire_at: float) -> int | None:
+        """None if a timer with that seq exists (idempotent)."""
+
+    @abc.abstractmethod
+    def due_timers(self, now: float, limit: int = 500) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def mark_timer_fired(self, timer_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    def cancel_timers(self, wf_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def next_timer_due(self) -> float | None: ...
+
+    @abc.abstractmethod
+    def insert_signal(self, wf_id: str, name: str, payload: Any, now: float) -> None: ...
+
+    @abc.abstractmethod
+    def insert_side_effect(self, wf_id: str, seq: int, name: str, value: Any) -> bool:
+        """False if that seq is already recorded (first value wins)."""
+
+    @abc.abstractmethod
+    def upsert_snapshot(self, wf_id: str, event_seq: int, state: Any, now: float) -> None: ...
+
+    @abc.abstractmethod
+    def get_snapshot(self, wf_id: str) -> Record | None: ...
+
+    # --- schedules ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def insert_schedule(self, rec: Record) -> bool: ...
+
+    @abc.abstractmethod
+    def get_schedule(self, namespace: str, name: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    def list_schedules(self, namespace: str | None) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def update_schedule(self, namespace: str, name: str, **fields: Any) -> None: ...
+
+    @abc.abstractmethod
+    def delete_schedule(self, namespace: str, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    def due_schedules(self, now: float) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def next_schedule_due(self) -> float | None: ...
+
+    @abc.abstractmethod
+    def schedules_with_queued_fires(self) -> list[Record]: ...
+
+    # --- workers and queues --------------------------------------------------------------------
+    @abc.abstractmethod
+    def insert_worker(self, rec: Record) -> None: ...
+
+    @abc.abstractmethod
+    def get_worker(self, worker_id: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    def touch_worker(self, worker_id: str, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    def list_workers(self, namespace: str | None) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def reap_workers(self, cutoff: float) -> int: ...
+
+    @abc.abstractmethod
+    def oldest_worker_heartbeat(self) -> float | None: ...
+
+    @abc.abstractmethod
+    def queue_stats(self, namespace: str) -> list[Record]: ...
+
+    # --- api keys ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def insert_api_key(self, key_hash: str, prefix: str, label: str | None, now: float) -> None: ...
+
+    @abc.abstractmethod
+    def list_api_keys(self) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def find_api_key(self, key_hash: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    def touch_api_key(self, key_hash: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    def api_keys_by_prefix(self, prefix: str) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def delete_api_key(self, key_hash: str) -> bool: ...
+
+    @abc.abstractmethod
+    def count_api_keys(self) -> int: ...
+
+    # --- archival -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def archivable_workflows(self, before: float, limit: int) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def purge_workflow_history(self, wf_id: str, archived_at: float, archive_uri: str | None) -> None: ...
+
+    @abc.abstractmethod
+    def delete_workflow(self, wf_id: str) -> None: ...
+
+
+class Store(abc.ABC):
+    """A database: transactions, the engine lock, lifecycle."""
+
+    dialect: str = "abstract"
+    #: True when several engine instances may share this store (Postgres).
+    multi_instance: bool = False
+
+    @abc.abstractmethod
+    def tx(self) -> AbstractContextManager[Tx]:
+        """A write transaction: commits on success, rolls back on any exception."""
+
+    @abc.abstractmethod
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read-only view (a consistent snapshot where the backend offers one)."""
+
+    @abc.abstractmethod
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied."""
+
+    @abc.abstractmethod
+    def acquire_engine_lock(self, instance_id: str, now: float, stale_after: float) -> None:
+        """Take the single-engine lock (SQLite); raises EngineLocked if a live engine holds it."""
+
+    @abc.abstractmethod
+    def refresh_engine_lock(self, instance_id: str, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    def release_engine_lock(self, instance_id: str) -> None: ...
+
+    def try_leadership(self) -> bool:
+        """True if this instance may run singleton loops (always, for single-instance stores)."""
+        return True
+
+    def release_leadership(self) -> None:
+        return None
+
+    def listen(self, callback) -> None:  # pragma: no cover - overridden by multi-instance stores
+        """Deliver cross-instance notifications to `callback(channel, payload)` (Postgres)."""
+        return None
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Publish a cross-instance notification (no-op on single-instance stores)."""
+        return None
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def describe(self) -> str:
+        return self.dialect

@@ -1,0 +1,141 @@
+"""Shared test helpers: a live `assay serve` process on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll `pred` until it returns a truthy value or the deadline passes (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last={last!r})")
+
+
+def http(method: str, url: str, body=None, headers: dict | None = None, timeout: float = 30.0):
+    """Tiny HTTP helper: returns (status, parsed JSON or raw text or None, headers)."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            status, rh = r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        status, rh = e.code, dict(e.headers)
+    if not raw:
+        return status, None, rh
+    try:
+        return status, json.loads(raw), rh
+    except ValueError:
+        return status, raw.decode("utf-8", "replace"), rh
+
+
+def assay_cmd() -> list[str]:
+    return [sys.executable, "-m", "assay"]
+
+
+def subprocess_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("ASSAY_API_KEY", None)
+    env.pop("DATABASE_URL", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class Engine:
+    url: str
+    port: int
+    db: str
+    proc: subprocess.Popen
+    log_path: Path
+    args: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return self.url + "/api/v1"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def start_engine(
+    tmp_path: Path,
+    *,
+    db: str | None = None,
+    port: int | None = None,
+    extra_args=(),
+    env: dict | None = None,
+    timeout: float = 20.0,
+) -> Engine:
+    """Start `assay serve` on a free port and wait until /health answers."""
+    port = port or free_port()
+    db = db or str(tmp_path / "engine.db")
+    backend = db if "://" in db else "sqlite:///" + db
+    log_path = tmp_path / f"engine-{port}.log"
+    args = [*assay_cmd(), "serve", "--port", str(port), "--backend", backend, *extra_args]
+    full_env = subprocess_env(env)
+    logf = open(log_path, "ab")  # noqa: SIM115
+    proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=str(tmp_path))
+    logf.close()
+    eng = Engine(f"http://127.0.0.1:{port}", port, db, proc, log_path, args, full_env)
+
+    def up():
+        if proc.poll() is not None:
+            raise AssertionError(f"engine exited with {proc.returncode}:\n{eng.log()}")
+        try:
+            return http("GET", eng.api + "/health", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_until(up, timeout, what="engine /health")
+    return eng
