@@ -57,8 +57,9 @@ def is_loopback(host: str) -> bool:
 
 
 class Server:
-    def __init__(self, settings: Settings, guard_factory=None) -> None:
+    def __init__(self, settings: Settings) -> None:
         from assay.api import make_app
+        from assay.auth import AuthConfig, Authenticator
         from assay.background import Supervisor, default_loops
         from assay.engine import Engine
         from assay.store import open_store
@@ -75,9 +76,14 @@ class Server:
             default_loops(self.engine, engine_lock=self.locked),
             max_sleep=float(settings.loop_max_sleep_secs),
         )
-        guard = guard_factory(self.engine) if guard_factory else None
+        self.auth_config = AuthConfig(
+            api_keys=bool(settings.auth_api_key),
+            issuer=settings.auth_issuer or None,
+            audience=settings.auth_audience or None,
+        )
+        auth = Authenticator(self.store, self.auth_config) if self.auth_config.enabled else None
         self.app = make_app(
-            self.engine, settings, health_extra=self.supervisor.report, guard=guard, extra=self._extras()
+            self.engine, settings, health_extra=self.supervisor.report, auth=auth, extra=self._extras()
         )
         self._wsgi = None
         self._stopping = threading.Event()
@@ -124,12 +130,13 @@ class Server:
         self.supervisor.start()
         host = self.settings.host
         log.info(
-            "assay %s listening on http://%s:%s (backend %s, %s threads)",
+            "assay %s listening on http://%s:%s (backend %s, %s threads, auth: %s)",
             __version__,
             host if ":" not in host else f"[{host}]",
             self.port,
             mask_url(self.store.describe()),
             self.settings.threads,
+            self.auth_config.describe(),
         )
         try:
             self._wsgi.run()

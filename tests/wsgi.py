@@ -9,6 +9,28 @@ from typing import Any
 from urllib.parse import urlencode
 
 
+class Headers(dict):
+    """Case-insensitive header lookup."""
+
+    def get(self, key, default=None):
+        for k, v in self.items():
+            if k.lower() == key.lower():
+                return v
+        return default
+
+    def __getitem__(self, key):
+        v = self.get(key, _MISSING)
+        if v is _MISSING:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key):
+        return self.get(key, _MISSING) is not _MISSING
+
+
+_MISSING = object()
+
+
 @dataclass
 class Response:
     status: int
@@ -72,7 +94,7 @@ class Client:
 
         def start_response(status, hdrs, exc_info=None):
             captured["status"] = int(status.split()[0])
-            captured["headers"] = {k: v for k, v in hdrs}
+            captured["headers"] = Headers(hdrs)
 
         chunks = self.app(environ, start_response)
         try:

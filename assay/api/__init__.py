@@ -8,8 +8,10 @@ from typing import Any
 import bottle
 
 from assay.api import admin, events, meta, schedules, tasks, workflows
-from assay.api.http import Router, RouteSpec, dumps
+from assay.api.http import Router, dumps
 from assay.api.openapi import build_spec
+from assay.auth import Authenticator
+from assay.auth import register_routes as register_auth_routes
 from assay.config import Settings
 from assay.engine import Engine
 
@@ -19,17 +21,20 @@ def make_app(
     settings: Settings | None = None,
     *,
     health_extra: Callable[[], dict[str, Any]] | None = None,
-    guard: Callable[[RouteSpec], None] | None = None,
+    auth: Authenticator | None = None,
     extra: list[Callable[[bottle.Bottle, Router], None]] | None = None,
 ) -> bottle.Bottle:
     settings = settings or engine.settings
-    app = bottle.Bottle(catchall=False, autojson=False)
-    router = Router(app, int(settings.max_body_bytes), guard)
+    app = bottle.Bottle()
+    app.config["catchall"] = False
+    app.config["json.enable"] = False
+    router = Router(app, int(settings.max_body_bytes), auth.guard if auth is not None else None)
     workflows.register(router, engine)
     tasks.register(router, engine)
     schedules.register(router, engine)
     admin.register(router, engine)
     events.register(router, engine)
+    register_auth_routes(router, auth, engine.now)
     spec_cache: dict[str, Any] = {}
 
     def openapi() -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,9 +86,10 @@ def error_body(err: AssayError) -> str:
     bottle.response.content_type = "application/json"
     if err.status == 401:
         bottle.response.set_header("WWW-Authenticate", "Bearer")
-    if err.status == 503:
-        bottle.response.set_header("Retry-After", str(err.detail.pop("retry_after", 5)))
-    return dumps(err.to_json())
+    body = err.to_json()
+    if err.status in (429, 503):
+        bottle.response.set_header("Retry-After", str(body.pop("retry_after", 5)))
+    return dumps(body)
 
 
 def wrap(spec: RouteSpec, guard: Callable[[RouteSpec], None] | None) -> Callable[..., Any]:
@@ -130,11 +132,37 @@ def read_body(max_body: int) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("request body is not valid UTF-8") from None
+    return loads_strict(text, "JSON body")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"number {text} is out of range")
+    return v
+
+
+def loads_strict(text: str, what: str) -> Any:
+    """Standard JSON only: no NaN/Infinity, no out-of-range numbers, no unpaired surrogates, bounded
+    nesting. Anything else is a 400 (it could not be stored or sent back as valid JSON)."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        if "\\u" in text:  # an escaped lone surrogate cannot be encoded as UTF-8
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise BadRequest(f"invalid {what}: nested too deeply") from None
+    except UnicodeEncodeError:
+        raise BadRequest(f"invalid {what}: unpaired UTF-16 surrogate in a string") from None
     except ValueError as e:
-        raise BadRequest(f"invalid JSON body: {e}") from None
+        raise BadRequest(f"invalid {what}: {e}") from None
+    return value
 
 
 def q_str(name: str, default: str | None = None) -> str | None:
@@ -159,10 +187,7 @@ def q_json_object(name: str) -> dict[str, Any] | None:
     raw = bottle.request.query.getunicode(name)
     if raw is None or raw == "":
         return None
-    try:
-        v = json.loads(raw)
-    except ValueError as e:
-        raise BadRequest(f"query parameter '{name}' must be a JSON object: {e}") from None
+    v = loads_strict(raw, f"query parameter '{name}'")
     if not isinstance(v, dict):
         raise BadRequest(f"query parameter '{name}' must be a JSON object")
     return v

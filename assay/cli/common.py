@@ -92,7 +92,7 @@ def read_json_arg(value: str | None, what: str, ctx: click.Context | None = None
         if ctx.meta.get(_STDIN_USED):
             raise UsageError(f"{what}: standard input was already read by another argument")
         ctx.meta[_STDIN_USED] = True
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
         origin = "stdin"
     elif value.startswith("@"):
         path = Path(value[1:]).expanduser()

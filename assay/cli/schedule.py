@@ -92,10 +92,10 @@ def patch(name: str, cron: str | None, timezone: str | None, input_: str | None,
     value = common.read_json_arg(input_, "--input")
     fields = {"cron_expr": cron, "timezone": timezone, "task_queue": queue,
               "overlap_policy": overlap.lower() if overlap else None}
+    if all(v is None for v in fields.values()) and input_ is None:
+        raise UsageError("schedule patch: nothing to change (give --cron, --timezone, --input, --queue or --overlap)")
     if input_ is not None:
         fields["input"] = value
-    if all(v is None for v in fields.values()):
-        raise UsageError("schedule patch: nothing to change (give --cron, --timezone, --input, --queue or --overlap)")
     common.emit(common.client().patch_schedule(name, **fields))
 
 

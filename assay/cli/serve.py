@@ -27,6 +27,21 @@ def _fail(msg: str, code: int = 1) -> None:
 )
 @click.option("--threads", type=int, default=None, help="HTTP worker threads (default 64).")
 @click.option("--no-auth", is_flag=True, help="Open access (the default). Use only behind a trusted gateway.")
+@click.option(
+    "--auth-api-key",
+    is_flag=True,
+    default=None,
+    help="Require API keys: Authorization: Bearer <key> (env ASSAY_AUTH_API_KEY=1).",
+)
+@click.option(
+    "--auth-issuer",
+    default=None,
+    metavar="URL",
+    help="Require OIDC JWTs from this issuer (JWKS fetched and cached; env ASSAY_AUTH_ISSUER).",
+)
+@click.option(
+    "--auth-audience", default=None, metavar="AUD", help="Required JWT audience (with --auth-issuer)."
+)
 @click.option("--generate-api-key", is_flag=True, help="Mint an API key, print it on stdout, exit.")
 @click.option("--label", default=None, help="Label for --generate-api-key.")
 @click.option(
@@ -37,7 +52,19 @@ def _fail(msg: str, code: int = 1) -> None:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def serve(
-    port, host, backend, threads, no_auth, generate_api_key, label, list_api_keys, revoke_api_key, verbose
+    port,
+    host,
+    backend,
+    threads,
+    no_auth,
+    auth_api_key,
+    auth_issuer,
+    auth_audience,
+    generate_api_key,
+    label,
+    list_api_keys,
+    revoke_api_key,
+    verbose,
 ) -> None:
     """Run the workflow engine: REST API, SSE stream, dashboard, background loops.
 
@@ -45,7 +72,8 @@ def serve(
     Example:
       assay serve                                  # SQLite in the user data dir, port 8080
       assay serve --port 8085 --backend sqlite:///var/lib/assay/w.db
-      DATABASE_URL=postgres://u:p@db/assay assay serve --host 0.0.0.0
+      assay serve --auth-api-key                   # then: assay serve --generate-api-key
+      DATABASE_URL=postgres://u:p@db/assay assay serve --host 0.0.0.0 --auth-api-key
     """
     from assay.server import Server, is_loopback, mask_url, setup_logging
 
@@ -56,6 +84,9 @@ def serve(
                 "host": host,
                 "backend": backend,
                 "threads": threads,
+                "auth_api_key": auth_api_key,
+                "auth_issuer": auth_issuer,
+                "auth_audience": auth_audience,
                 "log_level": "debug" if verbose else None,
             }
         )
@@ -65,7 +96,12 @@ def serve(
     if generate_api_key or list_api_keys or revoke_api_key:
         _manage_keys(settings, generate_api_key, label, list_api_keys, revoke_api_key)
         return
-    if not is_loopback(settings.host):
+    if no_auth and (settings.auth_api_key or settings.auth_issuer):
+        click.echo("Warning: --no-auth is ignored because an auth mode is set", err=True)
+    if settings.auth_audience and not settings.auth_issuer:
+        _fail("--auth-audience needs --auth-issuer", 64)
+    authed = bool(settings.auth_api_key or settings.auth_issuer)
+    if not is_loopback(settings.host) and not authed:
         click.echo(
             f"Warning: binding {settings.host} with no authentication: anyone who can reach this port "
             "controls the engine.",

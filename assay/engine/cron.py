@@ -101,7 +101,7 @@ class CronSpec:
             return False
         dom_ok = day in self.days
         dow_ok = (date(year, month, day).weekday() + 1) % 7 in self.weekdays
-        return (dom_ok and dow_ok)
+        return (dom_ok or dow_ok) if self.day_or else (dom_ok and dow_ok)
 
     def time_matches(self, second_of_day: int) -> bool:
         h, rem = divmod(second_of_day, 3600)

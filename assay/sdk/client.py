@@ -140,9 +140,15 @@ class Client:
             body["overlap_policy"] = overlap_policy
         return self.request("POST", "/schedules", body=body)
 
-    def patch_schedule(self, name: str, namespace: str | None = None, **fields: Any) -> dict:
-        """Change some of cron_expr, timezone, input, task_queue, overlap_policy (None = unchanged)."""
-        body = {k: v for k, v in fields.items() if v is not None}
+    def patch_schedule(self, name: str, namespace: str | None = None, *, cron_expr: str | None = None,
+                       timezone: str | None = None, input: Any = NO_BODY, task_queue: str | None = None,
+                       overlap_policy: str | None = None) -> dict:
+        """Change some fields of a schedule: None (or, for `input`, leaving it out) means unchanged."""
+        body: dict[str, Any] = {k: v for k, v in (("cron_expr", cron_expr), ("timezone", timezone),
+                                                  ("task_queue", task_queue), ("overlap_policy", overlap_policy))
+                                if v is not None}
+        if input is not NO_BODY:
+            body["input"] = input
         return self.request("PATCH", f"/schedules/{_seg(name)}", query={"namespace": self._ns(namespace)},
                             body=body)
 

@@ -45,6 +45,6 @@ def run(fake):
 
     def invoke(*args, input=None, env=None, url=True):
         argv = ["--engine-url", fake.url, *args] if url else list(args)
-        return CliRunner().invoke(cli, argv, input=input, env=env, catch_exceptions=False)
+        return CliRunner().invoke(cli, argv, input=input, env=env, prog_name="assay", catch_exceptions=False)
 
     return invoke

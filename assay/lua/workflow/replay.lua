@@ -1,0 +1,387 @@
+-- assay.workflow.replay: the workflow handler context (ctx) and the replay runner.
+--
+-- Every workflow task re-runs the handler from the start inside a coroutine. ctx calls whose outcome
+-- is already in the history return it at once; the first call that needs the engine (an activity, a
+-- timer, a signal, a child) suspends the coroutine with the commands to send, and the run ends.
+-- Side effects, search-attribute upserts and query snapshots do not suspend: they ride with the
+-- batch that ends the run. Commands are JSON-encoded when they are made (later mutation of a Lua
+-- table cannot change what was recorded). Internal module; scripts use require("assay.workflow").
+local native = require("assay._native")
+local client = require("assay.workflow.client")
+local json = json
+local sfmt, concat, sort = string.format, table.concat, table.sort
+local co_running, co_yield = coroutine.running, coroutine.yield
+
+local R = {}
+
+local YIELD = setmetatable({}, { __name = "assay.workflow.yield" })
+local CANCEL_MT = {
+  __name = "assay.workflow.cancel",
+  __tostring = function(e) return "workflow cancelled" .. (e.reason ~= nil and (": " .. tostring(e.reason)) or "") end,
+}
+function R.is_cancel(e) return type(e) == "table" and getmetatable(e) == CANCEL_MT end
+
+local function errtext(e) return native.errtext(e) end
+
+local function enc(v) return json.encode(v) end
+
+local function strip_prefix(msg) return (tostring(msg):gsub("^json%.encode: ", "")) end
+
+-- Encode `v` for a command, or raise "<what> cannot be encoded as JSON: <why>" at the user's call site.
+local function encode_for(what, v, level)
+  local ok, s = pcall(json.encode, v)
+  if not ok then error(sfmt("%s cannot be encoded as JSON: %s", what, strip_prefix(s)), level + 1) end
+  return s
+end
+
+---------------------------------------------------------------------------------------------------
+-- history index
+---------------------------------------------------------------------------------------------------
+local RAW_PAYLOAD = { WorkflowStarted = true, WorkflowCompleted = true }
+
+function R.index(history)
+  local idx = { scheduled = {}, acts = {}, timers = {}, effects = {}, signals = {}, children = {},
+    cancel = nil, started_at = nil, events = 0 }
+  for _, ev in ipairs(history or {}) do
+    local t = ev.event_type
+    local p = ev.payload
+    if not RAW_PAYLOAD[t] then p = client.maybe_json(p, "table") end
+    local pt = type(p) == "table" and p or {}
+    local seq = ev.seq or 0
+    idx.events = idx.events + 1
+    if t == "ActivityScheduled" then
+      if pt.activity_seq then idx.scheduled[pt.activity_seq] = pt.name end
+    elseif t == "ActivityCompleted" or t == "ActivityFailed" then
+      local k = pt.activity_seq
+      if k and not idx.acts[k] then
+        idx.acts[k] = { ok = (t == "ActivityCompleted"), result = pt.result, error = pt.error, name = pt.name, seq = seq }
+      end
+    elseif t == "TimerFired" then
+      if pt.timer_seq and not idx.timers[pt.timer_seq] then idx.timers[pt.timer_seq] = seq end
+    elseif t == "SideEffectRecorded" then
+      local k = pt.side_effect_seq
+      if k and not idx.effects[k] then idx.effects[k] = { value = pt.value } end -- nil is a valid value
+    elseif t == "SignalReceived" then
+      if pt.signal ~= nil then
+        local name = tostring(pt.signal)
+        local list = idx.signals[name] or {}
+        list[#list + 1] = { seq = seq, payload = pt.payload }
+        idx.signals[name] = list
+      end
+    elseif t == "ChildWorkflowCompleted" or t == "ChildWorkflowFailed" then
+      local k = pt.child_workflow_id
+      if k and not idx.children[k] then
+        idx.children[k] = { ok = (t == "ChildWorkflowCompleted"), result = pt.result, error = pt.error }
+      end
+    elseif t == "WorkflowCancelRequested" then
+      idx.cancel = { reason = pt.reason }
+    elseif t == "WorkflowStarted" then
+      idx.started_at = ev.timestamp
+    end
+  end
+  return idx
+end
+
+---------------------------------------------------------------------------------------------------
+-- ctx
+---------------------------------------------------------------------------------------------------
+local Ctx = {}
+Ctx.__index = Ctx
+R.Ctx = Ctx
+
+local function cancel_error(rs, reason)
+  rs.cancelled = true
+  return setmetatable({ reason = reason }, CANCEL_MT)
+end
+
+-- A waiting call that is not answered by the history: raise the cancellation if one was requested,
+-- else suspend the handler with `cmds` (a list of encoded commands).
+local function suspend(rs, cmds)
+  if rs.idx.cancel then error(cancel_error(rs, rs.idx.cancel.reason), 0) end
+  if co_running() ~= rs.co then
+    error("ctx: waiting calls (activities, sleep, signals, children) must run in the workflow handler " ..
+      "itself, not inside a nested coroutine or a query handler", 3)
+  end
+  co_yield(YIELD, cmds)
+  error("ctx: workflow run resumed after it was suspended", 0)
+end
+
+local function need_name(fn, what, v, level)
+  if type(v) ~= "string" or v == "" then error(sfmt("ctx:%s: %s must be a non-empty string", fn, what), level + 1) end
+end
+
+local ACTIVITY_OPTS = { "max_attempts", "initial_interval_secs", "backoff_coefficient", "maximum_interval_secs",
+  "start_to_close_secs", "heartbeat_timeout_secs", "schedule_to_close_secs", "non_retryable_errors" }
+
+local function schedule_activity(rs, seq, name, input, opts, level)
+  if opts ~= nil and type(opts) ~= "table" then error("ctx:execute_activity: opts must be a table", level + 1) end
+  local parts = { '"input":' .. encode_for(sfmt("input of activity '%s'", name), input, level + 1),
+    '"name":' .. enc(name), '"seq":' .. seq, '"type":"ScheduleActivity"' }
+  if opts then
+    if opts.task_queue ~= nil then parts[#parts + 1] = '"task_queue":' .. enc(tostring(opts.task_queue)) end
+    for _, k in ipairs(ACTIVITY_OPTS) do
+      if opts[k] ~= nil then parts[#parts + 1] = enc(k) .. ":" .. encode_for("activity option " .. k, opts[k], level + 1) end
+    end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+local function activity_outcome(rs, seq, name, level)
+  local prev = rs.idx.scheduled[seq] or (rs.idx.acts[seq] and rs.idx.acts[seq].name)
+  if prev ~= nil and prev ~= name then
+    error(sfmt("nondeterministic workflow: activity #%d was '%s' in the history, the code now runs '%s'",
+      seq, tostring(prev), name), level + 1)
+  end
+  return rs.idx.acts[seq]
+end
+
+function Ctx:execute_activity(name, input, opts)
+  local rs = self._rs
+  need_name("execute_activity", "activity name", name, 2)
+  rs.n_act = rs.n_act + 1
+  local seq = rs.n_act
+  local r = activity_outcome(rs, seq, name, 2)
+  if r then
+    if r.ok then return r.result end
+    error(sfmt("activity '%s' failed: %s", name, tostring(r.error)), 2)
+  end
+  suspend(rs, { schedule_activity(rs, seq, name, input, opts, 2) })
+end
+
+function Ctx:execute_parallel(list)
+  local rs = self._rs
+  if type(list) ~= "table" or #list == 0 then
+    error("ctx:execute_parallel: expects a non-empty list of { name, input, opts }", 2)
+  end
+  local results, pending, failure = {}, {}, nil
+  for i, spec in ipairs(list) do
+    if type(spec) ~= "table" then error(sfmt("ctx:execute_parallel: item %d must be a table", i), 2) end
+    local name = spec.name or spec[1]
+    local input = spec.input
+    if input == nil then input = spec[2] end
+    local opts = spec.opts or spec[3]
+    need_name("execute_parallel", sfmt("item %d name", i), name, 2)
+    rs.n_act = rs.n_act + 1
+    local seq = rs.n_act
+    local r = activity_outcome(rs, seq, name, 2)
+    if r == nil then
+      pending[#pending + 1] = schedule_activity(rs, seq, name, input, opts, 2)
+    elseif r.ok then
+      results[i] = r.result
+    elseif not failure then
+      failure = sfmt("activity '%s' failed: %s", name, tostring(r.error))
+    end
+  end
+  if #pending > 0 then suspend(rs, pending) end
+  if failure then error(failure, 2) end
+  return results
+end
+
+function Ctx:sleep(seconds)
+  local rs = self._rs
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("ctx:sleep: seconds must be a non-negative number", 2)
+  end
+  rs.n_timer = rs.n_timer + 1
+  local seq = rs.n_timer
+  if rs.idx.timers[seq] then return end
+  suspend(rs, { sfmt('{"duration_secs":%s,"seq":%d,"type":"ScheduleTimer"}', enc(seconds * 1.0), seq) })
+end
+
+-- Returns payload, true when a signal arrived; nil, false when the timeout fired first.
+function Ctx:wait_for_signal(name, opts)
+  local rs = self._rs
+  need_name("wait_for_signal", "signal name", name, 2)
+  if opts ~= nil and type(opts) ~= "table" then error("ctx:wait_for_signal: opts must be a table", 2) end
+  local timeout = opts and opts.timeout
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
+    error("ctx:wait_for_signal: opts.timeout must be a positive number of seconds", 2)
+  end
+  local cur = (rs.sig_cursor[name] or 0) + 1
+  local list = rs.idx.signals[name]
+  local sig = list and list[cur]
+  if timeout == nil then
+    if sig then
+      rs.sig_cursor[name] = cur
+      return sig.payload, true
+    end
+    suspend(rs, { '{"name":' .. enc(name) .. ',"type":"WaitForSignal"}' })
+  end
+  rs.n_timer = rs.n_timer + 1
+  local tseq = rs.n_timer
+  local fired = rs.idx.timers[tseq]
+  -- Signal and timer both in history: the one with the lower event seq won the race.
+  if sig and (not fired or sig.seq < fired) then
+    rs.sig_cursor[name] = cur
+    return sig.payload, true
+  end
+  if fired then return nil, false end
+  suspend(rs, {
+    sfmt('{"duration_secs":%s,"seq":%d,"type":"ScheduleTimer"}', enc(timeout * 1.0), tseq),
+    sfmt('{"name":%s,"timer_seq":%d,"type":"WaitForSignal"}', enc(name), tseq),
+  })
+end
+
+function Ctx:start_child_workflow(workflow_type, opts)
+  local rs = self._rs
+  need_name("start_child_workflow", "workflow type", workflow_type, 2)
+  if type(opts) ~= "table" then error("ctx:start_child_workflow: opts with a workflow_id is required", 2) end
+  need_name("start_child_workflow", "opts.workflow_id", opts.workflow_id, 2)
+  local id = opts.workflow_id
+  local c = rs.idx.children[id]
+  if c then
+    if c.ok then return c.result end
+    error(sfmt("child workflow '%s' failed: %s", id, tostring(c.error)), 2)
+  end
+  local parts = { '"input":' .. encode_for(sfmt("input of child workflow '%s'", id), opts.input, 2),
+    '"type":"StartChildWorkflow"', '"workflow_id":' .. enc(id), '"workflow_type":' .. enc(workflow_type) }
+  if opts.task_queue ~= nil then parts[#parts + 1] = '"task_queue":' .. enc(tostring(opts.task_queue)) end
+  suspend(rs, { "{" .. concat(parts, ",") .. "}" })
+end
+
+function Ctx:side_effect(name, fn)
+  local rs = self._rs
+  if type(name) == "function" and fn == nil then name, fn = "side_effect", name end
+  need_name("side_effect", "name", name, 2)
+  if type(fn) ~= "function" then error("ctx:side_effect: fn must be a function", 2) end
+  rs.n_effect = rs.n_effect + 1
+  local seq = rs.n_effect
+  local cached = rs.idx.effects[seq]
+  if cached then return cached.value end
+  if rs.idx.cancel then error(cancel_error(rs, rs.idx.cancel.reason), 0) end
+  local v = fn()
+  local s = encode_for(sfmt("value of side effect '%s'", name), v, 2)
+  rs.effects[#rs.effects + 1] = sfmt('{"name":%s,"seq":%d,"type":"RecordSideEffect","value":%s}', enc(name), seq, s)
+  rs.idx.effects[seq] = { value = v }
+  return v
+end
+
+function Ctx:register_query(name, fn)
+  local rs = self._rs
+  need_name("register_query", "query name", name, 2)
+  if type(fn) ~= "function" then error("ctx:register_query: fn must be a function", 2) end
+  if rs.queries[name] == nil then rs.query_order[#rs.query_order + 1] = name end
+  rs.queries[name] = fn
+end
+
+function Ctx:upsert_search_attributes(patch)
+  local rs = self._rs
+  if type(patch) ~= "table" then error("ctx:upsert_search_attributes: patch must be a table", 2) end
+  for k, v in pairs(patch) do
+    if type(k) ~= "string" then error("ctx:upsert_search_attributes: keys must be strings", 2) end
+    rs.upserts[k] = encode_for("search attribute " .. k, v, 2)
+  end
+end
+
+function Ctx:continue_as_new(input)
+  local rs = self._rs
+  suspend(rs, { '{"input":' .. encode_for("continue_as_new input", input, 2) .. ',"type":"ContinueAsNew"}' })
+end
+
+function Ctx:cancel(reason)
+  error(cancel_error(self._rs, reason), 0)
+end
+
+function Ctx:workflow_info()
+  local t = self._rs.task
+  return {
+    workflow_id = t.workflow_id, workflow_type = t.workflow_type, namespace = t.namespace,
+    task_queue = t.task_queue, queue = t.task_queue, run_id = t.run_id, parent_id = t.parent_id,
+    attempt = t.attempt, start_time = self._rs.idx.started_at or t.created_at,
+    search_attributes = client.maybe_json(t.search_attributes, "table"),
+    history_length = self._rs.idx.events,
+  }
+end
+
+---------------------------------------------------------------------------------------------------
+-- runner
+---------------------------------------------------------------------------------------------------
+local function object_text(map, keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = enc(k) .. ":" .. map[k] end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+local function fail_cmd(msg) return '{"error":' .. enc(tostring(msg)) .. ',"type":"FailWorkflow"}' end
+
+-- Run one workflow task. Returns the list of encoded commands and a short summary for the logs.
+function R.run(task, handler, log)
+  local idx = R.index(task.history)
+  local rs = { task = task, idx = idx, n_act = 0, n_timer = 0, n_effect = 0, sig_cursor = {}, queries = {},
+    query_order = {}, upserts = {}, effects = {}, cancelled = false }
+  local input = task.input
+  if client.state.legacy then input = client.maybe_json(input) end
+  local ctx = setmetatable({ _rs = rs, workflow_id = task.workflow_id, workflow_type = task.workflow_type,
+    namespace = task.namespace, task_queue = task.task_queue, run_id = task.run_id }, Ctx)
+  local tail, summary
+  if type(handler) ~= "function" then
+    tail = { fail_cmd("no workflow handler registered for type: " .. tostring(task.workflow_type)) }
+    summary = "FailWorkflow (unknown type)"
+  else
+    local co = coroutine.create(handler)
+    rs.co = co
+    local ok, a, b = coroutine.resume(co, ctx, input)
+    if not ok then
+      if rs.cancelled or R.is_cancel(a) then
+        tail, summary = { '{"type":"CancelWorkflow"}' }, "CancelWorkflow"
+      else
+        local msg = errtext(a)
+        log("warn", sfmt("workflow %s (%s) failed: %s\n%s", tostring(task.workflow_id), tostring(task.workflow_type),
+          msg, debug.traceback(co, nil, 0)))
+        tail, summary = { fail_cmd(msg) }, "FailWorkflow"
+      end
+    elseif coroutine.status(co) == "suspended" then
+      if a == YIELD then
+        tail, summary = b, "suspended"
+      else
+        tail = { fail_cmd("workflow handler called coroutine.yield outside ctx (not allowed in a handler)") }
+        summary = "FailWorkflow"
+      end
+    elseif rs.cancelled then
+      tail, summary = { '{"type":"CancelWorkflow"}' }, "CancelWorkflow"
+    else
+      local okE, res = pcall(json.encode, a)
+      if okE then
+        tail, summary = { '{"result":' .. res .. ',"type":"CompleteWorkflow"}' }, "CompleteWorkflow"
+      else
+        tail = { fail_cmd(sfmt("workflow '%s' returned a value that cannot be encoded as JSON: %s",
+          tostring(task.workflow_type), strip_prefix(res))) }
+        summary = "FailWorkflow"
+      end
+    end
+  end
+  local cmds = {}
+  -- Query handlers see the state this run reached; their snapshot goes first in the batch.
+  if #rs.query_order > 0 then
+    local values, names = {}, {}
+    for _, name in ipairs(rs.query_order) do
+      local okq, v = pcall(rs.queries[name])
+      if okq and v ~= nil then
+        local oke, s = pcall(json.encode, v)
+        if oke then
+          values[name] = s
+          names[#names + 1] = name
+        else
+          log("warn", sfmt("query '%s' of workflow %s: %s", name, tostring(task.workflow_id), tostring(s)))
+        end
+      elseif not okq then
+        log("debug", sfmt("query '%s' of workflow %s failed: %s", name, tostring(task.workflow_id), errtext(v)))
+      end
+    end
+    if #names > 0 then
+      sort(names)
+      cmds[#cmds + 1] = '{"state":' .. object_text(values, names) .. ',"type":"RecordSnapshot"}'
+    end
+  end
+  for _, c in ipairs(rs.effects) do cmds[#cmds + 1] = c end
+  local keys = {}
+  for k in pairs(rs.upserts) do keys[#keys + 1] = k end
+  if #keys > 0 then
+    sort(keys)
+    cmds[#cmds + 1] = '{"patch":' .. object_text(rs.upserts, keys) .. ',"type":"UpsertSearchAttributes"}'
+  end
+  for _, c in ipairs(tail) do cmds[#cmds + 1] = c end
+  return cmds, summary
+end
+
+return R

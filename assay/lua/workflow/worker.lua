@@ -1,0 +1,312 @@
+-- assay.workflow.worker: handler registry and the listen loop (poll, run, report, heartbeat, stop).
+-- Internal module; scripts use require("assay.workflow").
+local native = require("assay._native")
+local client = require("assay.workflow.client")
+local replay = require("assay.workflow.replay")
+local json = json
+local sfmt, concat = string.format, table.concat
+local state, call, pct = client.state, client.call, client.pct
+local sleep = sleep
+
+-- Internal natives answer (true, value); these unwrap the value.
+local function mono() return select(2, native.monotonic()) end
+local function stopping() return select(2, native.stopping()) end
+local function wait(secs) return select(2, native.wait(secs)) end
+
+local W = { workflows = {}, activities = {}, workflow_names = {}, activity_names = {} }
+
+local function log(level, msg) native.log(level, "assay.lua.worker", msg) end
+
+local function env_number(name)
+  local ok, v = pcall(env.get, name)
+  return ok and tonumber(v) or nil
+end
+
+function W.define(name, fn)
+  if type(name) ~= "string" or name == "" then error("workflow.define: name must be a non-empty string", 2) end
+  if type(fn) ~= "function" then error("workflow.define: handler must be a function", 2) end
+  if not W.workflows[name] then W.workflow_names[#W.workflow_names + 1] = name end
+  W.workflows[name] = fn
+end
+
+function W.activity(name, fn)
+  if type(name) ~= "string" or name == "" then error("workflow.activity: name must be a non-empty string", 2) end
+  if type(fn) ~= "function" then error("workflow.activity: handler must be a function", 2) end
+  if not W.activities[name] then W.activity_names[#W.activity_names + 1] = name end
+  W.activities[name] = fn
+end
+
+---------------------------------------------------------------------------------------------------
+-- reporting results: retried while the engine is unreachable, bounded
+---------------------------------------------------------------------------------------------------
+local function deliver(what, method, path, body)
+  local delay, deadline = 0.25, mono() + 60
+  while true do
+    local ok, status, value, raw = pcall(call, method, path, body, { timeout = 30 })
+    if ok then return status, value, raw end
+    if mono() > deadline then
+      log("error", sfmt("%s: giving up, engine unreachable: %s", what, tostring(status)))
+      return nil
+    end
+    log("warn", sfmt("%s: engine unreachable (%s); retrying in %.1fs", what, tostring(status), delay))
+    sleep(delay)
+    delay = math.min(delay * 2, 5)
+  end
+end
+
+---------------------------------------------------------------------------------------------------
+-- workflow tasks
+---------------------------------------------------------------------------------------------------
+local function run_workflow_task(task)
+  local handler = W.workflows[task.workflow_type]
+  local cmds, summary = replay.run(task, handler, log)
+  local body = '{"commands":[' .. concat(cmds, ",") .. '],"worker_id":' .. json.encode(W.worker_id) .. "}"
+  local what = sfmt("workflow %s", tostring(task.workflow_id))
+  local status, value, raw = deliver(what, "POST", "/workflow-tasks/" .. pct(task.workflow_id) .. "/commands", body)
+  if status == nil then return end
+  if status == 200 or status == 201 or status == 204 then
+    log("debug", sfmt("%s (%s): %d command(s), %s", what, tostring(task.workflow_type), #cmds, summary))
+  elseif status == 409 then
+    log("info", sfmt("%s: lease lost (another worker took the task over); commands discarded", what))
+  else
+    local msg = type(value) == "table" and value.error or raw
+    log("error", sfmt("%s: engine rejected the commands (HTTP %d): %s", what, status, tostring(msg)))
+  end
+end
+
+---------------------------------------------------------------------------------------------------
+-- activity tasks
+---------------------------------------------------------------------------------------------------
+local ActCtx = {}
+ActCtx.__index = ActCtx
+
+-- Report liveness (and progress details); returns true when the activity should stop because its
+-- workflow was cancelled or the task no longer belongs to this worker.
+function ActCtx:heartbeat(details)
+  local okE, s = pcall(json.encode, details)
+  if not okE then error("actx:heartbeat: details cannot be encoded as JSON: " .. tostring(s), 2) end
+  local ok, status, value = pcall(call, "POST", "/tasks/" .. pct(self.activity_id) .. "/heartbeat",
+    '{"details":' .. s .. "}", { timeout = 10 })
+  if not ok then
+    log("debug", "activity heartbeat failed: " .. tostring(status))
+    return false
+  end
+  if status == 409 or status == 404 then return true end
+  return type(value) == "table" and value.cancel_requested == true
+end
+
+function ActCtx:info()
+  local t = self._task
+  return { activity_id = t.id, workflow_id = t.workflow_id, name = t.name, seq = t.seq, attempt = t.attempt,
+    max_attempts = t.max_attempts, task_queue = t.task_queue, start_to_close_secs = t.start_to_close_secs,
+    heartbeat_timeout_secs = t.heartbeat_timeout_secs }
+end
+
+local function run_activity_task(task)
+  local name = tostring(task.name)
+  local what = sfmt("activity %s #%s (%s)", name, tostring(task.id), tostring(task.workflow_id))
+  local input = task.input
+  if state.legacy then input = client.maybe_json(input) end
+  local actx = setmetatable({ activity_id = task.id, task_id = task.id, id = task.id, workflow_id = task.workflow_id,
+    name = name, attempt = task.attempt, max_attempts = task.max_attempts, seq = task.seq, _task = task }, ActCtx)
+  local fn = W.activities[name]
+  local path = "/tasks/" .. pct(task.id)
+  local verb, body
+  if not fn then
+    verb, body = "fail", { error = "No handler registered for activity: " .. name }
+  else
+    local tb
+    local ok, res = xpcall(fn, function(e)
+      tb = debug.traceback(nil, 2)
+      return e
+    end, actx, input)
+    if ok then
+      local okE, s = pcall(json.encode, res)
+      if okE then
+        verb, body = "complete", '{"result":' .. s .. "}"
+      else
+        verb, body = "fail", { error = sfmt("activity '%s' returned a value that cannot be encoded as JSON: %s", name,
+          (tostring(s):gsub("^json%.encode: ", ""))) }
+      end
+    else
+      local msg = native.errtext(res)
+      log("warn", sfmt("%s attempt %s failed: %s\n%s", what, tostring(task.attempt), msg, tostring(tb)))
+      verb, body = "fail", { error = msg }
+    end
+  end
+  local status, value, raw = deliver(what, "POST", path .. "/" .. verb, body)
+  if status == nil then return end
+  if status == 200 or status == 201 or status == 204 then
+    log("debug", sfmt("%s: %s", what, verb == "complete" and "completed" or "failed"))
+  elseif status == 409 or status == 404 then
+    log("info", sfmt("%s: no longer held by this worker (cancelled, timed out or reassigned); result discarded", what))
+  else
+    local msg = type(value) == "table" and value.error or raw
+    log("error", sfmt("%s: engine rejected the %s (HTTP %d): %s", what, verb, status, tostring(msg)))
+  end
+end
+
+---------------------------------------------------------------------------------------------------
+-- polling
+---------------------------------------------------------------------------------------------------
+local function poll_combined(cfg)
+  local t0 = mono()
+  local body = sfmt('{"activities":%s,"queue":%s,"wait_secs":%s,"worker_id":%s,"workflows":%s}',
+    tostring(#W.activity_names > 0), json.encode(cfg.queue), json.encode(cfg.wait_secs * 1.0),
+    json.encode(W.worker_id), tostring(#W.workflow_names > 0))
+  local status, value, raw = call("POST", "/poll", body, { timeout = cfg.wait_secs + 15, interruptible = true })
+  if status == 0 then return nil end -- aborted: stopping
+  if status == 404 or status == 405 then
+    state.legacy = true
+    log("info", "engine has no combined /poll endpoint; using the separate poll endpoints")
+    return nil
+  end
+  if status ~= 200 then
+    error(sfmt("poll answered HTTP %d: %s", status, type(value) == "table" and tostring(value.error) or tostring(raw)), 0)
+  end
+  if type(value) == "table" and value.kind ~= nil and type(value.task) == "table" then
+    cfg.quick_empty = 0
+    return value.kind, value.task
+  end
+  -- An empty answer long before wait_secs: the engine is saving threads. Do not spin.
+  if mono() - t0 < math.min(0.05, cfg.wait_secs) then
+    cfg.quick_empty = cfg.quick_empty + 1
+    if cfg.quick_empty > 1 then wait(0.25) end
+  else
+    cfg.quick_empty = 0
+  end
+  return nil
+end
+
+local function poll_legacy(cfg)
+  local who = sfmt('{"queue":%s,"worker_id":%s}', json.encode(cfg.queue), json.encode(W.worker_id))
+  if #W.workflow_names > 0 then
+    local status, value = call("POST", "/workflow-tasks/poll", who, { timeout = 40, interruptible = true })
+    if status == 200 and type(value) == "table" and value.workflow_id then return "workflow_task", value end
+  end
+  if #W.activity_names > 0 then
+    local status, value = call("POST", "/tasks/poll", who, { timeout = 40, interruptible = true })
+    if status == 200 and type(value) == "table" and value.id then return "activity_task", value end
+  end
+  wait(0.5)
+  return nil
+end
+
+local function loop(cfg)
+  local backoff = 0
+  while not stopping() do
+    local ok, kind, task
+    if state.legacy then
+      ok, kind, task = pcall(poll_legacy, cfg)
+    else
+      ok, kind, task = pcall(poll_combined, cfg)
+    end
+    if not ok then
+      if stopping() then break end
+      backoff = backoff == 0 and cfg.min_backoff or math.min(backoff * 2, cfg.max_backoff)
+      log(backoff == cfg.min_backoff and "warn" or "debug",
+        sfmt("engine unreachable (%s); retrying in %.2fs", tostring(kind), backoff))
+      wait(backoff)
+    else
+      if backoff > 0 then
+        log("info", "engine reachable again")
+        backoff = 0
+      end
+      if kind == "workflow_task" then
+        run_workflow_task(task)
+      elseif kind == "activity_task" then
+        run_activity_task(task)
+      elseif kind ~= nil then
+        log("warn", "unknown task kind from the engine: " .. tostring(kind))
+      end
+    end
+  end
+end
+
+---------------------------------------------------------------------------------------------------
+-- listen
+---------------------------------------------------------------------------------------------------
+local function register(cfg)
+  local body = json.object({
+    identity = cfg.identity, queue = cfg.queue, namespace = cfg.namespace,
+    workflows = json.array(W.workflow_names), activities = json.array(W.activity_names),
+    max_concurrent_workflows = cfg.max_concurrent_workflows,
+    max_concurrent_activities = cfg.max_concurrent_activities,
+    heartbeat_interval_secs = cfg.heartbeat_interval * 1.0,
+  })
+  local backoff = cfg.min_backoff
+  while true do
+    local ok, status, value, raw = pcall(call, "POST", "/workers/register", body)
+    if ok and (status == 200 or status == 201) and type(value) == "table" and value.worker_id then
+      return value.worker_id, body
+    end
+    if ok and status >= 400 and status < 500 then
+      error(sfmt("workflow.listen: worker registration refused (HTTP %d): %s", status,
+        type(value) == "table" and tostring(value.error) or tostring(raw)), 0)
+    end
+    log("warn", sfmt("worker registration failed (%s); retrying in %.2fs",
+      ok and ("HTTP " .. tostring(status)) or tostring(status), backoff))
+    if wait(backoff) then return nil end
+    backoff = math.min(backoff * 2, cfg.max_backoff)
+  end
+end
+
+local REPLICA_DONE = { __assay_replica_done = true }
+
+function W.listen(opts)
+  if not state.handle then error("workflow.listen: call workflow.connect(url) first", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("workflow.listen: opts must be a table", 2) end
+  opts = opts or {}
+  if #W.workflow_names == 0 and #W.activity_names == 0 then
+    error("workflow.listen: register a workflow (workflow.define) or an activity (workflow.activity) first", 2)
+  end
+  local concurrency = math.floor(tonumber(opts.concurrency) or env_number("ASSAY_WORKER_CONCURRENCY") or 1)
+  if concurrency < 1 then error("workflow.listen: concurrency must be at least 1", 2) end
+  local cfg = {
+    queue = opts.queue or "default",
+    namespace = opts.namespace or "main",
+    identity = opts.identity or ("assay-worker-" .. os.hostname()),
+    wait_secs = tonumber(opts.poll_wait_secs) or env_number("ASSAY_WORKER_POLL_WAIT_SECS") or 20,
+    heartbeat_interval = tonumber(opts.heartbeat_interval_secs) or env_number("ASSAY_WORKER_HEARTBEAT_SECS") or 5,
+    min_backoff = tonumber(opts.min_backoff_secs) or 0.5,
+    max_backoff = tonumber(opts.max_backoff_secs) or 10,
+    max_concurrent_workflows = opts.max_concurrent_workflows or concurrency,
+    max_concurrent_activities = opts.max_concurrent_activities or concurrency,
+    quick_empty = 0,
+  }
+  cfg.wait_secs = math.max(0, math.min(60, cfg.wait_secs))
+  local _, replica = native.replica_info()
+  if replica then
+    W.worker_id = replica.worker_id
+    loop(cfg)
+    error(REPLICA_DONE, 0) -- an extra slot ends here: the rest of the script belongs to the main slot
+  end
+  native.install_stop()
+  local worker_id, reg = register(cfg)
+  if not worker_id then
+    native.uninstall_stop()
+    return false
+  end
+  W.worker_id = worker_id
+  reg.worker_id = worker_id
+  local _, hb = native.heartbeat_start(state.handle, client.BASE .. "/workers/heartbeat", json.encode(reg),
+    cfg.heartbeat_interval)
+  log("info", sfmt("worker %s listening on queue '%s' (namespace %s, %d workflow type(s), %d activity type(s)%s)",
+    worker_id, cfg.queue, cfg.namespace, #W.workflow_names, #W.activity_names,
+    concurrency > 1 and sfmt(", %d slots", concurrency) or ""))
+  if concurrency > 1 then
+    native.spawn_replicas(concurrency - 1, { worker_id = worker_id })
+  end
+  local ok, err = pcall(loop, cfg)
+  if concurrency > 1 then
+    native.request_stop()
+    native.join_replicas()
+  end
+  native.heartbeat_stop(hb)
+  native.uninstall_stop()
+  if not ok then error(err, 0) end
+  log("info", "worker " .. worker_id .. " stopped")
+  return true
+end
+
+return W

@@ -1,0 +1,219 @@
+"""assay.sdk: transport, error mapping, SSE parsing, waiting and following (against the fake engine)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from assay import errors
+from assay.sdk import Client, EngineUnreachable, parse_sse
+from assay.sdk.errors import error_from_response
+from assay.sdk.transport import api_base, encode_query
+from assay.sdk.watch import ChangeFeed, wait_for
+from tests.helpers import wait_until
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_api_base_variants():
+    assert api_base("http://127.0.0.1:8080") == ("http", "127.0.0.1", 8080, "/api/v1")
+    assert api_base("https://example.com/") == ("https", "example.com", 443, "/api/v1")
+    assert api_base("example.com:9000/assay") == ("http", "example.com", 9000, "/assay/api/v1")
+    assert api_base("http://h/api/v1/") == ("http", "h", 80, "/api/v1")
+    assert api_base("http://h/api/v1/engine/workflow")[3] == "/api/v1/engine/workflow"
+    with pytest.raises(ValueError, match="scheme"):
+        api_base("ftp://h")
+
+
+def test_encode_query_drops_none_and_encodes_json():
+    assert encode_query({"a": None}) == ""
+    q = encode_query({"namespace": "a b", "search_attrs": {"env": "prod"}, "flag": True, "limit": 5})
+    assert q == "?namespace=a%20b&search_attrs=%7B%22env%22%3A%22prod%22%7D&flag=true&limit=5"
+
+
+def test_error_mapping():
+    e = error_from_response(404, "Not Found", b'{"error": "not found: workflow x"}', "application/json")
+    assert isinstance(e, errors.NotFound) and e.message == "not found: workflow x" and e.http_status == 404
+    e = error_from_response(409, "Conflict", b'{"error": "dup", "id": "x"}')
+    assert isinstance(e, errors.Conflict) and e.body == {"error": "dup", "id": "x"}
+    e = error_from_response(400, "Bad Request", b"Failed to parse the request body as JSON")
+    assert isinstance(e, errors.BadRequest) and "Failed to parse" in e.message
+    e = error_from_response(502, "Bad Gateway", b"<html>oops</html>", "text/html")
+    assert type(e) is errors.AssayError and e.message == "Bad Gateway"
+    assert isinstance(error_from_response(503, "x", b""), errors.ServiceUnavailable)
+
+
+def test_parse_sse_frames():
+    raw = [b": connected\n", b"retry: 2000\n", b"\n", b"event: workflow_completed\n",
+           b'data: {"workflow_id": "w1", "namespace": "ns"}\n', b"\n", b"data: a\r\n", b"data: b\r\n", b"\r\n",
+           b"event: x\n", b'data: {"workflow_id":"w2","payload":"{\\"namespace\\":\\"up\\"}"}\n', b"id: 7\n"]
+    evs = list(parse_sse(raw))
+    assert [e.event for e in evs] == ["workflow_completed", "message", "x"]
+    assert evs[0].workflow_id == "w1" and evs[0].namespace == "ns"
+    assert evs[1].data == "a\nb" and evs[1].json() is None and evs[1].workflow_id is None
+    assert evs[2].namespace == "up" and evs[2].id == "7"
+
+
+def test_client_calls_send_bearer_and_return_objects(fake):
+    c = Client(fake.url, api_key="sekrit", namespace="ns1")
+    run = c.start_workflow("Hello", "w1", input={"n": 1}, search_attributes={"env": "x"})
+    assert run["workflow_id"] == "w1" and run["status"] == "PENDING"
+    req = fake.last("POST", "/api/v1/workflows")
+    assert req["headers"]["Authorization"] == "Bearer sekrit"
+    assert req["body"] == {"workflow_type": "Hello", "workflow_id": "w1", "namespace": "ns1",
+                           "task_queue": "default", "input": {"n": 1}, "search_attributes": {"env": "x"}}
+    assert c.describe_workflow("w1")["input"] == {"n": 1}
+    assert [w["id"] for w in c.list_workflows(search_attrs={"env": "x"})] == ["w1"]
+    assert fake.last("GET", "/api/v1/workflows")["query"]["namespace"] == "ns1"
+    with pytest.raises(errors.Conflict):
+        c.start_workflow("Hello", "w1")
+    with pytest.raises(errors.NotFound) as info:
+        c.describe_workflow("a/b?c")
+    assert "a/b?c" in info.value.message  # path segments are quoted, not split
+
+
+def test_generated_ids_and_no_auth_header(fake):
+    c = Client(fake.url)
+    run = c.start_workflow("MyType")
+    assert run["workflow_id"].startswith("wf-mytype-")
+    assert "Authorization" not in fake.last("POST", "/api/v1/workflows")["headers"]
+
+
+def test_unreachable_engine():
+    c = Client(f"http://127.0.0.1:{closed_port()}", timeout=2)
+    with pytest.raises(EngineUnreachable, match="engine unreachable at http://127.0.0.1:.*connection refused"):
+        c.health()
+
+
+def test_timeout_is_unreachable():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)  # accepts the connection but never answers
+    try:
+        c = Client(f"http://127.0.0.1:{srv.getsockname()[1]}", timeout=0.2)
+        with pytest.raises(EngineUnreachable, match="timed out after 0.2s"):
+            c.health()
+    finally:
+        srv.close()
+
+
+def test_event_stream_yields_frames_and_closes_from_another_thread(fake):
+    c = Client(fake.url)
+    stream = c.event_stream()
+    got = []
+    t = threading.Thread(target=lambda: got.extend(stream), daemon=True)
+    t.start()
+    wait_until(lambda: fake.subscribers, what="subscriber")
+    fake.add_workflow("w1")
+    wait_until(lambda: got, what="frame")
+    stream.close()
+    t.join(5)
+    assert not t.is_alive()
+    assert got[0].event == "workflow_started" and got[0].workflow_id == "w1"
+
+
+def test_change_feed_filters_by_workflow(fake):
+    fake.add_workflow("mine")
+    fake.add_workflow("other")
+    with ChangeFeed(Client(fake.url), "mine") as feed:
+        assert feed.wait_ready(5) and feed.live
+        fake.set_status("other", "RUNNING")
+        assert feed.wait(0.2) is False
+        fake.set_status("mine", "RUNNING")
+        assert feed.wait(5) is True
+        assert feed.take_kinds() == ["workflow_running"]
+
+
+def test_change_feed_without_stream_falls_back():
+    feed = ChangeFeed(Client(f"http://127.0.0.1:{closed_port()}"), "w")
+    assert feed.wait_ready(5) is False and feed.state == "failed"
+    feed.close()
+
+
+@pytest.mark.parametrize("sse", [True, False])
+def test_wait_returns_promptly_after_the_change(sse):
+    from tests.cli.fake_engine import FakeEngine
+
+    fake = FakeEngine(sse=sse)
+    try:
+        fake.add_workflow("w1", status="RUNNING")
+        c = Client(fake.url)
+        done: dict = {}
+
+        def waiter():
+            done["record"] = c.wait("w1", timeout=20)
+            done["at"] = time.monotonic()
+
+        t = threading.Thread(target=waiter, daemon=True)
+        t.start()
+        # the waiter has described the workflow once (after connecting the stream)
+        wait_until(lambda: sum(1 for r in fake.requests if r["path"] == "/api/v1/workflows/w1") >= 1)
+        changed = time.monotonic()
+        fake.finish("w1", "COMPLETED", result={"ok": True})
+        t.join(10)
+        assert done["record"]["status"] == "COMPLETED" and done["record"]["result"] == {"ok": True}
+        latency = done["at"] - changed
+        assert latency < (0.25 if sse else 1.5), latency
+    finally:
+        fake.stop()
+
+
+def test_wait_target_timeout_and_terminal_other_than_target(fake):
+    c = Client(fake.url)
+    fake.add_workflow("w1")
+    with pytest.raises(errors.WaitTimeout, match=r"timeout after 0.2s waiting for w1 \(last status: PENDING\)"):
+        c.wait("w1", timeout=0.2)
+    fake.set_status("w1", "RUNNING")
+    assert c.wait("w1", timeout=5, target="running")["status"] == "RUNNING"
+    fake.finish("w1", "FAILED", error="bad")
+    rec = c.wait("w1", timeout=5, target="RUNNING")  # can never be RUNNING again: returns the terminal record
+    assert rec["status"] == "FAILED"
+    with pytest.raises(errors.NotFound):
+        c.wait("nope", timeout=1)
+
+
+def test_wait_calls_on_tick(fake):
+    fake.add_workflow("w1", status="RUNNING")
+    ticks = []
+    with pytest.raises(errors.WaitTimeout):
+        wait_for(Client(fake.url), "w1", timeout=0.35, on_tick=lambda s, e: ticks.append((s, e)),
+                 tick_interval=0.05)
+    assert len(ticks) >= 3 and ticks[0][0] == "RUNNING"
+    assert all(b[1] >= a[1] for a, b in zip(ticks, ticks[1:], strict=False))
+
+
+def test_follow_events_until_terminal(fake):
+    fake.add_workflow("w1")
+    c = Client(fake.url)
+    seen = []
+
+    def follower():
+        for ev in c.follow_events("w1", refresh_secs=5):
+            seen.append(ev["event_type"])
+
+    t = threading.Thread(target=follower, daemon=True)
+    t.start()
+    wait_until(lambda: seen == ["WorkflowStarted"], what="history")
+    fake.append_event("w1", "ActivityScheduled", {"activity_seq": 1})
+    fake.set_status("w1", "RUNNING")  # a stream frame makes the follower re-read the log
+    wait_until(lambda: "ActivityScheduled" in seen, timeout=3, what="new event")
+    fake.finish("w1", "COMPLETED")
+    t.join(5)
+    assert not t.is_alive()
+    assert seen == ["WorkflowStarted", "ActivityScheduled", "WorkflowCompleted"]
+
+
+def test_follow_ends_on_terminal_status_without_terminal_event(fake):
+    fake.add_workflow("w1", status="RUNNING")
+    c = Client(fake.url)
+    gen = c.follow_events("w1", refresh_secs=0.05)
+    assert next(gen)["event_type"] == "WorkflowStarted"
+    fake.set_status("w1", "FAILED", sse="workflow_terminated")  # status only, no event (upstream terminate)
+    assert list(gen) == []
