@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 FORMATS = ("table", "json", "jsonl")
 ELLIPSIS = "…"
+MIN_CELL = 5  # a shortened text column keeps at least this many characters (or its title)
 
 
 class Console:
@@ -139,11 +140,13 @@ def render_table(rows: Sequence[Any], columns: Sequence[Column], *, max_width: i
     if max_width:
         gaps = 2 * (len(columns) - 1)
         while sum(widths) + gaps > max_width:
-            shrinkable = [i for i, c in enumerate(columns) if c.kind == "text" and widths[i] > max(8, len(c.title))]
+            shrinkable = [
+                i for i, c in enumerate(columns) if c.kind == "text" and widths[i] > max(MIN_CELL, len(c.title))
+            ]
             if not shrinkable:
                 break
             i = max(shrinkable, key=lambda j: widths[j])
-            widths[i] = max(8, len(columns[i].title), widths[i] - (sum(widths) + gaps - max_width))
+            widths[i] = max(MIN_CELL, len(columns[i].title), widths[i] - (sum(widths) + gaps - max_width))
     out = []
     last = len(columns) - 1
     for r in grid:
@@ -180,7 +183,9 @@ def to_json(data: Any, *, compact: bool = False) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
 
-def emit(rows: Any, fmt: str, columns: Sequence[Column] | None = None, *, console: Console | None = None) -> None:
+def emit(
+    rows: Any, fmt: str, columns: Sequence[Column] | None = None, *, console: Console | None = None
+) -> None:
     """Print API data in `fmt`. Lists use `columns` for tables; dicts print as records."""
     console = console or Console()
     if fmt == "json":
@@ -200,7 +205,8 @@ def emit(rows: Any, fmt: str, columns: Sequence[Column] | None = None, *, consol
                     if k not in keys:
                         keys.append(k)
             columns = [Column(k.upper(), k, "time" if is_time_key(k) else "text") for k in keys] or [
-                Column("VALUE", lambda r: r)]
+                Column("VALUE", lambda r: r)
+            ]
         console.print(render_table(rows, columns, max_width=max_width))
     elif isinstance(rows, dict):
         console.print(render_record(rows, max_width=max_width))

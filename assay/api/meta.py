@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 import bottle
 
 from assay import BUILD_PROFILE, __version__
-from assay.api.http import CANONICAL_PREFIX, Router, json_response
+from assay.api.http import PREFIXES, Router, error_body, json_response
 from assay.engine import Engine
+from assay.errors import NotFound
 
 
 def register(
@@ -63,32 +65,55 @@ def register(
     @r(
         "GET",
         "/docs",
-        "Interactive API documentation (works offline)",
+        "Interactive API documentation (Swagger UI, served locally: works offline)",
         "meta",
         auth="public",
         responses={200: None},
     )
     def docs() -> str:
         bottle.response.content_type = "text/html; charset=utf-8"
-        return DOCS_HTML.replace("{{SPEC}}", CANONICAL_PREFIX + "/openapi.json")
+        prefix = bottle.request.path.rsplit("/docs", 1)[0]
+        return DOCS_HTML.replace("{{PREFIX}}", prefix).replace("{{VERSION}}", __version__)
 
+    def docs_asset(name: str) -> Any:
+        if name not in DOCS_ASSETS:
+            return error_body(NotFound(f"not found: {name}"))
+        data = resources.files("assay.docs_ui").joinpath(name).read_bytes()
+        bottle.response.content_type = DOCS_ASSETS[name]
+        bottle.response.set_header("Cache-Control", "public, max-age=86400")
+        return data
+
+    for prefix in PREFIXES:  # static files of the docs page: not API operations, so not in the spec
+        r.app.route(prefix + "/docs/<name>", "GET", docs_asset)
+
+
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui.css": "text/css",
+    "LICENSE": "text/plain; charset=utf-8",
+    "NOTICE": "text/plain; charset=utf-8",
+}
 
 DOCS_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>assay API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem">
-<h1>assay API</h1>
-<p>The OpenAPI document is at <a href="{{SPEC}}">{{SPEC}}</a>.</p>
-<div id="ops">Loading…</div>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>assay API {{VERSION}}</title>
+<link rel="stylesheet" href="{{PREFIX}}/docs/swagger-ui.css?v={{VERSION}}">
+<style>body { margin: 0 } .topbar { display: none }</style>
+</head>
+<body>
+<div id="ui"></div>
+<script src="{{PREFIX}}/docs/swagger-ui-bundle.js?v={{VERSION}}"></script>
 <script>
-fetch("{{SPEC}}").then(r => r.json()).then(spec => {
-  const rows = [];
-  for (const [path, item] of Object.entries(spec.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      rows.push(`<tr><td><code>${method.toUpperCase()}</code></td><td><code>${path}</code></td><td>${op.summary || ""}</td></tr>`);
-    }
-  }
-  document.getElementById("ops").innerHTML = `<table>${rows.join("")}</table>`;
+window.ui = SwaggerUIBundle({
+  url: "{{PREFIX}}/openapi.json",
+  dom_id: "#ui",
+  deepLinking: true,
+  persistAuthorization: true,
 });
-</script></body></html>
+</script>
+</body>
+</html>
 """

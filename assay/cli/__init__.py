@@ -66,8 +66,22 @@ class LazyGroup(AssayGroup):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # the reader of stdout went away (`| head`): not an error (click itself would exit 1)
+            _quiet_broken_pipe()
+            raise click.exceptions.Exit(0) from None
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         args = list(sys.argv[1:] if args is None else args)
         if os.environ.get("_ASSAY_COMPLETE"):
             import assay.cli.completion  # noqa: F401 - registers the powershell and elvish completers
@@ -145,10 +159,13 @@ def _quiet_broken_pipe() -> None:
         pass
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-             epilog="\b\nExamples:\n  assay serve                      # engine on http://127.0.0.1:8080 (SQLite)\n"
-                    "  assay workflow start --type Hello --input '{\"name\": \"ada\"}'\n"
-                    "  assay workflow list --status RUNNING")
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="\b\nExamples:\n  assay serve                      # engine on http://127.0.0.1:8080 (SQLite)\n"
+    '  assay workflow start --type Hello --input \'{"name": "ada"}\'\n'
+    "  assay workflow list --status RUNNING",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="assay", message="%(prog)s %(version)s")
 def cli() -> None:
     """assay: a durable workflow engine in one file.

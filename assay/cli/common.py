@@ -65,7 +65,9 @@ def emit(data: Any, columns: Sequence[Column] | None = None, ctx: click.Context 
     output.emit(data, output_format(ctx), columns)
 
 
-def message(text: str, data: dict | None = None, *, record: Any = None, ctx: click.Context | None = None) -> None:
+def message(
+    text: str, data: dict | None = None, *, record: Any = None, ctx: click.Context | None = None
+) -> None:
     """Result of an action: the sentence on a table; otherwise the engine's `record` when it answered
     one, else `{"ok": true, "message": ..., **data}`."""
     fmt = output_format(ctx)
@@ -99,7 +101,9 @@ def read_json_arg(value: str | None, what: str, ctx: click.Context | None = None
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"{what}: cannot read {value[1:]}: {getattr(e, 'strerror', None) or e}") from None
+            raise UsageError(
+                f"{what}: cannot read {value[1:]}: {getattr(e, 'strerror', None) or e}"
+            ) from None
         origin = value[1:]
     else:
         text, origin = value, None
@@ -107,7 +111,9 @@ def read_json_arg(value: str | None, what: str, ctx: click.Context | None = None
         return json.loads(text)
     except ValueError as e:
         where = f" in {origin}" if origin else ""
-        detail = f"{e.msg} at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
+        detail = (
+            f"{e.msg} at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
+        )
         raise UsageError(f"{what}: invalid JSON{where}: {detail}") from None
 
 
@@ -141,8 +147,10 @@ def complete_workflow_ids(ctx: click.Context, param: click.Parameter, incomplete
         return []
     try:
         rows = c.list_workflows(limit=200, timeout=COMPLETION_TIMEOUT)
-        return _items([(r["id"], f"{r.get('workflow_type', '')} {r.get('status', '')}".strip()) for r in rows],
-                      incomplete)
+        return _items(
+            [(r["id"], f"{r.get('workflow_type', '')} {r.get('status', '')}".strip()) for r in rows],
+            incomplete,
+        )
     except Exception:  # noqa: BLE001
         return []
 
@@ -153,8 +161,10 @@ def complete_schedule_names(ctx: click.Context, param: click.Parameter, incomple
         return []
     try:
         rows = c.list_schedules(timeout=COMPLETION_TIMEOUT)
-        return _items([(r["name"], f"{r.get('workflow_type', '')} {r.get('cron_expr', '')}".strip())
-                       for r in rows], incomplete)
+        return _items(
+            [(r["name"], f"{r.get('workflow_type', '')} {r.get('cron_expr', '')}".strip()) for r in rows],
+            incomplete,
+        )
     except Exception:  # noqa: BLE001
         return []
 

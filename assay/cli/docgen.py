@@ -73,6 +73,13 @@ def outputs() -> dict[Path, str]:
     return files
 
 
+def _show(p: Path) -> str:
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
 def stale() -> list[Path]:
     return [p for p, text in outputs().items() if not p.exists() or p.read_text(encoding="utf-8") != text]
 
@@ -82,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     if "--check" in argv:
         out_of_date = stale()
         for p in out_of_date:
-            print(f"out of date: {p.relative_to(ROOT)} (run: python -m assay.cli.docgen)", file=sys.stderr)
+            print(f"out of date: {_show(p)} (run: python -m assay.cli.docgen)", file=sys.stderr)
         return 1 if out_of_date else 0
     for p, text in outputs().items():
         p.parent.mkdir(parents=True, exist_ok=True)
         if not p.exists() or p.read_text(encoding="utf-8") != text:
             p.write_text(text, encoding="utf-8")
-            print(f"wrote {p.relative_to(ROOT)}")
+            print(f"wrote {_show(p)}")
     return 0
 
 

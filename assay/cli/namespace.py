@@ -14,8 +14,11 @@ NAMESPACE_COLUMNS = [Column("NAME", "name", "id"), Column("CREATED", "created_at
 name_arg = click.argument("name", shell_complete=complete_namespaces)
 
 
-@group("namespace", "Manage namespaces (isolated sets of workflows, schedules and workers).",
-       ("assay namespace create billing", "assay namespace list", "assay -n billing workflow list"))
+@group(
+    "namespace",
+    "Manage namespaces (isolated sets of workflows, schedules and workers).",
+    ("assay namespace create billing", "assay namespace list", "assay -n billing workflow list"),
+)
 def namespace() -> None:
     pass
 

@@ -26,19 +26,44 @@ def _complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete:
 
 def _global_options() -> list[click.Option]:
     opts = [
-        click.Option(["--engine-url"], metavar="URL", default=None,
-                     help="Engine base URL [env ASSAY_ENGINE_URL; default http://127.0.0.1:8080]."),
-        click.Option(["--api-key"], metavar="KEY", default=None,
-                     help="API key sent as a Bearer token [env ASSAY_API_KEY, ASSAY_API_KEY_FILE]."),
-        click.Option(["-n", "--namespace"], metavar="NS", default=None, shell_complete=_complete_namespaces,
-                     help="Namespace [env ASSAY_NAMESPACE; default main]."),
-        click.Option(["-o", "--output"], default=None, metavar="FORMAT",
-                     type=click.Choice(["table", "json", "jsonl"], case_sensitive=False),
-                     help="table, json or jsonl [env ASSAY_OUTPUT; default table on a terminal, json when piped]."),
-        click.Option(["--config"], metavar="PATH", default=None,
-                     help="Config file (YAML) [env ASSAY_CONFIG_FILE; default: discovered]."),
-        click.Option(["--traceback"], is_flag=True, default=False,
-                     help="Show the Python traceback when a command fails."),
+        click.Option(
+            ["--engine-url"],
+            metavar="URL",
+            default=None,
+            help="Engine base URL [env ASSAY_ENGINE_URL; default http://127.0.0.1:8080].",
+        ),
+        click.Option(
+            ["--api-key"],
+            metavar="KEY",
+            default=None,
+            help="API key sent as a Bearer token [env ASSAY_API_KEY, ASSAY_API_KEY_FILE].",
+        ),
+        click.Option(
+            ["-n", "--namespace"],
+            metavar="NS",
+            default=None,
+            shell_complete=_complete_namespaces,
+            help="Namespace [env ASSAY_NAMESPACE; default main].",
+        ),
+        click.Option(
+            ["-o", "--output"],
+            default=None,
+            metavar="FORMAT",
+            type=click.Choice(["table", "json", "jsonl"], case_sensitive=False),
+            help="table, json or jsonl [env ASSAY_OUTPUT; default table on a terminal, json when piped].",
+        ),
+        click.Option(
+            ["--config"],
+            metavar="PATH",
+            default=None,
+            help="Config file (YAML) [env ASSAY_CONFIG_FILE; default: discovered].",
+        ),
+        click.Option(
+            ["--traceback"],
+            is_flag=True,
+            default=False,
+            help="Show the Python traceback when a command fails.",
+        ),
     ]
     for o in opts:
         o.is_global = True  # type: ignore[attr-defined]
@@ -74,6 +99,8 @@ class GlobalOptionsMixin:
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         own, shared = [], []
         for p in self.get_params(ctx):  # type: ignore[attr-defined]
+            if not isinstance(p, click.Option):  # arguments are in the usage line
+                continue
             rec = p.get_help_record(ctx)
             if rec:
                 (shared if is_global(p) else own).append(rec)

@@ -59,7 +59,8 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
     """
     from assay.lua import Runtime, ScriptError
 
-    debug = show_traceback or os.environ.get("ASSAY_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    debug = show_traceback or any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+                                  for k in ("ASSAY_DEBUG", "ASSAY_TRACEBACK"))
     if code is None:
         if not args:
             raise click.UsageError("give a FILE to run, or -e CODE")

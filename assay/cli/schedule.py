@@ -32,14 +32,21 @@ SCHEDULE_COLUMNS = [
 
 name_arg = click.argument("name", shell_complete=complete_schedule_names)
 overlap_type = common.CaseFreeChoice(OVERLAP_POLICIES)
-OVERLAP_HELP = ("What to do when a fire comes while the previous run is still going: skip, queue, "
-                "cancel_old or allow_all.")
+OVERLAP_HELP = (
+    "What to do when a fire comes while the previous run is still going: skip, queue, "
+    "cancel_old or allow_all."
+)
 
 
-@group("schedule", "Manage cron schedules that start workflows.",
-       ("assay schedule create nightly --type Report --cron '0 0 2 * * *' --timezone Europe/Paris",
+@group(
+    "schedule",
+    "Manage cron schedules that start workflows.",
+    (
+        "assay schedule create nightly --type Report --cron '0 0 2 * * *' --timezone Europe/Paris",
         "assay schedule list",
-        "assay schedule trigger nightly"))
+        "assay schedule trigger nightly",
+    ),
+)
 def schedule() -> None:
     pass
 
@@ -57,43 +64,83 @@ def describe(name: str) -> None:
     common.emit(common.client().describe_schedule(name))
 
 
-@schedule.command("create", epilog=examples(
-    "assay schedule create nightly --type Report --cron '0 0 2 * * *'",
-    "assay schedule create hourly --type Sync --cron '0 * * * *' --timezone UTC --overlap skip",
-    "assay schedule create weekly --type Digest --cron '0 0 9 * * MON' --input @digest.json --queue mail"))
+@schedule.command(
+    "create",
+    epilog=examples(
+        "assay schedule create nightly --type Report --cron '0 0 2 * * *'",
+        "assay schedule create hourly --type Sync --cron '0 * * * *' --timezone UTC --overlap skip",
+        "assay schedule create weekly --type Digest --cron '0 0 9 * * MON' --input @digest.json --queue mail",
+    ),
+)
 @click.argument("name")
 @click.option("-t", "--type", "workflow_type", required=True, metavar="TYPE", help="Workflow type to start.")
-@click.option("--cron", required=True, metavar="EXPR",
-              help="Cron expression: 6/7 fields (seconds first) or classic 5-field crontab.")
+@click.option(
+    "--cron",
+    required=True,
+    metavar="EXPR",
+    help="Cron expression: 6/7 fields (seconds first) or classic 5-field crontab.",
+)
 @click.option("--timezone", metavar="TZ", help="IANA zone the cron is read in [default: UTC].")
 @click.option("--input", "input_", metavar="JSON", help="Input of every run: JSON text, @FILE or -.")
 @click.option("--queue", default="default", show_default=True, help="Task queue of the runs.")
 @click.option("--overlap", type=overlap_type, metavar="POLICY", help=OVERLAP_HELP + " [default: skip]")
-def create(name: str, workflow_type: str, cron: str, timezone: str | None, input_: str | None, queue: str,
-           overlap: str | None) -> None:
+def create(
+    name: str,
+    workflow_type: str,
+    cron: str,
+    timezone: str | None,
+    input_: str | None,
+    queue: str,
+    overlap: str | None,
+) -> None:
     """Create schedule NAME, which starts a TYPE workflow on every cron fire."""
     value = common.read_json_arg(input_, "--input")
-    common.emit(common.client().create_schedule(name, workflow_type, cron, input=value, task_queue=queue,
-                                                timezone=timezone,
-                                                overlap_policy=overlap.lower() if overlap else None))
+    common.emit(
+        common.client().create_schedule(
+            name,
+            workflow_type,
+            cron,
+            input=value,
+            task_queue=queue,
+            timezone=timezone,
+            overlap_policy=overlap.lower() if overlap else None,
+        )
+    )
 
 
-@schedule.command("patch", epilog=examples("assay schedule patch nightly --cron '0 30 2 * * *'",
-                                            "assay schedule patch nightly --input '{\"full\": true}' --overlap queue"))
+@schedule.command(
+    "patch",
+    epilog=examples(
+        "assay schedule patch nightly --cron '0 30 2 * * *'",
+        "assay schedule patch nightly --input '{\"full\": true}' --overlap queue",
+    ),
+)
 @name_arg
 @click.option("--cron", metavar="EXPR", help="New cron expression.")
 @click.option("--timezone", metavar="TZ", help="New time zone.")
 @click.option("--input", "input_", metavar="JSON", help="New input: JSON text, @FILE or -.")
 @click.option("--queue", help="New task queue.")
 @click.option("--overlap", type=overlap_type, metavar="POLICY", help=OVERLAP_HELP)
-def patch(name: str, cron: str | None, timezone: str | None, input_: str | None, queue: str | None,
-          overlap: str | None) -> None:
+def patch(
+    name: str,
+    cron: str | None,
+    timezone: str | None,
+    input_: str | None,
+    queue: str | None,
+    overlap: str | None,
+) -> None:
     """Change some fields of a schedule (the others stay as they are)."""
     value = common.read_json_arg(input_, "--input")
-    fields = {"cron_expr": cron, "timezone": timezone, "task_queue": queue,
-              "overlap_policy": overlap.lower() if overlap else None}
+    fields = {
+        "cron_expr": cron,
+        "timezone": timezone,
+        "task_queue": queue,
+        "overlap_policy": overlap.lower() if overlap else None,
+    }
     if all(v is None for v in fields.values()) and input_ is None:
-        raise UsageError("schedule patch: nothing to change (give --cron, --timezone, --input, --queue or --overlap)")
+        raise UsageError(
+            "schedule patch: nothing to change (give --cron, --timezone, --input, --queue or --overlap)"
+        )
     if input_ is not None:
         fields["input"] = value
     common.emit(common.client().patch_schedule(name, **fields))

@@ -106,8 +106,9 @@ def _read_key_file(path: str, origin: str, base: Path | None = None) -> str:
     try:
         key = p.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read API key file {p} (from {origin}): "
-                          f"{getattr(e, 'strerror', None) or e}") from None
+        raise ConfigError(
+            f"cannot read API key file {p} (from {origin}): {getattr(e, 'strerror', None) or e}"
+        ) from None
     if not key:
         raise ConfigError(f"API key file {p} (from {origin}) is empty")
     return key
@@ -117,12 +118,15 @@ def _output(value: Any, origin: str) -> str:
     text = str(value).strip().lower()
     text = OUTPUT_ALIASES.get(text, text)
     if text not in OUTPUT_FORMATS:
-        raise ConfigError(f"unknown output format {value!r} from {origin} (expected {', '.join(OUTPUT_FORMATS)})")
+        raise ConfigError(
+            f"unknown output format {value!r} from {origin} (expected {', '.join(OUTPUT_FORMATS)})"
+        )
     return text
 
 
-def resolve_settings(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None, *,
-                     stdout_is_tty: bool = False) -> CliSettings:
+def resolve_settings(
+    flags: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, stdout_is_tty: bool = False
+) -> CliSettings:
     """Apply flag > env > config > default for every setting (see the module docstring)."""
     environ = os.environ if environ is None else environ
     s = CliSettings()
@@ -133,8 +137,9 @@ def resolve_settings(flags: Mapping[str, Any], environ: Mapping[str, str] | None
         s.config_path = str(path)
         for key in config:
             if key not in CONFIG_KEYS:
-                s.warnings.append(f"config file {path}: unknown key {key!r} ignored "
-                                  f"(known: {', '.join(CONFIG_KEYS)})")
+                s.warnings.append(
+                    f"config file {path}: unknown key {key!r} ignored (known: {', '.join(CONFIG_KEYS)})"
+                )
     origin_cfg = f"config file {path}"
 
     def pick(name: str, default: Any) -> tuple[Any, str]:

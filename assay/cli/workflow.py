@@ -35,25 +35,37 @@ status_type = common.CaseFreeChoice(STATUSES)
 STATUS_LIST = ", ".join(STATUSES)
 
 
-@group("workflow", "Start, inspect, signal, cancel and wait for workflows.",
-       ("assay workflow start --type Hello --input '{\"name\": \"ada\"}'",
+@group(
+    "workflow",
+    "Start, inspect, signal, cancel and wait for workflows.",
+    (
+        'assay workflow start --type Hello --input \'{"name": "ada"}\'',
         "assay workflow list --status RUNNING",
-        "assay workflow wait wf-hello-1 --timeout 60"))
+        "assay workflow wait wf-hello-1 --timeout 60",
+    ),
+)
 def workflow() -> None:
     pass
 
 
-@workflow.command("start", epilog=examples(
-    "assay workflow start --type Hello --id hello-1 --input '{\"name\": \"ada\"}'",
-    "assay workflow start --type Report --input @params.json --queue reports",
-    "echo '{\"n\": 3}' | assay workflow start --type Count --input -"))
-@click.option("-t", "--type", "workflow_type", required=True, metavar="TYPE", help="Workflow type (handler name).")
+@workflow.command(
+    "start",
+    epilog=examples(
+        'assay workflow start --type Hello --id hello-1 --input \'{"name": "ada"}\'',
+        "assay workflow start --type Report --input @params.json --queue reports",
+        "echo '{\"n\": 3}' | assay workflow start --type Count --input -",
+    ),
+)
+@click.option(
+    "-t", "--type", "workflow_type", required=True, metavar="TYPE", help="Workflow type (handler name)."
+)
 @click.option("--id", "workflow_id", metavar="ID", help="Workflow id [default: wf-<type>-<unix ms>].")
 @click.option("--input", "input_", metavar="JSON", help="Input: JSON text, @FILE or - for stdin.")
 @click.option("--queue", default="default", show_default=True, help="Task queue.")
 @click.option("--search-attrs", metavar="JSON", help="Search attributes object: JSON text, @FILE or -.")
-def start(workflow_type: str, workflow_id: str | None, input_: str | None, queue: str,
-          search_attrs: str | None) -> None:
+def start(
+    workflow_type: str, workflow_id: str | None, input_: str | None, queue: str, search_attrs: str | None
+) -> None:
     """Start a workflow run.
 
     Prints the engine's answer: the workflow id, its run id and status PENDING.
@@ -62,39 +74,61 @@ def start(workflow_type: str, workflow_id: str | None, input_: str | None, queue
     attrs = common.read_json_arg(search_attrs, "--search-attrs")
     if attrs is not None and not isinstance(attrs, dict):
         raise UsageError("--search-attrs: expected a JSON object")
-    common.emit(common.client().start_workflow(workflow_type, workflow_id, input=value, task_queue=queue,
-                                               search_attributes=attrs))
+    common.emit(
+        common.client().start_workflow(
+            workflow_type, workflow_id, input=value, task_queue=queue, search_attributes=attrs
+        )
+    )
 
 
-@workflow.command("list", epilog=examples(
-    "assay workflow list",
-    "assay workflow list --status FAILED --type Report --limit 100",
-    "assay workflow list --search-attrs '{\"env\": \"prod\"}' --output json"))
-@click.option("--status", type=status_type, metavar="STATUS", help="Only workflows in this status: " + STATUS_LIST + ".")
+@workflow.command(
+    "list",
+    epilog=examples(
+        "assay workflow list",
+        "assay workflow list --status FAILED --type Report --limit 100",
+        'assay workflow list --search-attrs \'{"env": "prod"}\' --output json',
+    ),
+)
+@click.option(
+    "--status", type=status_type, metavar="STATUS", help="Only workflows in this status: " + STATUS_LIST + "."
+)
 @click.option("-t", "--type", "workflow_type", metavar="TYPE", help="Only workflows of this type.")
 @click.option("--search-attrs", metavar="JSON", help="Filter on search attributes: JSON object, @FILE or -.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most rows to show.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Rows to skip.")
-def list_(status: str | None, workflow_type: str | None, search_attrs: str | None, limit: int, offset: int) -> None:
+def list_(
+    status: str | None, workflow_type: str | None, search_attrs: str | None, limit: int, offset: int
+) -> None:
     """List workflows of the namespace, newest first."""
     attrs = common.read_json_arg(search_attrs, "--search-attrs")
     if attrs is not None and not isinstance(attrs, dict):
         raise UsageError("--search-attrs: expected a JSON object")
-    rows = common.client().list_workflows(status=status.upper() if status else None, workflow_type=workflow_type,
-                                          search_attrs=attrs, limit=limit, offset=offset or None)
+    rows = common.client().list_workflows(
+        status=status.upper() if status else None,
+        workflow_type=workflow_type,
+        search_attrs=attrs,
+        limit=limit,
+        offset=offset or None,
+    )
     common.emit(rows, WORKFLOW_COLUMNS)
 
 
-@workflow.command("describe", epilog=examples("assay workflow describe wf-hello-1",
-                                                "assay workflow describe wf-hello-1 -o json | jq .result"))
+@workflow.command(
+    "describe",
+    epilog=examples(
+        "assay workflow describe wf-hello-1", "assay workflow describe wf-hello-1 -o json | jq .result"
+    ),
+)
 @workflow_id_arg
 def describe(workflow_id: str) -> None:
     """Show one workflow record (status, input, result, error, timestamps)."""
     common.emit(common.client().describe_workflow(workflow_id))
 
 
-@workflow.command("state", epilog=examples("assay workflow state wf-approval-7",
-                                             "assay workflow state wf-approval-7 progress"))
+@workflow.command(
+    "state",
+    epilog=examples("assay workflow state wf-approval-7", "assay workflow state wf-approval-7 progress"),
+)
 @workflow_id_arg
 @click.argument("name", required=False, metavar="[NAME]")
 def state(workflow_id: str, name: str | None) -> None:
@@ -121,12 +155,17 @@ def _follow_line(ev: dict, fmt: str, width: int | None) -> str:
     return line
 
 
-@workflow.command("events", epilog=examples("assay workflow events wf-hello-1",
-                                              "assay workflow events wf-hello-1 --follow"))
+@workflow.command(
+    "events", epilog=examples("assay workflow events wf-hello-1", "assay workflow events wf-hello-1 --follow")
+)
 @workflow_id_arg
-@click.option("-f", "--follow", is_flag=True,
-              help="Keep printing new events as they happen; end when the workflow completes, fails or is "
-                   "cancelled (JSON output is then one object per line).")
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep printing new events as they happen; end when the workflow completes, fails or is "
+    "cancelled (JSON output is then one object per line).",
+)
 def events(workflow_id: str, follow: bool) -> None:
     """Show a workflow's event history (oldest first)."""
     c = common.client()
@@ -152,10 +191,14 @@ def children(workflow_id: str) -> None:
     common.emit(common.client().workflow_children(workflow_id), CHILD_COLUMNS)
 
 
-@workflow.command("signal", epilog=examples(
-    "assay workflow signal wf-approval-7 approve '{\"by\": \"ada\"}'",
-    "assay workflow signal wf-approval-7 approve @decision.json",
-    "assay workflow signal wf-approval-7 nudge"))
+@workflow.command(
+    "signal",
+    epilog=examples(
+        'assay workflow signal wf-approval-7 approve \'{"by": "ada"}\'',
+        "assay workflow signal wf-approval-7 approve @decision.json",
+        "assay workflow signal wf-approval-7 nudge",
+    ),
+)
 @workflow_id_arg
 @click.argument("name")
 @click.argument("payload", required=False, metavar="[PAYLOAD]")
@@ -184,8 +227,9 @@ def terminate(workflow_id: str, reason: str | None) -> None:
     common.message(f"{workflow_id} terminated", {"workflow_id": workflow_id})
 
 
-@workflow.command("continue-as-new", epilog=examples(
-    "assay workflow continue-as-new wf-loop-1 --input '{\"cursor\": 500}'"))
+@workflow.command(
+    "continue-as-new", epilog=examples("assay workflow continue-as-new wf-loop-1 --input '{\"cursor\": 500}'")
+)
 @workflow_id_arg
 @click.option("--input", "input_", metavar="JSON", help="Input of the new run: JSON text, @FILE or -.")
 @click.option("--new-id", metavar="ID", help="Id of the new run [default: derived by the engine].")
@@ -195,15 +239,29 @@ def continue_as_new(workflow_id: str, input_: str | None, new_id: str | None) ->
     common.emit(common.client().continue_as_new(workflow_id, value, new_id))
 
 
-@workflow.command("wait", epilog=examples(
-    "assay workflow wait wf-hello-1",
-    "assay workflow wait wf-hello-1 --timeout 30 && echo done",
-    "assay workflow wait wf-approval-7 --target RUNNING"))
+@workflow.command(
+    "wait",
+    epilog=examples(
+        "assay workflow wait wf-hello-1",
+        "assay workflow wait wf-hello-1 --timeout 30 && echo done",
+        "assay workflow wait wf-approval-7 --target RUNNING",
+    ),
+)
 @workflow_id_arg
-@click.option("--timeout", type=click.FloatRange(min=0), default=300.0, show_default=True, metavar="SECS",
-              help="Give up after this many seconds (exit 2).")
-@click.option("--target", type=status_type, metavar="STATUS",
-              help="Wait for this status instead of any terminal one (" + STATUS_LIST + ").")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECS",
+    help="Give up after this many seconds (exit 2).",
+)
+@click.option(
+    "--target",
+    type=status_type,
+    metavar="STATUS",
+    help="Wait for this status instead of any terminal one (" + STATUS_LIST + ").",
+)
 def wait(workflow_id: str, timeout: float, target: str | None) -> None:
     """Block until a workflow finishes (or reaches --target).
 
@@ -220,7 +278,9 @@ def wait(workflow_id: str, timeout: float, target: str | None) -> None:
     target = target.upper() if target else None
     spin = Spinner(f"waiting for {workflow_id}", con.err, enabled=con.err_is_tty)
     try:
-        record = c.wait(workflow_id, timeout=timeout, target=target, on_tick=spin.update if spin.enabled else None)
+        record = c.wait(
+            workflow_id, timeout=timeout, target=target, on_tick=spin.update if spin.enabled else None
+        )
     finally:
         spin.clear()
     status = str(record.get("status", "")).upper()

@@ -108,10 +108,10 @@ def parse_command(i: int, raw: Any) -> dict[str, Any]:
 
 class CommandOps(EngineBase):
     def submit_commands(self, wf_id: str, worker_id: str, commands: list[Any]) -> dict[str, Any]:
-        if not isinstance(commands, list):
-            raise BadRequest("'commands' must be an array")
-        parsed = [parse_command(i, c) for i, c in enumerate(commands)]
         try:
+            if not isinstance(commands, list):
+                raise BadRequest("'commands' must be an array")
+            parsed = [parse_command(i, c) for i, c in enumerate(commands)]
             with self._tx() as (tx, fx):
                 wf = self._get_wf(tx, wf_id)
                 if wf["dispatch_claimed_by"] != worker_id:
@@ -140,10 +140,20 @@ class CommandOps(EngineBase):
         except AssayError as e:
             if isinstance(e, Conflict) and e.detail.get("lease_lost"):
                 raise
-            # Roll back the batch but give the lease up, so another replay can try (DECISIONS 6).
-            with self._tx() as (tx, _fx):
-                tx.release_lease(wf_id, worker_id)
+            # The batch was rolled back; give the task back to the queue so a replay can try (DECISIONS 6).
+            self._give_back(wf_id, worker_id)
             raise
+
+    def _give_back(self, wf_id: str, worker_id: str) -> None:
+        """Release the worker's lease and make the workflow dispatchable again (the state before the claim)."""
+        with self._tx() as (tx, fx):
+            wf = tx.get_workflow(wf_id)
+            if wf is None or wf["dispatch_claimed_by"] != worker_id:
+                return
+            tx.release_lease(wf_id, worker_id)
+            if not states.is_terminal(wf["status"]):
+                tx.mark_dispatchable(wf_id, self.now())
+                fx.wake_workflows(wf["task_queue"])
 
     def _apply(self, tx: Tx, fx: Effects, wf: Record, c: dict[str, Any]) -> None:
         t = c["type"]

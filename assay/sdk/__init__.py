@@ -1,9 +1,9 @@
 """Python client SDK for an assay engine (stdlib-only HTTP).
 
-    from assay.sdk import Client
-    client = Client("http://127.0.0.1:8080", api_key="assay_...")
-    run = client.start_workflow("Hello", input={"name": "ada"})
-    record = client.wait(run["workflow_id"], timeout=60)
+from assay.sdk import Client
+client = Client("http://127.0.0.1:8080", api_key="assay_...")
+run = client.start_workflow("Hello", input={"name": "ada"})
+record = client.wait(run["workflow_id"], timeout=60)
 """
 
 from assay.sdk.client import OVERLAP_POLICIES, STATUSES, TERMINAL_EVENTS, TERMINAL_STATUSES, Client

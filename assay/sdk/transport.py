@@ -71,7 +71,9 @@ NO_BODY: Any = _NoBody()
 class Transport:
     """One engine endpoint: base URL, credentials and timeout."""
 
-    def __init__(self, engine_url: str = DEFAULT_URL, api_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, engine_url: str = DEFAULT_URL, api_key: str | None = None, timeout: float = 30.0
+    ) -> None:
         self.engine_url = (engine_url or DEFAULT_URL).rstrip("/")
         self.scheme, self.host, self.port, self.prefix = api_base(self.engine_url)
         self.api_key = api_key or None
@@ -84,8 +86,9 @@ class Transport:
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
-                                               context=ssl.create_default_context())
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=timeout, context=ssl.create_default_context()
+            )
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def _headers(self, accept: str = "application/json") -> dict[str, str]:
@@ -105,8 +108,15 @@ class Transport:
             cause = str(exc) or type(exc).__name__
         return EngineUnreachable(f"engine unreachable at {self.engine_url}: {cause}")
 
-    def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = NO_BODY,
-                timeout: float | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = NO_BODY,
+        timeout: float | None = None,
+    ) -> Any:
         """Send one request; return the parsed JSON answer (None for an empty body).
 
         Raises an `assay.errors` class for non-2xx answers and EngineUnreachable when no answer came.
@@ -140,8 +150,9 @@ class Transport:
                 f"{method} {path}: expected JSON from the engine, got {raw[:80].decode('utf-8', 'replace')!r}"
             ) from None
 
-    def open_stream(self, path: str, *, query: dict[str, Any] | None = None,
-                    connect_timeout: float | None = None) -> tuple[http.client.HTTPResponse, socket.socket | None]:
+    def open_stream(
+        self, path: str, *, query: dict[str, Any] | None = None, connect_timeout: float | None = None
+    ) -> tuple[http.client.HTTPResponse, socket.socket | None]:
         """Open a streaming GET (SSE). Returns (response, raw socket) once the headers arrived.
 
         The socket is handed back so another thread can shut it down to unblock a pending read.
@@ -151,8 +162,11 @@ class Transport:
         try:
             conn.connect()
             sock = conn.sock
-            conn.request("GET", self.prefix + path + encode_query(query),
-                         headers={**self._headers("text/event-stream"), "Cache-Control": "no-cache"})
+            conn.request(
+                "GET",
+                self.prefix + path + encode_query(query),
+                headers={**self._headers("text/event-stream"), "Cache-Control": "no-cache"},
+            )
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             conn.close()

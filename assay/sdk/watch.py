@@ -28,8 +28,14 @@ CONNECT_SECS = 3.0
 class ChangeFeed:
     """Counts SSE frames about `workflow_id` (all frames when None) from a background thread."""
 
-    def __init__(self, client: Client, workflow_id: str | None = None, *, connect_timeout: float = CONNECT_SECS,
-                 namespace: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        workflow_id: str | None = None,
+        *,
+        connect_timeout: float = CONNECT_SECS,
+        namespace: str | None = None,
+    ) -> None:
         self.client = client
         self.workflow_id = workflow_id
         self.namespace = namespace
@@ -52,8 +58,10 @@ class ChangeFeed:
     def _run(self) -> None:
         try:
             stream = self.client.transport.open_stream(
-                "/events/stream", query={"namespace": self.namespace} if self.namespace else None,
-                connect_timeout=self.connect_timeout)
+                "/events/stream",
+                query={"namespace": self.namespace} if self.namespace else None,
+                connect_timeout=self.connect_timeout,
+            )
         except BaseException as e:  # noqa: BLE001 - any failure means "no stream": fall back to polling
             self.error = e
             self._set_state("failed")
@@ -127,9 +135,16 @@ def _reached(record: dict, target: str | None) -> bool:
     return status in TERMINAL_STATUSES
 
 
-def wait_for(client: Client, workflow_id: str, *, timeout: float | None = None, target: str | None = None,
-             on_tick: Callable[[str, float], Any] | None = None, tick_interval: float = 0.1,
-             poll_secs: float = POLL_SECS) -> dict:
+def wait_for(
+    client: Client,
+    workflow_id: str,
+    *,
+    timeout: float | None = None,
+    target: str | None = None,
+    on_tick: Callable[[str, float], Any] | None = None,
+    tick_interval: float = 0.1,
+    poll_secs: float = POLL_SECS,
+) -> dict:
     """Return the workflow record once it is terminal or has status `target`.
 
     A terminal status other than `target` also returns (the caller compares). Raises WaitTimeout
@@ -149,8 +164,11 @@ def wait_for(client: Client, workflow_id: str, *, timeout: float | None = None, 
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 status = record.get("status", "?")
-                raise WaitTimeout(f"timeout after {timeout:g}s waiting for {workflow_id} (last status: {status})",
-                                  workflow_id=workflow_id, last_status=status)
+                raise WaitTimeout(
+                    f"timeout after {timeout:g}s waiting for {workflow_id} (last status: {status})",
+                    workflow_id=workflow_id,
+                    last_status=status,
+                )
             if on_tick is not None:
                 on_tick(str(record.get("status", "")), now - start)
             pause = next_check - now
@@ -196,8 +214,9 @@ def follow_events(client: Client, workflow_id: str, *, refresh_secs: float = 1.0
                 return
             kinds = feed.take_kinds()
             idle = 0 if new else idle + 1
-            suspicious = any(k.startswith("workflow_") and k not in ("workflow_started", "workflow_running")
-                             for k in kinds)
+            suspicious = any(
+                k.startswith("workflow_") and k not in ("workflow_started", "workflow_running") for k in kinds
+            )
             if suspicious or (idle and idle % 5 == 0):
                 status = str(client.describe_workflow(workflow_id).get("status", "")).upper()
                 if status in TERMINAL_STATUSES:

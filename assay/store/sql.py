@@ -28,7 +28,8 @@ _TERMINAL_SQL = "(" + ",".join(f"'{s}'" for s in TERMINAL) + ")"
 def dump_json(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    # allow_nan=False: never store text that is not JSON (SQLite's JSON functions would reject the row)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False)
 
 
 def load_json(text: Any) -> Any:
@@ -167,21 +168,15 @@ class SqlTx(Tx):
         self._update("workflows", {"id": wf_id}, fields)
 
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
-        """SQL for `search_attributes[key] == value` with JSON-typed equality (top-level key only)."""
-        path = '$."' + key.replace('"', '""') + '"'
+        """SQL for `search_attributes[key] == value` with JSON-typed equality. The key is a top-level
+        literal (no JSON-path interpretation: dots, quotes and brackets are just characters)."""
+        each = "EXISTS (SELECT 1 FROM json_each(search_attributes) j WHERE j.key = ? AND "
         if isinstance(value, bool):
-            return ("(json_type(search_attributes, ?) = ?)", [path, "true" if value else "false"])
+            return (each + "j.type = ?)", [key, "true" if value else "false"])
         if isinstance(value, (int, float)):
-            return (
-                "(json_type(search_attributes, ?) IN ('integer','real') AND "
-                "json_extract(search_attributes, ?) = ?)",
-                [path, path, value],
-            )
+            return (each + "j.type IN ('integer','real') AND j.value = ?)", [key, value])
         if isinstance(value, str):
-            return (
-                "(json_type(search_attributes, ?) = 'text' AND json_extract(search_attributes, ?) = ?)",
-                [path, path, value],
-            )
+            return (each + "j.type = 'text' AND j.value = ?)", [key, value])
         return ("(0 = 1)", [])  # null / arrays / objects never match
 
     def list_workflows(
@@ -211,7 +206,7 @@ class SqlTx(Tx):
                 conds.append(f"{col} = ?")
                 params.append(val)
         if search:
-            conds.append("search_attributes IS NOT NULL")
+            conds.append("search_attributes IS NOT NULL AND json_type(search_attributes) = 'object'")
             for k, v in search.items():
                 c, p = self.search_condition(k, v)
                 conds.append(c)

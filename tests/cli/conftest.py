@@ -16,8 +16,17 @@ from click.testing import CliRunner  # noqa: E402
 from assay.cli import cli  # noqa: E402
 from tests.cli.fake_engine import FakeEngine  # noqa: E402
 
-ASSAY_VARS = ("ASSAY_ENGINE_URL", "ASSAY_API_KEY", "ASSAY_API_KEY_FILE", "ASSAY_NAMESPACE", "ASSAY_OUTPUT",
-              "ASSAY_CONFIG_FILE", "ASSAY_TRACEBACK", "_ASSAY_COMPLETE", "COLUMNS")
+ASSAY_VARS = (
+    "ASSAY_ENGINE_URL",
+    "ASSAY_API_KEY",
+    "ASSAY_API_KEY_FILE",
+    "ASSAY_NAMESPACE",
+    "ASSAY_OUTPUT",
+    "ASSAY_CONFIG_FILE",
+    "ASSAY_TRACEBACK",
+    "_ASSAY_COMPLETE",
+    "COLUMNS",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -45,15 +45,38 @@ class FakeEngine:
         self.server.shutdown()
         self.server.server_close()
 
-    def add_workflow(self, wid: str, wtype: str = "Demo", status: str = "PENDING", namespace: str = "main",
-                     parent_id: str | None = None, input=None, search_attributes=None, queue_name="default"):
+    def add_workflow(
+        self,
+        wid: str,
+        wtype: str = "Demo",
+        status: str = "PENDING",
+        namespace: str = "main",
+        parent_id: str | None = None,
+        input=None,
+        search_attributes=None,
+        queue_name="default",
+    ):
         now = time.time()
         with self.lock:
-            rec = {"id": wid, "namespace": namespace, "run_id": f"run-{wid}-{int(now)}", "workflow_type": wtype,
-                   "task_queue": queue_name, "status": status, "input": input, "result": None, "error": None,
-                   "parent_id": parent_id, "claimed_by": None, "search_attributes": search_attributes,
-                   "archived_at": None, "archive_uri": None, "created_at": now + len(self.workflows) * 1e-3,
-                   "updated_at": now, "completed_at": None}
+            rec = {
+                "id": wid,
+                "namespace": namespace,
+                "run_id": f"run-{wid}-{int(now)}",
+                "workflow_type": wtype,
+                "task_queue": queue_name,
+                "status": status,
+                "input": input,
+                "result": None,
+                "error": None,
+                "parent_id": parent_id,
+                "claimed_by": None,
+                "search_attributes": search_attributes,
+                "archived_at": None,
+                "archive_uri": None,
+                "created_at": now + len(self.workflows) * 1e-3,
+                "updated_at": now,
+                "completed_at": None,
+            }
             self.workflows[wid] = rec
             self.events[wid] = []
             self._event(wid, "WorkflowStarted", input)
@@ -62,15 +85,32 @@ class FakeEngine:
 
     def _event(self, wid: str, etype: str, payload) -> None:
         evs = self.events.setdefault(wid, [])
-        evs.append({"id": sum(len(v) for v in self.events.values()) + 1, "workflow_id": wid, "seq": len(evs) + 1,
-                    "event_type": etype, "payload": payload, "timestamp": time.time()})
+        evs.append(
+            {
+                "id": sum(len(v) for v in self.events.values()) + 1,
+                "workflow_id": wid,
+                "seq": len(evs) + 1,
+                "event_type": etype,
+                "payload": payload,
+                "timestamp": time.time(),
+            }
+        )
 
     def append_event(self, wid: str, etype: str, payload=None) -> None:
         with self.lock:
             self._event(wid, etype, payload)
 
-    def set_status(self, wid: str, status: str, *, result=None, error=None, event: str | None = None,
-                   payload=None, sse: str | None = None) -> None:
+    def set_status(
+        self,
+        wid: str,
+        status: str,
+        *,
+        result=None,
+        error=None,
+        event: str | None = None,
+        payload=None,
+        sse: str | None = None,
+    ) -> None:
         with self.lock:
             rec = self.workflows[wid]
             rec["status"] = status
@@ -90,8 +130,9 @@ class FakeEngine:
         if status == "COMPLETED":
             self.set_status(wid, status, result=result, event="WorkflowCompleted", payload=result)
         elif status == "FAILED":
-            self.set_status(wid, status, error=error or "boom", event="WorkflowFailed",
-                            payload={"error": error or "boom"})
+            self.set_status(
+                wid, status, error=error or "boom", event="WorkflowFailed", payload={"error": error or "boom"}
+            )
         elif status == "CANCELLED":
             self.set_status(wid, status, event="WorkflowCancelled")
         else:
@@ -102,14 +143,6 @@ class FakeEngine:
         frame = f"event: {etype}\ndata: {json.dumps({'workflow_id': wid, 'namespace': ns, 'event_type': etype})}\n\n"
         for q in list(self.subscribers):
             q.put(frame)
-
-    def wait_subscribers(self, n: int = 1, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.subscribers) >= n:
-                return True
-            time.sleep(0.005)
-        return False
 
     def last(self, method: str | None = None, path_prefix: str = "") -> dict:
         for r in reversed(self.requests):
@@ -150,12 +183,19 @@ class FakeEngine:
                     body = self._body()
                 except ValueError:
                     return self._send(400, {"error": "invalid JSON body"})
-                fake.requests.append({"method": method, "path": parts.path, "query": query, "body": body,
-                                      "headers": dict(self.headers)})
+                fake.requests.append(
+                    {
+                        "method": method,
+                        "path": parts.path,
+                        "query": query,
+                        "body": body,
+                        "headers": dict(self.headers),
+                    }
+                )
                 path = parts.path
                 for prefix in ("/api/v1/engine/workflow", "/api/v1"):
                     if path.startswith(prefix + "/"):
-                        path = path[len(prefix):]
+                        path = path[len(prefix) :]
                         break
                 else:
                     return self._send(404)
@@ -217,9 +257,14 @@ class FakeEngine:
                 wid = body["workflow_id"]
                 if wid in self.workflows:
                     return 409, {"error": f"workflow {wid} already exists"}
-                rec = self.add_workflow(wid, body["workflow_type"], namespace=body.get("namespace", "main"),
-                                        input=body.get("input"), search_attributes=body.get("search_attributes"),
-                                        queue_name=body.get("task_queue", "default"))
+                rec = self.add_workflow(
+                    wid,
+                    body["workflow_type"],
+                    namespace=body.get("namespace", "main"),
+                    input=body.get("input"),
+                    search_attributes=body.get("search_attributes"),
+                    queue_name=body.get("task_queue", "default"),
+                )
                 return 201, {"workflow_id": wid, "run_id": rec["run_id"], "status": "PENDING"}
             if len(seg) == 1 and method == "GET":
                 rows = [w for w in self.workflows.values() if w["namespace"] == ns]
@@ -229,11 +274,14 @@ class FakeEngine:
                     rows = [w for w in rows if w["workflow_type"] == query["type"]]
                 if "search_attrs" in query:
                     want = json.loads(query["search_attrs"])
-                    rows = [w for w in rows if all((w["search_attributes"] or {}).get(k) == v
-                                                   for k, v in want.items())]
+                    rows = [
+                        w
+                        for w in rows
+                        if all((w["search_attributes"] or {}).get(k) == v for k, v in want.items())
+                    ]
                 rows.sort(key=lambda w: w["created_at"], reverse=True)
                 off, lim = int(query.get("offset", 0)), int(query.get("limit", 50))
-                return 200, rows[off: off + lim]
+                return 200, rows[off : off + lim]
             wid = seg[1]
             rec = self.workflows.get(wid)
             if len(seg) == 2:
@@ -258,15 +306,23 @@ class FakeEngine:
                     if rec["status"] == "PENDING":
                         self.set_status(wid, "CANCELLED", event="WorkflowCancelled")
                 else:
-                    self.set_status(wid, "FAILED", error=reason or "terminated", event="WorkflowFailed",
-                                    payload={"error": reason or "terminated", "terminated": True},
-                                    sse="workflow_terminated")
+                    self.set_status(
+                        wid,
+                        "FAILED",
+                        error=reason or "terminated",
+                        event="WorkflowFailed",
+                        payload={"error": reason or "terminated", "terminated": True},
+                        sse="workflow_terminated",
+                    )
                 return 200, None
             if action == "continue-as-new":
                 new_id = (body or {}).get("workflow_id") or f"{wid}-continued-{int(time.time())}"
-                self.set_status(wid, "COMPLETED", event="WorkflowCompleted", payload={"continued_as_new": new_id})
-                new = self.add_workflow(new_id, rec["workflow_type"], namespace=rec["namespace"],
-                                        input=(body or {}).get("input"))
+                self.set_status(
+                    wid, "COMPLETED", event="WorkflowCompleted", payload={"continued_as_new": new_id}
+                )
+                new = self.add_workflow(
+                    new_id, rec["workflow_type"], namespace=rec["namespace"], input=(body or {}).get("input")
+                )
                 return 201, {"workflow_id": new_id, "run_id": new["run_id"], "status": "PENDING"}
             if action == "state":
                 st = self.states.get(wid)
@@ -275,8 +331,11 @@ class FakeEngine:
                 if len(seg) == 4:
                     if seg[3] not in st["state"]:
                         return 404, {"error": f"not found: query '{seg[3]}' for workflow {wid}"}
-                    return 200, {"value": st["state"][seg[3]], "event_seq": st["event_seq"],
-                                 "created_at": st["created_at"]}
+                    return 200, {
+                        "value": st["state"][seg[3]],
+                        "event_seq": st["event_seq"],
+                        "created_at": st["created_at"],
+                    }
                 return 200, st
         if seg[0] == "schedules":
             if len(seg) == 1 and method == "POST":
@@ -285,16 +344,28 @@ class FakeEngine:
                     return 409, {"error": f"schedule {body['name']} already exists"}
                 if body.get("timezone", "UTC") not in ("UTC", "Europe/Paris"):
                     return 400, {"error": f"invalid timezone: {body['timezone']}"}
-                rec = {"name": body["name"], "namespace": key[0], "workflow_type": body["workflow_type"],
-                       "cron_expr": body["cron_expr"], "timezone": body.get("timezone", "UTC"),
-                       "input": body.get("input"), "task_queue": body.get("task_queue", "default"),
-                       "overlap_policy": body.get("overlap_policy", "skip"), "paused": False,
-                       "last_run_at": None, "next_run_at": 1700003600.0, "last_workflow_id": None,
-                       "created_at": time.time(), "next_runs": ["2023-11-14T23:13:20+00:00"]}
+                rec = {
+                    "name": body["name"],
+                    "namespace": key[0],
+                    "workflow_type": body["workflow_type"],
+                    "cron_expr": body["cron_expr"],
+                    "timezone": body.get("timezone", "UTC"),
+                    "input": body.get("input"),
+                    "task_queue": body.get("task_queue", "default"),
+                    "overlap_policy": body.get("overlap_policy", "skip"),
+                    "paused": False,
+                    "last_run_at": None,
+                    "next_run_at": 1700003600.0,
+                    "last_workflow_id": None,
+                    "created_at": time.time(),
+                    "next_runs": ["2023-11-14T23:13:20+00:00"],
+                }
                 self.schedules[key] = rec
                 return 201, rec
             if len(seg) == 1:
-                return 200, sorted((s for (n, _), s in self.schedules.items() if n == ns), key=lambda s: s["name"])
+                return 200, sorted(
+                    (s for (n, _), s in self.schedules.items() if n == ns), key=lambda s: s["name"]
+                )
             rec = self.schedules.get((ns, seg[1]))
             if rec is None:
                 return 404, {"error": f"not found: schedule {seg[1]}"}
@@ -330,10 +401,20 @@ class FakeEngine:
                 del self.namespaces[name]
                 return 200, None
             wfs = [w for w in self.workflows.values() if w["namespace"] == name]
-            count = {s: sum(1 for w in wfs if w["status"] == s) for s in ("RUNNING", "PENDING", "COMPLETED", "FAILED")}
-            return 200, {"namespace": name, "total_workflows": len(wfs), "running": count["RUNNING"],
-                         "pending": count["PENDING"], "completed": count["COMPLETED"], "failed": count["FAILED"],
-                         "schedules": sum(1 for (n, _) in self.schedules if n == name), "workers": 0}
+            count = {
+                s: sum(1 for w in wfs if w["status"] == s)
+                for s in ("RUNNING", "PENDING", "COMPLETED", "FAILED")
+            }
+            return 200, {
+                "namespace": name,
+                "total_workflows": len(wfs),
+                "running": count["RUNNING"],
+                "pending": count["PENDING"],
+                "completed": count["COMPLETED"],
+                "failed": count["FAILED"],
+                "schedules": sum(1 for (n, _) in self.schedules if n == name),
+                "workers": 0,
+            }
         if seg[0] == "workers" and method == "GET":
             return 200, [w for w in self.workers if w["namespace"] == ns]
         if seg[0] == "queues":

@@ -14,12 +14,33 @@ def out_json(result):
 
 # -- workflow --------------------------------------------------------------------------------------------
 def test_workflow_start_sends_the_body_and_prints_the_answer(run, fake):
-    res = run("workflow", "start", "--type", "Hello", "--id", "w1", "--input", '{"name": "ada"}',
-              "--search-attrs", '{"env": "prod"}', "--queue", "q1")
-    assert out_json(res) == {"workflow_id": "w1", "run_id": fake.workflows["w1"]["run_id"], "status": "PENDING"}
+    res = run(
+        "workflow",
+        "start",
+        "--type",
+        "Hello",
+        "--id",
+        "w1",
+        "--input",
+        '{"name": "ada"}',
+        "--search-attrs",
+        '{"env": "prod"}',
+        "--queue",
+        "q1",
+    )
+    assert out_json(res) == {
+        "workflow_id": "w1",
+        "run_id": fake.workflows["w1"]["run_id"],
+        "status": "PENDING",
+    }
     assert fake.last("POST", "/api/v1/workflows")["body"] == {
-        "workflow_type": "Hello", "workflow_id": "w1", "namespace": "main", "task_queue": "q1",
-        "input": {"name": "ada"}, "search_attributes": {"env": "prod"}}
+        "workflow_type": "Hello",
+        "workflow_id": "w1",
+        "namespace": "main",
+        "task_queue": "q1",
+        "input": {"name": "ada"},
+        "search_attributes": {"env": "prod"},
+    }
 
 
 def test_workflow_start_defaults(run, fake):
@@ -51,12 +72,29 @@ def test_workflow_list_filters_and_table(run, fake):
     fake.add_workflow("w1", "Report", status="RUNNING", search_attributes={"env": "prod"})
     fake.add_workflow("w2", "Report", status="FAILED")
     fake.add_workflow("w3", "Other", status="RUNNING", namespace="billing")
-    res = run("workflow", "list", "--status", "running", "--type", "Report", "--limit", "5", "--offset", "0",
-              "--search-attrs", '{"env": "prod"}')
+    res = run(
+        "workflow",
+        "list",
+        "--status",
+        "running",
+        "--type",
+        "Report",
+        "--limit",
+        "5",
+        "--offset",
+        "0",
+        "--search-attrs",
+        '{"env": "prod"}',
+    )
     assert [w["id"] for w in out_json(res)] == ["w1"]
     q = fake.last("GET", "/api/v1/workflows")["query"]
-    assert q == {"namespace": "main", "status": "RUNNING", "type": "Report", "limit": "5",
-                 "search_attrs": '{"env":"prod"}'}
+    assert q == {
+        "namespace": "main",
+        "status": "RUNNING",
+        "type": "Report",
+        "limit": "5",
+        "search_attrs": '{"env":"prod"}',
+    }
     res = run("workflow", "list", "-o", "table")
     lines = res.stdout.splitlines()
     assert lines[0].split() == ["ID", "TYPE", "STATUS", "QUEUE", "CREATED"]
@@ -104,14 +142,18 @@ def test_workflow_events(run, fake):
 def test_workflow_signal_payload_forms(run, fake, tmp_path):
     fake.add_workflow("w1")
     res = run("workflow", "signal", "w1", "approve", '{"by": "ada"}')
-    assert out_json(res) == {"ok": True, "message": "signal 'approve' sent to w1", "workflow_id": "w1",
-                             "signal": "approve"}
+    assert out_json(res) == {
+        "ok": True,
+        "message": "signal 'approve' sent to w1",
+        "workflow_id": "w1",
+        "signal": "approve",
+    }
     assert fake.last("POST", "/api/v1/workflows/w1/signal/approve")["body"] == {"payload": {"by": "ada"}}
     p = tmp_path / "p.json"
     p.write_text('"from-file"')
     assert run("workflow", "signal", "w1", "s2", f"@{p}").exit_code == 0
     assert fake.last("POST")["body"] == {"payload": "from-file"}
-    assert run("workflow", "signal", "w1", "s3", "-", input="{\"x\": [1]}").exit_code == 0
+    assert run("workflow", "signal", "w1", "s3", "-", input='{"x": [1]}').exit_code == 0
     assert fake.last("POST")["body"] == {"payload": {"x": [1]}}
     res = run("workflow", "signal", "w1", "nudge", "-o", "table")
     assert res.stdout == "signal 'nudge' sent to w1\n"
@@ -136,20 +178,44 @@ def test_workflow_continue_as_new(run, fake):
     fake.add_workflow("w1", "Loop")
     res = run("workflow", "continue-as-new", "w1", "--input", '{"cursor": 5}', "--new-id", "w1-b")
     assert out_json(res)["workflow_id"] == "w1-b"
-    assert fake.last("POST", "/api/v1/workflows/w1/continue-as-new")["body"] == {"input": {"cursor": 5},
-                                                                                 "workflow_id": "w1-b"}
+    assert fake.last("POST", "/api/v1/workflows/w1/continue-as-new")["body"] == {
+        "input": {"cursor": 5},
+        "workflow_id": "w1-b",
+    }
     assert fake.workflows["w1-b"]["input"] == {"cursor": 5}
 
 
 # -- schedule --------------------------------------------------------------------------------------------
 def test_schedule_lifecycle(run, fake):
-    res = run("schedule", "create", "nightly", "--type", "Report", "--cron", "0 0 2 * * *", "--timezone",
-              "Europe/Paris", "--input", '{"full": false}', "--queue", "reports", "--overlap", "QUEUE")
+    res = run(
+        "schedule",
+        "create",
+        "nightly",
+        "--type",
+        "Report",
+        "--cron",
+        "0 0 2 * * *",
+        "--timezone",
+        "Europe/Paris",
+        "--input",
+        '{"full": false}',
+        "--queue",
+        "reports",
+        "--overlap",
+        "QUEUE",
+    )
     rec = out_json(res)
     assert rec["name"] == "nightly" and rec["overlap_policy"] == "queue"
     assert fake.last("POST", "/api/v1/schedules")["body"] == {
-        "name": "nightly", "namespace": "main", "workflow_type": "Report", "cron_expr": "0 0 2 * * *",
-        "task_queue": "reports", "input": {"full": False}, "timezone": "Europe/Paris", "overlap_policy": "queue"}
+        "name": "nightly",
+        "namespace": "main",
+        "workflow_type": "Report",
+        "cron_expr": "0 0 2 * * *",
+        "task_queue": "reports",
+        "input": {"full": False},
+        "timezone": "Europe/Paris",
+        "overlap_policy": "queue",
+    }
     res = run("schedule", "list", "-o", "table")
     header, row = res.stdout.splitlines()
     assert header.split()[:4] == ["NAME", "TYPE", "CRON", "TZ"]
@@ -173,7 +239,10 @@ def test_schedule_lifecycle(run, fake):
 def test_schedule_create_needs_type_and_cron_and_reports_engine_errors(run):
     assert run("schedule", "create", "x", "--cron", "* * * * * *").exit_code == 64
     assert run("schedule", "create", "x", "--type", "T").exit_code == 64
-    assert run("schedule", "create", "x", "--type", "T", "--cron", "* * * * * *", "--overlap", "nope").exit_code == 64
+    assert (
+        run("schedule", "create", "x", "--type", "T", "--cron", "* * * * * *", "--overlap", "nope").exit_code
+        == 64
+    )
     res = run("schedule", "create", "x", "--type", "T", "--cron", "* * * * * *", "--timezone", "Mars/Base")
     assert res.exit_code == 1 and "invalid timezone: Mars/Base (HTTP 400)" in res.stderr
 
@@ -194,8 +263,11 @@ def test_schedule_namespace_is_sent(run, fake):
 # -- namespace, worker, queue ------------------------------------------------------------------------
 def test_namespace_commands(run, fake):
     assert run("namespace", "create", "billing", "-o", "table").stdout == "namespace 'billing' created\n"
-    assert out_json(run("namespace", "create", "ops")) == {"ok": True, "message": "namespace 'ops' created",
-                                                           "name": "ops"}
+    assert out_json(run("namespace", "create", "ops")) == {
+        "ok": True,
+        "message": "namespace 'ops' created",
+        "name": "ops",
+    }
     res = run("namespace", "list", "-o", "table")
     assert [line.split()[0] for line in res.stdout.splitlines()] == ["NAME", "billing", "main", "ops"]
     stats = out_json(run("namespace", "describe", "billing"))
@@ -207,17 +279,35 @@ def test_namespace_commands(run, fake):
 
 
 def test_worker_list_and_queue_stats(run, fake):
-    fake.workers.append({"id": "w-0123456789abcdef", "namespace": "main", "identity": "host-1", "task_queue": "q",
-                         "workflows": ["A"], "activities": None, "active_tasks": 2, "last_heartbeat": 0.0,
-                         "registered_at": 0.0})
+    fake.workers.append(
+        {
+            "id": "w-0123456789abcdef",
+            "namespace": "main",
+            "identity": "host-1",
+            "task_queue": "q",
+            "workflows": ["A"],
+            "activities": None,
+            "active_tasks": 2,
+            "last_heartbeat": 0.0,
+            "registered_at": 0.0,
+        }
+    )
     fake.queues.append({"queue": "q", "pending_activities": 3, "running_activities": 1, "workers": 1})
     res = run("worker", "list", "-o", "table")
     assert res.stdout.splitlines()[0] == "ID                  IDENTITY  QUEUE  ACTIVE  LAST HEARTBEAT"
-    assert res.stdout.splitlines()[1].split() == ["w-0123456789abcdef", "host-1", "q", "2", "1970-01-01T00:00:00Z"]
+    assert res.stdout.splitlines()[1].split() == [
+        "w-0123456789abcdef",
+        "host-1",
+        "q",
+        "2",
+        "1970-01-01T00:00:00Z",
+    ]
     assert out_json(run("worker", "list")) == fake.workers
     res = run("queue", "stats", "-o", "table")
-    assert [line.split() for line in res.stdout.splitlines()] == [["QUEUE", "PENDING", "RUNNING", "WORKERS"],
-                                                                 ["q", "3", "1", "1"]]
+    assert [line.split() for line in res.stdout.splitlines()] == [
+        ["QUEUE", "PENDING", "RUNNING", "WORKERS"],
+        ["q", "3", "1", "1"],
+    ]
     assert out_json(run("queue", "stats", "-n", "other")) == fake.queues
     assert fake.last("GET", "/api/v1/queues")["query"] == {"namespace": "other"}
 
@@ -255,7 +345,10 @@ def test_events_follow_prints_until_terminal(run, fake):
     res = run("workflow", "events", "w1", "--follow")
     assert res.exit_code == 0
     assert [json.loads(line)["event_type"] for line in res.stdout.splitlines()] == [
-        "WorkflowStarted", "ActivityScheduled", "WorkflowCompleted"]
+        "WorkflowStarted",
+        "ActivityScheduled",
+        "WorkflowCompleted",
+    ]
     res = run("workflow", "events", "w1", "-f", "-o", "table")
     lines = res.stdout.splitlines()
     assert lines[0].split() == ["SEQ", "TYPE", "TIME", "PAYLOAD"]

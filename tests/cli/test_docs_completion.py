@@ -11,8 +11,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from assay.cli import cli
-from assay.cli import docgen
+from assay.cli import cli, docgen
 from assay.cli.completion import FILES, SHELLS, script
 from tests.cli.test_sdk import closed_port
 
@@ -27,12 +26,12 @@ def test_generated_files_are_fresh():
 def test_docgen_check_detects_a_stale_file(tmp_path, monkeypatch):
     monkeypatch.setattr(docgen, "COMPLETIONS", tmp_path / "completions")
     monkeypatch.setattr(docgen, "DOC", tmp_path / "cli.md")
-    (tmp_path / "cli.md").write_text("# x\n" + docgen.BEGIN + "\nold\n" + docgen.END + "\ntail\n")
+    (tmp_path / "cli.md").write_text("# x\n" + docgen.BEGIN + "\nSTALE-MARKER\n" + docgen.END + "\ntail\n")
     assert docgen.main(["--check"]) == 1
     assert docgen.main([]) == 0
     assert docgen.main(["--check"]) == 0
     text = (tmp_path / "cli.md").read_text()
-    assert text.startswith("# x\n") and text.endswith("\ntail\n") and "old" not in text
+    assert text.startswith("# x\n") and text.endswith("\ntail\n") and "STALE-MARKER" not in text
     assert "#### `assay workflow wait`" in text
     assert sorted(p.name for p in (tmp_path / "completions").iterdir()) == sorted(FILES.values())
 
@@ -44,18 +43,31 @@ def test_every_help_ends_with_an_example_block():
         lines = text.rstrip().splitlines()
         heads = [i for i, line in enumerate(lines) if line.strip() in ("Example:", "Examples:")]
         assert heads, f"{' '.join(path)} --help has no Example block"
-        tail = lines[heads[-1] + 1:]
+        tail = lines[heads[-1] + 1 :]
         assert tail and all(line.startswith("    assay ") or line.startswith("    ") for line in tail), path
         assert any("assay" in line for line in tail)
-    for cmd in ("workflow start", "workflow wait", "workflow events", "schedule trigger", "schedule patch",
-                "namespace delete", "worker list", "queue stats", "completion"):
+    for cmd in (
+        "workflow start",
+        "workflow wait",
+        "workflow events",
+        "schedule trigger",
+        "schedule patch",
+        "namespace delete",
+        "worker list",
+        "queue stats",
+        "completion",
+    ):
         assert f"assay {cmd}" in seen
 
 
 def test_help_shows_global_options_on_leaf_commands():
     res = CliRunner().invoke(cli, ["workflow", "wait", "--help"], prog_name="assay")
     assert res.exit_code == 0
-    assert "Global options" in res.stdout and "--engine-url URL" in res.stdout and "--target STATUS" in res.stdout
+    assert (
+        "Global options" in res.stdout
+        and "--engine-url URL" in res.stdout
+        and "--target STATUS" in res.stdout
+    )
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -70,7 +82,7 @@ def _wrapper_bin(tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     exe = bindir / "assay"
-    exe.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m assay \"$@\"\n")
+    exe.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m assay "$@"\n')
     exe.chmod(0o755)
     return bindir
 
@@ -82,7 +94,9 @@ def _shell_env(tmp_path, **extra):
     return env
 
 
-@pytest.mark.parametrize("shell,argv", [("bash", ["bash", "-n"]), ("zsh", ["zsh", "-n"]), ("fish", ["fish", "-n"])])
+@pytest.mark.parametrize(
+    "shell,argv", [("bash", ["bash", "-n"]), ("zsh", ["zsh", "-n"]), ("fish", ["fish", "-n"])]
+)
 def test_scripts_parse_in_their_shell(shell, argv):
     if shutil.which(argv[0]) is None:
         pytest.skip(f"{argv[0]} not installed")
@@ -94,12 +108,15 @@ def test_scripts_parse_in_their_shell(shell, argv):
 def test_bash_completion_works_end_to_end(tmp_path):
     if shutil.which("bash") is None:
         pytest.skip("bash not installed")
-    code = (f"source {ROOT / 'shell-completions' / 'assay.bash'}\n"
-            "COMP_WORDS=(assay workflow wa); COMP_CWORD=2; _assay_completion; echo \"${COMPREPLY[@]}\"\n"
-            "COMP_WORDS=(assay workflow list --status C); COMP_CWORD=4; _assay_completion; "
-            "echo \"${COMPREPLY[@]}\"\n")
-    proc = subprocess.run(["bash", "-c", code], capture_output=True, text=True, timeout=60,
-                          env=_shell_env(tmp_path))
+    code = (
+        f"source {ROOT / 'shell-completions' / 'assay.bash'}\n"
+        'COMP_WORDS=(assay workflow wa); COMP_CWORD=2; _assay_completion assay; echo "${COMPREPLY[@]}"\n'
+        "COMPREPLY=(); COMP_WORDS=(assay workflow list --status C); COMP_CWORD=4; _assay_completion assay; "
+        'echo "${COMPREPLY[@]}"\n'
+    )
+    proc = subprocess.run(
+        ["bash", "-c", code], capture_output=True, text=True, timeout=60, env=_shell_env(tmp_path)
+    )
     assert proc.stdout.splitlines() == ["wait", "COMPLETED CANCELLED"], proc.stderr
 
 
@@ -107,8 +124,9 @@ def test_fish_completion_works_end_to_end(tmp_path):
     if shutil.which("fish") is None:
         pytest.skip("fish not installed")
     code = f"source {ROOT / 'shell-completions' / 'assay.fish'}; complete -C 'assay sched'"
-    proc = subprocess.run(["fish", "-c", code], capture_output=True, text=True, timeout=60,
-                          env=_shell_env(tmp_path))
+    proc = subprocess.run(
+        ["fish", "-c", code], capture_output=True, text=True, timeout=60, env=_shell_env(tmp_path)
+    )
     assert proc.stdout.split("\t")[0] == "schedule", (proc.stdout, proc.stderr)
 
 
@@ -119,14 +137,18 @@ def test_elvish_completer_works(tmp_path):
     body = (ROOT / "shell-completions" / "assay.elv").read_text()
     body = body.replace("edit:completion:arg-completer[assay]", "completers[assay]")
     body = body.replace("edit:complex-candidate", "complex-candidate")
-    prog = ("var completers = [&]\n"
-            "fn complex-candidate {|v &display=''| put 'C:'$v }\n" + body +
-            "$completers[assay] assay namesp\n"
-            "$completers[assay] assay workflow wait --target ''\n")
+    prog = (
+        "var completers = [&]\n"
+        "fn complex-candidate {|v &display=''| put 'C:'$v }\n"
+        + body
+        + "$completers[assay] assay namesp | each {|x| echo $x}\n"
+        "$completers[assay] assay workflow wait --target '' | each {|x| echo $x}\n"
+    )
     f = tmp_path / "t.elv"
     f.write_text(prog)
-    proc = subprocess.run(["elvish", "-norc", str(f)], capture_output=True, text=True, timeout=60,
-                          env=_shell_env(tmp_path))
+    proc = subprocess.run(
+        ["elvish", "-norc", str(f)], capture_output=True, text=True, timeout=60, env=_shell_env(tmp_path)
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split()
     assert lines[0] == "C:namespace"
@@ -152,17 +174,24 @@ def test_dynamic_workflow_ids_schedules_and_namespaces(fake):
     fake.add_workflow("order-1", "Order", status="RUNNING")
     fake.add_workflow("order-2", "Order")
     fake.add_workflow("other")
-    fake.schedules[("main", "nightly")] = {"name": "nightly", "workflow_type": "R", "cron_expr": "* * * * * *"}
+    fake.schedules[("main", "nightly")] = {
+        "name": "nightly",
+        "workflow_type": "R",
+        "cron_expr": "* * * * * *",
+    }
     fake.namespaces["billing"] = {"name": "billing", "created_at": 0}
     out = complete("bash", ["--engine-url", fake.url, "workflow", "describe"], "ord")
     assert out.split() == ["plain,order-2", "plain,order-1"]
     out = complete("zsh", ["workflow", "wait"], "order-1", env={"ASSAY_ENGINE_URL": fake.url})
     assert out.splitlines()[:3] == ["plain", "order-1", "Order RUNNING"]
-    assert complete("bash", ["schedule", "trigger", "--engine-url", fake.url], "n").split() == ["plain,nightly"]
+    assert complete("bash", ["schedule", "trigger", "--engine-url", fake.url], "n").split() == [
+        "plain,nightly"
+    ]
     assert "plain,billing" in complete("bash", ["--engine-url", fake.url, "-n"], "b").split()
     assert complete("powershell", ["--engine-url", fake.url, "namespace", "delete"], "ma").split() == ["main"]
-    assert complete("elvish", ["--engine-url", fake.url, "workflow", "events"], "oth") == "other\t"\
-        "Demo PENDING\n"
+    assert (
+        complete("elvish", ["--engine-url", fake.url, "workflow", "events"], "oth") == "other\tDemo PENDING\n"
+    )
 
 
 def test_dynamic_completion_is_quiet_and_quick_without_an_engine():
@@ -175,7 +204,11 @@ def test_dynamic_completion_is_quiet_and_quick_without_an_engine():
 def test_static_completions():
     assert complete("bash", ["workflow", "list", "--status"], "r").split() == ["plain,RUNNING"]
     assert complete("bash", ["schedule", "patch", "x", "--overlap"], "").split() == [
-        "plain,skip", "plain,queue", "plain,cancel_old", "plain,allow_all"]
+        "plain,skip",
+        "plain,queue",
+        "plain,cancel_old",
+        "plain,allow_all",
+    ]
     assert "plain,elvish" in complete("bash", ["completion"], "").split()
     out = complete("powershell", ["work"], "work")
     assert [line.split("\t")[0] for line in out.splitlines()] == ["worker", "workflow"]
@@ -184,7 +217,14 @@ def test_static_completions():
 def test_completion_broken_pipe_exits_0():
     # `true` exits without reading, so the script's write hits a closed pipe
     cmd = f"{sys.executable} -m assay completion zsh | true; echo ${{PIPESTATUS[0]}}"
-    proc = subprocess.run(cmd, shell=True, executable="/bin/bash", capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    proc = subprocess.run(
+        cmd,
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert proc.stdout.strip() == "0", proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr

@@ -13,7 +13,9 @@ from tests.cli.test_sdk import closed_port
 
 
 def invoke(*args, input=None, env=None):
-    return CliRunner().invoke(cli, list(args), input=input, env=env, prog_name="assay", catch_exceptions=False)
+    return CliRunner().invoke(
+        cli, list(args), input=input, env=env, prog_name="assay", catch_exceptions=False
+    )
 
 
 def one_error_line(res, code):
@@ -24,12 +26,15 @@ def one_error_line(res, code):
     return lines[0]
 
 
-@pytest.mark.parametrize("argv", [
-    ["--output", "table", "workflow", "list"],
-    ["workflow", "--output", "table", "list"],
-    ["workflow", "list", "--output", "table"],
-    ["-o", "json", "workflow", "list", "-o", "table"],  # the last one given wins
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--output", "table", "workflow", "list"],
+        ["workflow", "--output", "table", "list"],
+        ["workflow", "list", "--output", "table"],
+        ["-o", "json", "workflow", "list", "-o", "table"],  # the last one given wins
+    ],
+)
 def test_global_options_anywhere(fake, argv):
     fake.add_workflow("w1")
     res = invoke("--engine-url", fake.url, *argv)
@@ -43,8 +48,14 @@ def test_engine_url_flag_after_subcommand_and_env(fake):
     res = invoke("workflow", "describe", "w1", env={"ASSAY_ENGINE_URL": fake.url})
     assert json.loads(res.stdout)["id"] == "w1"
     # the flag beats the environment
-    res = invoke("--engine-url", fake.url, "workflow", "describe", "w1",
-                 env={"ASSAY_ENGINE_URL": f"http://127.0.0.1:{closed_port()}"})
+    res = invoke(
+        "--engine-url",
+        fake.url,
+        "workflow",
+        "describe",
+        "w1",
+        env={"ASSAY_ENGINE_URL": f"http://127.0.0.1:{closed_port()}"},
+    )
     assert res.exit_code == 0
 
 
@@ -58,7 +69,9 @@ def test_env_beats_config_file_which_beats_default(fake, isolated_env, tmp_path)
     assert res.stdout.splitlines()[1].split()[0] == "w1"  # config: url, namespace, table
     res = invoke("workflow", "list", env={"ASSAY_NAMESPACE": "fromenv", "ASSAY_OUTPUT": "json"})
     assert [w["id"] for w in json.loads(res.stdout)] == ["w2"]
-    res = invoke("workflow", "list", "-n", "fromcfg", env={"ASSAY_NAMESPACE": "fromenv", "ASSAY_OUTPUT": "json"})
+    res = invoke(
+        "workflow", "list", "-n", "fromcfg", env={"ASSAY_NAMESPACE": "fromenv", "ASSAY_OUTPUT": "json"}
+    )
     assert [w["id"] for w in json.loads(res.stdout)] == ["w1"]
 
 
@@ -79,8 +92,13 @@ def test_home_config_and_explicit_config(fake, isolated_env, tmp_path):
 def test_api_key_file_env(fake, tmp_path):
     key = tmp_path / "key"
     key.write_text("assay_secret\n")
-    res = invoke("--engine-url", fake.url, "worker", "list",
-                 env={"ASSAY_API_KEY_FILE": str(key), "ASSAY_API_KEY": "loser"})
+    res = invoke(
+        "--engine-url",
+        fake.url,
+        "worker",
+        "list",
+        env={"ASSAY_API_KEY_FILE": str(key), "ASSAY_API_KEY": "loser"},
+    )
     assert res.exit_code == 0
     assert fake.last("GET", "/api/v1/workers")["headers"]["Authorization"] == "Bearer assay_secret"
 
@@ -113,28 +131,37 @@ def test_http_errors_are_exit_1(fake):
     assert line == "Error: not found: workflow ghost (HTTP 404)"
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["workflow", "nosuch"], "No such command 'nosuch'"),
-    (["workflow", "list", "--bogus"], "No such option"),
-    (["workflow", "describe"], "Missing argument 'ID'"),
-    (["workflow", "start"], "Missing option '-t' / '--type'"),
-    (["--output", "xml", "workflow", "list"], "Invalid value for '-o' / '--output'"),
-    (["workflow", "wait", "x", "--timeout", "soon"], "--timeout"),
-    (["completion", "tcsh"], "tcsh"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["workflow", "nosuch"], "No such command 'nosuch'"),
+        (["workflow", "list", "--bogus"], "No such option"),
+        (["workflow", "describe"], "Missing argument 'ID'"),
+        (["workflow", "start"], "Missing option '-t' / '--type'"),
+        (["--output", "xml", "workflow", "list"], "Invalid value for '-o' / '--output'"),
+        (["workflow", "wait", "x", "--timeout", "soon"], "--timeout"),
+        (["completion", "tcsh"], "tcsh"),
+    ],
+)
 def test_usage_errors_exit_64(argv, needle):
     line = one_error_line(invoke(*argv), 64)
     assert needle in line and "--help" in line
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["workflow", "start", "-t", "T", "--input", "{nope"], "--input: invalid JSON"),
-    (["workflow", "start", "-t", "T", "--search-attrs", "[1]"], "--search-attrs: expected a JSON object"),
-    (["workflow", "signal", "w", "s", "{'single': 1}"], "payload: invalid JSON"),
-    (["workflow", "start", "-t", "T", "--input", "@/definitely/not/here.json"], "cannot read /definitely"),
-    (["schedule", "create", "s", "-t", "T", "--cron", "x", "--input", "tru"], "--input: invalid JSON"),
-    (["workflow", "continue-as-new", "w", "--input", ""], "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["workflow", "start", "-t", "T", "--input", "{nope"], "--input: invalid JSON"),
+        (["workflow", "start", "-t", "T", "--search-attrs", "[1]"], "--search-attrs: expected a JSON object"),
+        (["workflow", "signal", "w", "s", "{'single': 1}"], "payload: invalid JSON"),
+        (
+            ["workflow", "start", "-t", "T", "--input", "@/definitely/not/here.json"],
+            "cannot read /definitely",
+        ),
+        (["schedule", "create", "s", "-t", "T", "--cron", "x", "--input", "tru"], "--input: invalid JSON"),
+        (["workflow", "continue-as-new", "w", "--input", ""], "invalid JSON"),
+    ],
+)
 def test_bad_json_exit_64_before_any_request(fake, argv, needle):
     line = one_error_line(invoke("--engine-url", fake.url, *argv), 64)
     assert needle in line
@@ -142,15 +169,28 @@ def test_bad_json_exit_64_before_any_request(fake, argv, needle):
 
 
 def test_stdin_can_be_read_once(fake):
-    res = invoke("--engine-url", fake.url, "workflow", "start", "-t", "T", "--input", "-", "--search-attrs", "-",
-                 input="{}")
+    res = invoke(
+        "--engine-url",
+        fake.url,
+        "workflow",
+        "start",
+        "-t",
+        "T",
+        "--input",
+        "-",
+        "--search-attrs",
+        "-",
+        input="{}",
+    )
     assert "already read" in one_error_line(res, 64)
     res = invoke("--engine-url", fake.url, "workflow", "start", "-t", "T", "--input", "-", input="not json")
     assert "invalid JSON in stdin" in one_error_line(res, 64)
 
 
 def test_bad_engine_url_is_usage_error():
-    assert "unsupported engine URL scheme" in one_error_line(invoke("--engine-url", "ftp://x", "queue", "stats"), 64)
+    assert "unsupported engine URL scheme" in one_error_line(
+        invoke("--engine-url", "ftp://x", "queue", "stats"), 64
+    )
 
 
 def test_traceback_only_on_request():

@@ -14,12 +14,22 @@ class TTY(io.StringIO):
 
 
 ROWS = [
-    {"id": "wf-a-very-long-identifier-that-must-survive-0001", "workflow_type": "Report" * 12, "status": "RUNNING",
-     "n": 7, "created_at": 0.0},
+    {
+        "id": "wf-a-very-long-identifier-that-must-survive-0001",
+        "workflow_type": "Report" * 12,
+        "status": "RUNNING",
+        "n": 7,
+        "created_at": 0.0,
+    },
     {"id": "b", "workflow_type": "T", "status": "FAILED", "n": 12345, "created_at": None},
 ]
-COLS = [Column("ID", "id", "id"), Column("TYPE", "workflow_type"), Column("STATUS", "status", "id"),
-        Column("N", "n", "num"), Column("CREATED", "created_at", "time")]
+COLS = [
+    Column("ID", "id", "id"),
+    Column("TYPE", "workflow_type"),
+    Column("STATUS", "status", "id"),
+    Column("N", "n", "num"),
+    Column("CREATED", "created_at", "time"),
+]
 
 
 def test_table_alignment_and_cells():

@@ -51,9 +51,20 @@ def test_error_mapping():
 
 
 def test_parse_sse_frames():
-    raw = [b": connected\n", b"retry: 2000\n", b"\n", b"event: workflow_completed\n",
-           b'data: {"workflow_id": "w1", "namespace": "ns"}\n', b"\n", b"data: a\r\n", b"data: b\r\n", b"\r\n",
-           b"event: x\n", b'data: {"workflow_id":"w2","payload":"{\\"namespace\\":\\"up\\"}"}\n', b"id: 7\n"]
+    raw = [
+        b": connected\n",
+        b"retry: 2000\n",
+        b"\n",
+        b"event: workflow_completed\n",
+        b'data: {"workflow_id": "w1", "namespace": "ns"}\n',
+        b"\n",
+        b"data: a\r\n",
+        b"data: b\r\n",
+        b"\r\n",
+        b"event: x\n",
+        b'data: {"workflow_id":"w2","payload":"{\\"namespace\\":\\"up\\"}"}\n',
+        b"id: 7\n",
+    ]
     evs = list(parse_sse(raw))
     assert [e.event for e in evs] == ["workflow_completed", "message", "x"]
     assert evs[0].workflow_id == "w1" and evs[0].namespace == "ns"
@@ -67,8 +78,14 @@ def test_client_calls_send_bearer_and_return_objects(fake):
     assert run["workflow_id"] == "w1" and run["status"] == "PENDING"
     req = fake.last("POST", "/api/v1/workflows")
     assert req["headers"]["Authorization"] == "Bearer sekrit"
-    assert req["body"] == {"workflow_type": "Hello", "workflow_id": "w1", "namespace": "ns1",
-                           "task_queue": "default", "input": {"n": 1}, "search_attributes": {"env": "x"}}
+    assert req["body"] == {
+        "workflow_type": "Hello",
+        "workflow_id": "w1",
+        "namespace": "ns1",
+        "task_queue": "default",
+        "input": {"n": 1},
+        "search_attributes": {"env": "x"},
+    }
     assert c.describe_workflow("w1")["input"] == {"n": 1}
     assert [w["id"] for w in c.list_workflows(search_attrs={"env": "x"})] == ["w1"]
     assert fake.last("GET", "/api/v1/workflows")["query"]["namespace"] == "ns1"
@@ -88,7 +105,9 @@ def test_generated_ids_and_no_auth_header(fake):
 
 def test_unreachable_engine():
     c = Client(f"http://127.0.0.1:{closed_port()}", timeout=2)
-    with pytest.raises(EngineUnreachable, match="engine unreachable at http://127.0.0.1:.*connection refused"):
+    with pytest.raises(
+        EngineUnreachable, match="engine unreachable at http://127.0.0.1:.*connection refused"
+    ):
         c.health()
 
 
@@ -168,7 +187,9 @@ def test_wait_returns_promptly_after_the_change(sse):
 def test_wait_target_timeout_and_terminal_other_than_target(fake):
     c = Client(fake.url)
     fake.add_workflow("w1")
-    with pytest.raises(errors.WaitTimeout, match=r"timeout after 0.2s waiting for w1 \(last status: PENDING\)"):
+    with pytest.raises(
+        errors.WaitTimeout, match=r"timeout after 0.2s waiting for w1 \(last status: PENDING\)"
+    ):
         c.wait("w1", timeout=0.2)
     fake.set_status("w1", "RUNNING")
     assert c.wait("w1", timeout=5, target="running")["status"] == "RUNNING"
@@ -183,8 +204,13 @@ def test_wait_calls_on_tick(fake):
     fake.add_workflow("w1", status="RUNNING")
     ticks = []
     with pytest.raises(errors.WaitTimeout):
-        wait_for(Client(fake.url), "w1", timeout=0.35, on_tick=lambda s, e: ticks.append((s, e)),
-                 tick_interval=0.05)
+        wait_for(
+            Client(fake.url),
+            "w1",
+            timeout=0.35,
+            on_tick=lambda s, e: ticks.append((s, e)),
+            tick_interval=0.05,
+        )
     assert len(ticks) >= 3 and ticks[0][0] == "RUNNING"
     assert all(b[1] >= a[1] for a, b in zip(ticks, ticks[1:], strict=False))
 

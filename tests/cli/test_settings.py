@@ -23,26 +23,35 @@ def env_for(tmp_path, **extra):
 def test_defaults_without_anything(tmp_path):
     s = resolve_settings({}, env_for(tmp_path))
     assert (s.engine_url, s.api_key, s.namespace, s.output, s.config_path) == (
-        "http://127.0.0.1:8080", None, "main", "json", None)
+        "http://127.0.0.1:8080",
+        None,
+        "main",
+        "json",
+        None,
+    )
     assert resolve_settings({}, env_for(tmp_path), stdout_is_tty=True).output == "table"
 
 
 def test_precedence_flag_env_config_default(tmp_path):
-    cfg = write(tmp_path / "xdg" / "assay" / "config.yaml",
-                "engine_url: http://cfg:1\nnamespace: cfgns\noutput: table\napi_key: cfgkey\n")
+    cfg = write(
+        tmp_path / "xdg" / "assay" / "config.yaml",
+        "engine_url: http://cfg:1\nnamespace: cfgns\noutput: table\napi_key: cfgkey\n",
+    )
     env = env_for(tmp_path)
     s = resolve_settings({}, env)
     assert (s.engine_url, s.namespace, s.output, s.api_key) == ("http://cfg:1", "cfgns", "table", "cfgkey")
     assert s.config_path == str(cfg)
     assert s.sources["engine_url"] == "config"
 
-    env.update(ASSAY_ENGINE_URL="http://env:2", ASSAY_NAMESPACE="envns", ASSAY_OUTPUT="JSONL",
-               ASSAY_API_KEY="envkey")
+    env.update(
+        ASSAY_ENGINE_URL="http://env:2", ASSAY_NAMESPACE="envns", ASSAY_OUTPUT="JSONL", ASSAY_API_KEY="envkey"
+    )
     s = resolve_settings({}, env)
     assert (s.engine_url, s.namespace, s.output, s.api_key) == ("http://env:2", "envns", "jsonl", "envkey")
 
-    s = resolve_settings({"engine_url": "http://flag:3", "namespace": "flagns", "output": "json",
-                          "api_key": "flagkey"}, env)
+    s = resolve_settings(
+        {"engine_url": "http://flag:3", "namespace": "flagns", "output": "json", "api_key": "flagkey"}, env
+    )
     assert (s.engine_url, s.namespace, s.output, s.api_key) == ("http://flag:3", "flagns", "json", "flagkey")
     assert set(s.sources.values()) == {"flag"}
 

@@ -86,7 +86,7 @@ function ActCtx:heartbeat(details)
   local okE, s = pcall(json.encode, details)
   if not okE then error("actx:heartbeat: details cannot be encoded as JSON: " .. tostring(s), 2) end
   local ok, status, value = pcall(call, "POST", "/tasks/" .. pct(self.activity_id) .. "/heartbeat",
-    '{"details":' .. s .. "}", { timeout = 10 })
+    '{"details":' .. s .. ',"worker_id":' .. json.encode(W.worker_id) .. "}", { timeout = 10 })
   if not ok then
     log("debug", "activity heartbeat failed: " .. tostring(status))
     return false
@@ -112,8 +112,9 @@ local function run_activity_task(task)
   local fn = W.activities[name]
   local path = "/tasks/" .. pct(task.id)
   local verb, body
+  local wid = json.encode(W.worker_id)
   if not fn then
-    verb, body = "fail", { error = "No handler registered for activity: " .. name }
+    verb, body = "fail", { error = "No handler registered for activity: " .. name, worker_id = W.worker_id }
   else
     local tb
     local ok, res = xpcall(fn, function(e)
@@ -123,15 +124,17 @@ local function run_activity_task(task)
     if ok then
       local okE, s = pcall(json.encode, res)
       if okE then
-        verb, body = "complete", '{"result":' .. s .. "}"
+        verb, body = "complete", '{"result":' .. s .. ',"worker_id":' .. wid .. "}"
       else
         verb, body = "fail", { error = sfmt("activity '%s' returned a value that cannot be encoded as JSON: %s", name,
-          (tostring(s):gsub("^json%.encode: ", ""))) }
+          (tostring(s):gsub("^json%.encode: ", ""))), worker_id = W.worker_id }
       end
     else
       local msg = native.errtext(res)
       log("warn", sfmt("%s attempt %s failed: %s\n%s", what, tostring(task.attempt), msg, tostring(tb)))
-      verb, body = "fail", { error = msg }
+      -- error({ message = "...", non_retryable = true }) skips the remaining attempts
+      local final = type(res) == "table" and rawget(res, "non_retryable") == true or nil
+      verb, body = "fail", { error = msg, worker_id = W.worker_id, non_retryable = final }
     end
   end
   local status, value, raw = deliver(what, "POST", path .. "/" .. verb, body)
@@ -269,7 +272,7 @@ function W.listen(opts)
     wait_secs = tonumber(opts.poll_wait_secs) or env_number("ASSAY_WORKER_POLL_WAIT_SECS") or 20,
     heartbeat_interval = tonumber(opts.heartbeat_interval_secs) or env_number("ASSAY_WORKER_HEARTBEAT_SECS") or 5,
     min_backoff = tonumber(opts.min_backoff_secs) or 0.5,
-    max_backoff = tonumber(opts.max_backoff_secs) or 10,
+    max_backoff = tonumber(opts.max_backoff_secs) or env_number("ASSAY_WORKER_MAX_BACKOFF_SECS") or 10,
     max_concurrent_workflows = opts.max_concurrent_workflows or concurrency,
     max_concurrent_activities = opts.max_concurrent_activities or concurrency,
     quick_empty = 0,

@@ -1,0 +1,402 @@
+"""JSON Schemas (OpenAPI 3.1) for every request and record. Routes name these; openapi.py assembles them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ANY: dict[str, Any] = {}  # any JSON value
+NUM = {"type": "number"}
+INT = {"type": "integer"}
+STR = {"type": "string"}
+NAME = {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "\\S"}  # required, not blank
+BOOL = {"type": "boolean"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    t = schema.get("type")
+    if isinstance(t, str):
+        return dict(schema, type=[t, "null"])
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(
+    props: dict[str, Any], required: tuple[str, ...] = (), extra: bool = True, **kw: Any
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": extra}
+    if required:
+        out["required"] = list(required)
+    out.update(kw)
+    return out
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def array(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+STATUS = {
+    "type": "string",
+    "enum": ["PENDING", "RUNNING", "WAITING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"],
+}
+ACT_STATUS = {"type": "string", "enum": ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]}
+OVERLAP = {"type": "string", "enum": ["skip", "queue", "cancel_old", "allow_all"]}
+NSTR = nullable(STR)
+NNUM = nullable(NUM)
+
+RETRY = {
+    "max_attempts": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "attempts in all (default 3; <=1: no retry)",
+    },
+    "initial_interval_secs": {"type": "number", "minimum": 0, "description": "first backoff (default 1)"},
+    "backoff_coefficient": {"type": "number", "minimum": 1, "description": "backoff multiplier (default 2)"},
+    "maximum_interval_secs": {"type": "number", "minimum": 0, "description": "cap on the backoff"},
+    "start_to_close_secs": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "per-attempt limit (300)",
+    },
+    "heartbeat_timeout_secs": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "max silence between heartbeats",
+    },
+    "non_retryable_errors": {"type": "array", "items": STR, "description": "error substrings that are final"},
+}
+
+
+def _cmd(type_: str, props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return obj({"type": {"const": type_}, **props}, ("type", *required))
+
+
+COMMANDS = [
+    _cmd(
+        "ScheduleActivity",
+        {"seq": INT, "name": STR, "task_queue": STR, "input": ANY, **RETRY},
+        ("seq", "name"),
+    ),
+    _cmd("ScheduleTimer", {"seq": INT, "duration_secs": NUM}, ("seq",)),
+    _cmd("WaitForSignal", {"name": STR, "timer_seq": INT}),
+    _cmd("RecordSideEffect", {"seq": INT, "name": STR, "value": ANY}, ("seq",)),
+    _cmd(
+        "StartChildWorkflow",
+        {"workflow_type": STR, "workflow_id": STR, "task_queue": STR, "input": ANY, "search_attributes": ANY},
+        ("workflow_type", "workflow_id"),
+    ),
+    _cmd("UpsertSearchAttributes", {"patch": {"type": "object"}}),
+    _cmd("ContinueAsNew", {"input": ANY, "workflow_id": STR}),
+    _cmd("RecordSnapshot", {"state": ANY}),
+    _cmd("CompleteWorkflow", {"result": ANY}),
+    _cmd("FailWorkflow", {"error": STR}),
+    _cmd("CancelWorkflow", {"reason": STR}),
+]
+
+WORKFLOW = obj(
+    {
+        "id": STR,
+        "namespace": STR,
+        "run_id": STR,
+        "workflow_type": STR,
+        "task_queue": STR,
+        "status": STATUS,
+        "input": ANY,
+        "result": ANY,
+        "error": NSTR,
+        "parent_id": NSTR,
+        "claimed_by": NSTR,
+        "search_attributes": ANY,
+        "archived_at": NNUM,
+        "archive_uri": NSTR,
+        "created_at": NUM,
+        "updated_at": NUM,
+        "completed_at": NNUM,
+        "cancel_requested": BOOL,
+    },
+    ("id", "namespace", "run_id", "workflow_type", "task_queue", "status", "created_at"),
+)
+
+EVENT = obj(
+    {"id": INT, "workflow_id": STR, "seq": INT, "event_type": STR, "payload": ANY, "timestamp": NUM},
+    ("id", "workflow_id", "seq", "event_type", "timestamp"),
+)
+
+ACTIVITY = obj(
+    {
+        "id": INT,
+        "workflow_id": STR,
+        "seq": INT,
+        "name": STR,
+        "task_queue": STR,
+        "input": ANY,
+        "status": ACT_STATUS,
+        "result": ANY,
+        "error": NSTR,
+        "attempt": INT,
+        "max_attempts": INT,
+        "initial_interval_secs": NUM,
+        "backoff_coefficient": NUM,
+        "maximum_interval_secs": NNUM,
+        "start_to_close_secs": NUM,
+        "heartbeat_timeout_secs": NNUM,
+        "non_retryable_errors": nullable(array(STR)),
+        "claimed_by": NSTR,
+        "scheduled_at": NUM,
+        "started_at": NNUM,
+        "completed_at": NNUM,
+        "last_heartbeat": NNUM,
+        "heartbeat_details": ANY,
+        "cancel_requested": BOOL,
+    },
+    ("id", "workflow_id", "seq", "name", "task_queue", "status", "attempt"),
+)
+
+WORKFLOW_TASK = obj(
+    {
+        "workflow_id": STR,
+        "workflow_type": STR,
+        "namespace": STR,
+        "task_queue": STR,
+        "input": ANY,
+        "run_id": STR,
+        "parent_id": NSTR,
+        "search_attributes": ANY,
+        "created_at": NUM,
+        "attempt": INT,
+        "history": array(
+            obj(
+                {"seq": INT, "event_type": STR, "payload": ANY, "timestamp": NUM},
+                ("seq", "event_type", "timestamp"),
+            )
+        ),
+    },
+    ("workflow_id", "workflow_type", "namespace", "task_queue", "history"),
+)
+
+SCHEDULE = obj(
+    {
+        "name": STR,
+        "namespace": STR,
+        "workflow_type": STR,
+        "cron_expr": STR,
+        "timezone": STR,
+        "input": ANY,
+        "task_queue": STR,
+        "overlap_policy": OVERLAP,
+        "paused": BOOL,
+        "last_run_at": NNUM,
+        "next_run_at": NNUM,
+        "last_workflow_id": NSTR,
+        "created_at": NUM,
+        "updated_at": NUM,
+        "next_runs": {
+            "type": "array",
+            "items": STR,
+            "description": "next 5 fire times, ISO 8601 in the zone",
+        },
+    },
+    ("name", "namespace", "workflow_type", "cron_expr", "timezone", "paused"),
+)
+
+WORKER = obj(
+    {
+        "id": STR,
+        "namespace": STR,
+        "identity": STR,
+        "task_queue": STR,
+        "workflows": nullable(array(STR)),
+        "activities": nullable(array(STR)),
+        "max_concurrent_workflows": INT,
+        "max_concurrent_activities": INT,
+        "active_tasks": INT,
+        "heartbeat_interval_secs": NNUM,
+        "last_heartbeat": NUM,
+        "registered_at": NUM,
+    },
+    ("id", "namespace", "identity", "task_queue"),
+)
+
+API_KEY = obj(
+    {"prefix": STR, "label": NSTR, "created_at": NUM, "last_used_at": NNUM}, ("prefix", "created_at")
+)
+START_RESPONSE = obj(
+    {"workflow_id": STR, "run_id": STR, "status": STATUS}, ("workflow_id", "run_id", "status")
+)
+OPT_OBJECT_BODY = "an object; `[]`, `{}`, `null` and an empty body all mean no fields"
+
+SCHEMAS: dict[str, Any] = {
+    "Error": obj(
+        {"error": STR}, ("error",), description="Every error: a message plus optional detail fields."
+    ),
+    "StartWorkflow": obj(
+        {
+            "workflow_type": STR,
+            "workflow_id": STR,
+            "namespace": STR,
+            "task_queue": STR,
+            "input": ANY,
+            "search_attributes": ANY,
+        },
+        ("workflow_type", "workflow_id"),
+    ),
+    "StartResponse": START_RESPONSE,
+    "Workflow": WORKFLOW,
+    "WorkflowList": array(ref("Workflow")),
+    "Event": EVENT,
+    "EventList": array(ref("Event")),
+    "Signal": nullable(obj({"payload": ANY}, description=OPT_OBJECT_BODY)),
+    "Reason": nullable(obj({"reason": NSTR}, description=OPT_OBJECT_BODY)),
+    "ContinueAsNew": nullable(obj({"input": ANY, "workflow_id": NSTR}, description=OPT_OBJECT_BODY)),
+    "State": obj({"state": ANY, "event_seq": INT, "created_at": NUM}, ("state", "event_seq", "created_at")),
+    "StateValue": obj(
+        {"value": ANY, "event_seq": INT, "created_at": NUM}, ("value", "event_seq", "created_at")
+    ),
+    "ScheduleActivity": obj(
+        {"seq": INT, "name": STR, "task_queue": STR, "input": ANY, **RETRY}, ("seq", "name")
+    ),
+    "Activity": ACTIVITY,
+    "RegisterWorker": obj(
+        {
+            "identity": STR,
+            "queue": STR,
+            "namespace": STR,
+            "workflows": nullable(array(STR)),
+            "activities": nullable(array(STR)),
+            "max_concurrent_workflows": INT,
+            "max_concurrent_activities": INT,
+            "heartbeat_interval_secs": NUM,
+        },
+        ("identity", "queue"),
+    ),
+    "WorkerId": obj({"worker_id": STR}, ("worker_id",)),
+    "WorkerHeartbeat": obj(
+        {"worker_id": STR, "identity": STR, "queue": STR, "namespace": STR},
+        ("worker_id",),
+        description="identity + queue let the engine re-register a reaped id",
+    ),
+    "Poll": obj(
+        {"queue": STR, "worker_id": STR, "wait_secs": {"type": "number", "minimum": 0, "maximum": 60}},
+        ("worker_id",),
+    ),
+    "ActivityTaskOrNull": {"anyOf": [ref("Activity"), obj({"task": {"type": "null"}}, ("task",))]},
+    "CompleteActivity": nullable(obj({"result": ANY, "worker_id": STR}, description=OPT_OBJECT_BODY)),
+    "FailActivity": nullable(
+        obj({"error": ANY, "worker_id": STR, "non_retryable": BOOL}, description=OPT_OBJECT_BODY)
+    ),
+    "ActivityHeartbeat": nullable(obj({"details": ANY, "worker_id": STR}, description=OPT_OBJECT_BODY)),
+    "HeartbeatResponse": obj({"cancel_requested": BOOL}, ("cancel_requested",)),
+    "WorkflowTask": WORKFLOW_TASK,
+    "WorkflowTaskOrNull": {"anyOf": [ref("WorkflowTask"), {"type": "null"}]},
+    "Command": {"oneOf": COMMANDS, "discriminator": {"propertyName": "type"}},
+    "Commands": obj({"worker_id": NAME, "commands": array(ref("Command"))}, ("worker_id",)),
+    "CombinedPoll": obj(
+        {
+            "queue": STR,
+            "worker_id": STR,
+            "wait_secs": {"type": "number", "minimum": 0, "maximum": 60},
+            "workflows": BOOL,
+            "activities": BOOL,
+        },
+        ("worker_id",),
+    ),
+    "CombinedPollResponse": {
+        "oneOf": [
+            obj({"kind": {"const": "workflow_task"}, "task": ref("WorkflowTask")}, ("kind", "task")),
+            obj({"kind": {"const": "activity_task"}, "task": ref("Activity")}, ("kind", "task")),
+            obj({"kind": {"type": "null"}, "task": {"type": "null"}}, ("kind", "task")),
+        ]
+    },
+    "CreateSchedule": obj(
+        {
+            "name": STR,
+            "workflow_type": STR,
+            "cron_expr": STR,
+            "namespace": STR,
+            "timezone": STR,
+            "input": ANY,
+            "task_queue": STR,
+            "overlap_policy": OVERLAP,
+            "paused": BOOL,
+        },
+        ("name", "workflow_type", "cron_expr"),
+    ),
+    "PatchSchedule": nullable(
+        obj(
+            {
+                "cron_expr": STR,
+                "timezone": STR,
+                "input": ANY,
+                "task_queue": STR,
+                "overlap_policy": OVERLAP,
+                "workflow_type": STR,
+            },
+            description=OPT_OBJECT_BODY,
+        )
+    ),
+    "Schedule": SCHEDULE,
+    "ScheduleList": array(ref("Schedule")),
+    "CreateNamespace": obj({"name": {**NAME, "maxLength": 200}}, ("name",)),
+    "Namespace": obj({"name": STR, "created_at": NUM}, ("name", "created_at")),
+    "NamespaceList": array(ref("Namespace")),
+    "NamespaceStats": obj(
+        {
+            "namespace": STR,
+            "total_workflows": INT,
+            "running": INT,
+            "pending": INT,
+            "completed": INT,
+            "failed": INT,
+            "cancelled": INT,
+            "schedules": INT,
+            "workers": INT,
+        },
+        ("namespace", "total_workflows"),
+    ),
+    "Worker": WORKER,
+    "WorkerList": array(ref("Worker")),
+    "QueueStatsList": array(
+        obj(
+            {
+                "queue": STR,
+                "pending_activities": INT,
+                "running_activities": INT,
+                "pending_workflows": INT,
+                "running_workflows": INT,
+                "workers": INT,
+            },
+            ("queue",),
+        )
+    ),
+    "CreateApiKey": nullable(obj({"label": NSTR, "idempotent": BOOL}, description=OPT_OBJECT_BODY)),
+    "ApiKey": API_KEY,
+    "ApiKeyCreated": obj(
+        {"plaintext": STR, "prefix": STR, "label": NSTR, "created_at": NUM},
+        ("plaintext", "prefix", "created_at"),
+    ),
+    "ApiKeyList": array(ref("ApiKey")),
+    "Health": obj({"service": STR, "status": STR, "version": STR, "backend": STR}, ("status",)),
+    "Version": obj({"version": STR, "build_profile": STR}, ("version", "build_profile")),
+    "StreamTicket": obj({"ticket": STR, "expires_at": NUM}, ("ticket", "expires_at")),
+}
+
+# Identifiers the API rejects when blank: documented as such so clients (and fuzzers) know.
+_NON_BLANK = {
+    "StartWorkflow": ("workflow_type", "workflow_id", "namespace", "task_queue"),
+    "RegisterWorker": ("identity", "queue", "namespace"),
+    "WorkerHeartbeat": ("worker_id", "identity", "queue", "namespace"),
+    "Poll": ("queue", "worker_id"),
+    "CombinedPoll": ("queue", "worker_id"),
+    "Commands": ("worker_id",),
+    "CreateSchedule": ("name", "workflow_type", "cron_expr", "namespace", "task_queue"),
+    "PatchSchedule": ("cron_expr", "task_queue", "workflow_type"),
+    "CreateNamespace": ("name",),
+    "ScheduleActivity": ("name", "task_queue"),
+}
+for _schema, _fields in _NON_BLANK.items():
+    _s = SCHEMAS[_schema]
+    _props = (_s.get("anyOf", [_s])[0]).get("properties", {})
+    for _f in _fields:
+        _props[_f] = dict(NAME, maxLength={"name": 200, "workflow_id": 500}.get(_f, 1000))
