@@ -46,6 +46,7 @@ class TimerLoop(Loop):
     """Fires due durable timers (TimerFired + wake the workflow)."""
 
     name = "timers"
+    leader_only = True
 
     def tick(self, now: float) -> float | None:
         self.engine.fire_due_timers()
@@ -56,6 +57,7 @@ class ActivityLoop(Loop):
     """start_to_close / heartbeat timeouts, lost-worker recovery, and retry-backoff wake-ups."""
 
     name = "activities"
+    leader_only = True
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
@@ -75,6 +77,7 @@ class DispatchRecoveryLoop(Loop):
     """Releases workflow-task leases whose holder went silent (ASSAY_WF_DISPATCH_TIMEOUT_SECS)."""
 
     name = "dispatch"
+    leader_only = True
 
     def tick(self, now: float) -> float | None:
         self.engine.recover_leases()
@@ -87,7 +90,9 @@ class WorkerReaperLoop(Loop):
 
     def tick(self, now: float) -> float | None:
         self.engine.reap_workers()
-        return self.engine.next_worker_reap()
+        nxt = self.engine.next_worker_reap()
+        # a silent worker still holding work is kept until that work is recovered: look again later
+        return None if nxt is None else max(nxt, now + 1.0)
 
 
 class SchedulerLoop(Loop):

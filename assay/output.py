@@ -141,7 +141,9 @@ def render_table(rows: Sequence[Any], columns: Sequence[Column], *, max_width: i
         gaps = 2 * (len(columns) - 1)
         while sum(widths) + gaps > max_width:
             shrinkable = [
-                i for i, c in enumerate(columns) if c.kind == "text" and widths[i] > max(MIN_CELL, len(c.title))
+                i
+                for i, c in enumerate(columns)
+                if c.kind == "text" and widths[i] > max(MIN_CELL, len(c.title))
             ]
             if not shrinkable:
                 break

@@ -67,6 +67,10 @@ class Server:
         self.settings = settings
         self.store = open_store(settings.backend, synchronous=settings.sqlite_synchronous)
         self.engine = Engine(self.store, settings=settings)
+        if self.store.multi_instance:
+            from assay.engine.notify import bridge
+
+            bridge(self.store, self.engine.notifier, self.engine.broadcaster)
         self.locked = False
         if not self.store.multi_instance:
             self.store.acquire_engine_lock(self.engine.instance_id, self.engine.now(), stale_after=60.0)

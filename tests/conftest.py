@@ -16,10 +16,11 @@ from assay.clock import FakeClock  # noqa: E402
 from assay.config import load_settings  # noqa: E402
 from assay.engine import Engine  # noqa: E402
 from assay.store import open_store  # noqa: E402
+from tests import pg  # noqa: E402
 from tests.wsgi import Client  # noqa: E402
 
 BACKENDS = ["sqlite"]
-if os.environ.get("ASSAY_TEST_POSTGRES_URL"):
+if pg.available() and os.environ.get("ASSAY_TEST_POSTGRES", "1") != "0":
     BACKENDS.append("postgres")
 
 
@@ -27,10 +28,8 @@ if os.environ.get("ASSAY_TEST_POSTGRES_URL"):
 def store(request, tmp_path):
     if request.param == "sqlite":
         s = open_store("sqlite:///" + str(tmp_path / "test.db"))
-    else:  # pragma: no cover - exercised when a Postgres server is available
-        from tests.pg import fresh_database
-
-        s = open_store(fresh_database())
+    else:
+        s = open_store(pg.fresh_database(), min_size=1, max_size=5)
     yield s
     s.close()
 

@@ -18,6 +18,8 @@ class RawWorker:
         self.headers = headers or {}
         self.stop = threading.Event()
         self.completed: list[str] = []
+        self.activities_done: list[int] = []
+        self.claims: list[tuple[str, int]] = []  # (workflow id, history length) per workflow task
         self.thread = threading.Thread(target=self._run, daemon=True)
         st, body, _ = http("POST", api + "/workers/register",
                            {"identity": "raw-test-worker", "queue": queue, "heartbeat_interval_secs": 5},
@@ -45,10 +47,13 @@ class RawWorker:
                 continue
             task = body["task"]
             if body["kind"] == "activity_task":
-                http("POST", f"{self.api}/tasks/{task['id']}/complete",
-                     {"result": {"echo": task["input"]}, "worker_id": self.worker_id}, headers=self.headers)
+                st, _, _ = http("POST", f"{self.api}/tasks/{task['id']}/complete",
+                                {"result": {"echo": task["input"]}, "worker_id": self.worker_id}, headers=self.headers)
+                if st == 200:
+                    self.activities_done.append(task["id"])
                 continue
             history = task["history"]
+            self.claims.append((task["workflow_id"], len(history)))
             done = [e for e in history if e["event_type"] == "ActivityCompleted"]
             if self.with_activity and not done:
                 cmds = [{"type": "ScheduleActivity", "seq": 1, "name": "work", "input": task["input"]}]

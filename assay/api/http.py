@@ -13,6 +13,7 @@ from typing import Any
 import bottle
 
 from assay.errors import AssayError, BadRequest, PayloadTooLarge
+from assay.store import retryable_error
 
 log = logging.getLogger("assay.api")
 
@@ -99,7 +100,14 @@ def wrap(spec: RouteSpec, guard: Callable[[RouteSpec], None] | None) -> Callable
         try:
             if guard is not None:
                 guard(spec)
-            return handler(**kw)
+            for attempt in range(4):  # transient store conflicts (Postgres deadlocks) are simply rerun
+                try:
+                    return handler(**kw)
+                except Exception as e:
+                    if attempt == 3 or not retryable_error(e):
+                        raise
+                    log.info("retrying %s %s after a transient conflict: %s", bottle.request.method,
+                             bottle.request.path, type(e).__name__)
         except AssayError as e:
             return error_body(e)
         except bottle.HTTPResponse:
@@ -123,10 +131,14 @@ def read_body(max_body: int) -> Any:
     length = req.content_length
     if length is not None and length > max_body:
         raise PayloadTooLarge(f"request body is {length} bytes; the limit is {max_body}", limit=max_body)
-    stream = req.environ.get("wsgi.input")
-    if stream is None:
-        return None
-    raw = stream.read(max_body + 1) if length in (None, -1) else stream.read(length)
+    if "assay.raw_body" in req.environ:  # read once; a retried handler sees the same body
+        raw = req.environ["assay.raw_body"]
+    else:
+        stream = req.environ.get("wsgi.input")
+        if stream is None:
+            return None
+        raw = stream.read(max_body + 1) if length in (None, -1) else stream.read(length)
+        req.environ["assay.raw_body"] = raw
     if len(raw) > max_body:
         raise PayloadTooLarge(f"request body exceeds the limit of {max_body} bytes", limit=max_body)
     if not raw.strip():

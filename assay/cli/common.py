@@ -52,7 +52,10 @@ def client(ctx: click.Context | None = None, timeout: float = 30.0) -> Client:
     try:
         return Client(s.engine_url, s.api_key, s.namespace, timeout=timeout)
     except ValueError as e:
-        raise UsageError(f"--engine-url: {e}") from None
+        origin = {"flag": "--engine-url", "env": "ASSAY_ENGINE_URL"}.get(
+            s.sources.get("engine_url", ""), "engine_url"
+        )
+        raise UsageError(f"{origin}: {e}") from None
 
 
 def output_format(ctx: click.Context | None = None) -> str:
@@ -189,10 +192,3 @@ class CaseFreeChoice(click.Choice):
         from click.shell_completion import CompletionItem
 
         return [CompletionItem(c) for c in self.choices if str(c).lower().startswith(incomplete.lower())]
-
-
-def stdin_is_tty() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False

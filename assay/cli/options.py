@@ -15,7 +15,6 @@ import click
 
 FLAGS = "assay.flags"
 GLOBAL_NAMES = ("engine_url", "api_key", "namespace", "output", "config", "traceback")
-HELP_WIDTH = 100
 
 
 def _complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:

@@ -36,11 +36,23 @@ def setup_logging() -> None:
     logger.setLevel(log_level_from_env())
 
 
-@click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
-                                        "help_option_names": ["-h", "--help"]})
-@click.option("-e", "code", metavar="CODE", help="Run this Lua code instead of a file (all ARGS go to `arg`).")
-@click.option("--traceback", "show_traceback", is_flag=True,
-              help="On an error also print the Lua and Python tracebacks (same as ASSAY_DEBUG=1).")
+@click.command(
+    "run",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+        "help_option_names": ["-h", "--help"],
+    },
+)
+@click.option(
+    "-e", "code", metavar="CODE", help="Run this Lua code instead of a file (all ARGS go to `arg`)."
+)
+@click.option(
+    "--traceback",
+    "show_traceback",
+    is_flag=True,
+    help="On an error also print the Lua and Python tracebacks (same as ASSAY_DEBUG=1).",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
     """Run a Lua script with the assay stdlib (http, json, log, fs, shell, ...).
@@ -59,15 +71,20 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
     """
     from assay.lua import Runtime, ScriptError
 
-    debug = show_traceback or any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-                                  for k in ("ASSAY_DEBUG", "ASSAY_TRACEBACK"))
+    debug = show_traceback or any(
+        os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+        for k in ("ASSAY_DEBUG", "ASSAY_TRACEBACK")
+    )
     if code is None:
         if not args:
             raise click.UsageError("give a FILE to run, or -e CODE")
         path, rest = args[0], list(args[1:])
         if not os.path.isfile(path):
-            click.echo(f"assay run: cannot open {path}: " +
-                       ("is a directory" if os.path.isdir(path) else "No such file or directory"), err=True)
+            click.echo(
+                f"assay run: cannot open {path}: "
+                + ("is a directory" if os.path.isdir(path) else "No such file or directory"),
+                err=True,
+            )
             sys.exit(1)
     else:
         path, rest = None, list(args)

@@ -75,7 +75,9 @@ class Dashboard:
         data = node.read_bytes()
         if name.endswith(".js"):
             v = self.asset_version
-            text = _IMPORT_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}?v={v}{m.group(3)}", data.decode("utf-8"))
+            text = _IMPORT_RE.sub(
+                lambda m: f"{m.group(1)}{m.group(2)}?v={v}{m.group(3)}", data.decode("utf-8")
+            )
             data = text.encode("utf-8")
         etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
         self._cache[name] = (data, etag)

@@ -107,7 +107,9 @@ class Whitelabel:
             sep = "&" if "?" in self.css_url else "?"
             href = f"{self.css_url}{sep}v={asset_version}"
             extra_css = f'<link rel="stylesheet" href="{e(href)}" data-whitelabel-css>'
-        logo = f'<img class="logo-img" src="{e(self.logo_url)}" alt="{e(self.name)}">' if self.logo_url else ""
+        logo = (
+            f'<img class="logo-img" src="{e(self.logo_url)}" alt="{e(self.name)}">' if self.logo_url else ""
+        )
         subtitle = f'<span class="logo-subtitle">{e(self.subtitle)}</span>' if self.subtitle else ""
         docs = ""
         if self.api_docs_url:

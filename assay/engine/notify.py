@@ -157,3 +157,28 @@ class Effects:
         notifier.bump(self.keys)
         for event_type, data in self.events:
             broadcaster.publish(event_type, data)
+
+
+def bridge(store, notifier: Notifier, broadcaster: Broadcaster) -> None:
+    """Connect the in-process notifier and SSE fan-out of several engine instances through the store
+    (Postgres LISTEN/NOTIFY): work created on one instance wakes long-polls and SSE streams on all."""
+
+    def on_bump(keys: set[str]) -> None:
+        store.notify("bump", json.dumps(sorted(keys)))
+
+    def on_publish(event_type: str, data: dict[str, Any]) -> None:
+        store.notify("sse", json.dumps([event_type, data]))
+
+    def on_message(channel: str, payload: str) -> None:
+        try:
+            value = json.loads(payload)
+        except ValueError:
+            return
+        if channel == "bump" and isinstance(value, list):
+            notifier.bump(value, remote=True)
+        elif channel == "sse" and isinstance(value, list) and len(value) == 2:
+            broadcaster.publish(value[0], value[1], remote=True)
+
+    notifier.on_bump = on_bump
+    broadcaster.on_publish = on_publish
+    store.listen(on_message)

@@ -27,14 +27,19 @@ ACTIVITY_DEFAULTS: dict[str, Any] = {
 
 
 def retry_delay(act: Record) -> float:
-    """Backoff before attempt `attempt + 1`: initial * coefficient^(attempt-1), capped by maximum_interval."""
-    delay = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
-        0, act["attempt"] - 1
-    )
+    """Backoff before attempt `attempt + 1`: initial * coefficient^(attempt-1), capped by maximum_interval
+    (and by a year, so huge coefficients cannot overflow)."""
+    limit = 365 * 86400.0
     cap = act.get("maximum_interval_secs")
     if cap is not None:
-        delay = min(delay, float(cap))
-    return max(0.0, min(delay, 365 * 86400.0))
+        limit = min(limit, float(cap))
+    try:
+        delay = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
+            0, act["attempt"] - 1
+        )
+    except OverflowError:
+        delay = limit
+    return max(0.0, min(delay, limit))
 
 
 def is_non_retryable(act: Record, error: str) -> bool:
@@ -107,9 +112,12 @@ class TaskOps(EngineBase):
     # --- claims ---------------------------------------------------------------------------------
     def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
         with self._tx() as (tx, fx):
-            wf = tx.claim_workflow_task(queue, self._worker_namespace(tx, worker_id), worker_id, self.now())
+            now = self.now()
+            wf = tx.claim_workflow_task(queue, self._worker_namespace(tx, worker_id), worker_id, now)
             if wf is None:
                 return None
+            if tx.oldest_lease() == now:  # the only (oldest) lease: the recovery loop may be idle
+                fx.wake_loop("dispatch")
             if wf["previous_status"] == states.PENDING:
                 fx.sse("workflow_running", wf)
             wf["history"] = tx.list_events(wf["id"])
@@ -353,18 +361,13 @@ class TaskOps(EngineBase):
             return tx.next_activity_deadline(self.started_at)
 
     def wake_due_retries(self, last_check: float) -> float | None:
-        """Wake the queues of PENDING activities whose backoff ended since `last_check`; returns when
+        """Wake the queues of PENDING activities whose backoff ended in (last_check, now]; returns when
         the next one becomes due."""
         now = self.now()
-        keys: set[str] = set()
         with self.store.read() as tx:
-            while True:
-                nxt = tx.next_pending_activity(last_check)
-                if nxt is None or nxt["scheduled_at"] > now:
-                    break
-                keys.add("act:" + nxt["task_queue"])
-                last_check = nxt["scheduled_at"]
-        self.notifier.bump(keys)
+            queues = tx.pending_queues_due(last_check, now)
+            nxt = tx.next_pending_activity(now)
+        self.notifier.bump("act:" + q for q in queues)
         return None if nxt is None else nxt["scheduled_at"]
 
     def recover_leases(self) -> list[str]:

@@ -223,6 +223,9 @@ function os.exit(code, close)
   return c_exit(code, close)
 end
 io.stdout:setvbuf("line")
+-- Let Python see Ctrl-C even while Lua spins in a loop that calls nothing (coroutines inherit it).
+local tick_native = N["_tick"]
+debug.sethook(function() tick_native() end, "", 1000000)
 
 ---------------------------------------------------------------------------------------------------
 -- crypto, base64, fs, yaml, shell

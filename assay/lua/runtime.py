@@ -53,7 +53,7 @@ def embedded_module(name: str) -> tuple[bytes, str] | None:
     """``assay.workflow`` -> (source of assay/lua/workflow.lua, chunk name)."""
     if not name.startswith("assay.") or name.startswith("assay._prelude"):
         return None
-    parts = name[len("assay."):].split(".")
+    parts = name[len("assay.") :].split(".")
     if not parts or not all(p and p.replace("_", "a").isalnum() for p in parts):
         return None
     base = "/".join(parts)
@@ -65,14 +65,25 @@ def embedded_module(name: str) -> tuple[bytes, str] | None:
 
 
 class Runtime:
-    def __init__(self, path: str | None = None, code: str | None = None, args: list[str] | tuple = (),
-                 *, replica: dict | None = None) -> None:
+    def __init__(
+        self,
+        path: str | None = None,
+        code: str | None = None,
+        args: list[str] | tuple = (),
+        *,
+        replica: dict | None = None,
+    ) -> None:
         if (path is None) == (code is None):
             raise ValueError("give exactly one of path or code")
         self.path, self.code, self.args = path, code, list(args)
         self.replica = replica
-        self.lua = lua54.LuaRuntime(unpack_returned_tuples=True, encoding=None, register_eval=False,
-                                    register_builtins=False, attribute_filter=_deny_attributes)
+        self.lua = lua54.LuaRuntime(
+            unpack_returned_tuples=True,
+            encoding=None,
+            register_eval=False,
+            register_builtins=False,
+            attribute_filter=_deny_attributes,
+        )
         self.worker = WorkerNatives(self.lua, self)
         natives: dict[str, Any] = {}
         for obj in (SysNatives(self.lua), DataNatives(self.lua), HttpNatives(self.lua), self.worker):

@@ -19,9 +19,18 @@ from assay.lua.natives import LuaRaise, native, opt_text, raw, text, to_lua
 
 ALNUM = string.ascii_letters + string.digits
 HASHES = {
-    "md5": "md5", "sha1": "sha1", "sha224": "sha224", "sha256": "sha256", "sha384": "sha384",
-    "sha512": "sha512", "sha3-224": "sha3_224", "sha3-256": "sha3_256", "sha3-384": "sha3_384",
-    "sha3-512": "sha3_512", "blake2b": "blake2b", "blake2s": "blake2s",
+    "md5": "md5",
+    "sha1": "sha1",
+    "sha224": "sha224",
+    "sha256": "sha256",
+    "sha384": "sha384",
+    "sha512": "sha512",
+    "sha3-224": "sha3_224",
+    "sha3-256": "sha3_256",
+    "sha3-384": "sha3_384",
+    "sha3-512": "sha3_512",
+    "blake2b": "blake2b",
+    "blake2s": "blake2s",
 }
 
 

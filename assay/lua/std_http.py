@@ -66,8 +66,12 @@ class Response:
 
 
 class HttpClient:
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT, follow_redirects: bool = True,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float = DEFAULT_TIMEOUT,
+        follow_redirects: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.timeout = timeout
         self.follow_redirects = follow_redirects
         self.ssl_context = ssl_context
@@ -108,9 +112,16 @@ class HttpClient:
             c.close()
 
     # -- requests ------------------------------------------------------------------------------
-    def request(self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                timeout: float | None = None, on_event: Callable[[dict[str, str]], bool] | None = None,
-                interruptible: bool = False) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        on_event: Callable[[dict[str, str]], bool] | None = None,
+        interruptible: bool = False,
+    ) -> Response:
         timeout = self.timeout if timeout is None else timeout
         headers = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
@@ -123,11 +134,21 @@ class HttpClient:
             url = urllib.parse.urljoin(url, location)
             if resp.status == 303 or (resp.status in (301, 302) and method not in ("GET", "HEAD")):
                 method, body = "GET", None
-                headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+                headers = {
+                    k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")
+                }
         raise OSError(f"too many redirects (more than {MAX_REDIRECTS})")
 
-    def _once(self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float,
-              on_event: Callable[[dict[str, str]], bool] | None, interruptible: bool) -> Response:
+    def _once(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float,
+        on_event: Callable[[dict[str, str]], bool] | None,
+        interruptible: bool,
+    ) -> Response:
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
@@ -240,7 +261,15 @@ class HttpNatives:
         return HttpClient(float(timeout), o.get("follow_redirects", True) is not False, ctx)
 
     @native("http")
-    def request(self, client: Any = None, method: Any = None, url: Any = None, body: Any = None, opts: Any = None, on_event: Any = None) -> Any:
+    def request(
+        self,
+        client: Any = None,
+        method: Any = None,
+        url: Any = None,
+        body: Any = None,
+        opts: Any = None,
+        on_event: Any = None,
+    ) -> Any:
         c = client if isinstance(client, HttpClient) else self.default
         m = text(method).upper()
         u = text(url, "url")
@@ -252,9 +281,11 @@ class HttpNatives:
             raise LuaRaise("timeout must be a positive number of seconds")
         cb = None
         if on_event is not None:
+
             def cb(ev: dict[str, str]) -> bool:
                 r = on_event(to_lua(self.lua, ev))
                 return isinstance(r, bytes) and r == b"close"
+
         data = raw(body) if body is not None else None
         try:
             resp = c.request(m, u, data, headers, timeout, cb)
@@ -272,4 +303,3 @@ def describe_error(e: BaseException) -> str:
         return f"cannot resolve host: {e.strerror or e}"
     msg = str(e) or type(e).__name__
     return msg
-

@@ -14,8 +14,13 @@ from typing import Any
 
 from assay.lua.natives import LuaRaise, from_lua, is_table, native, opt_text, raw, text, to_lua
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 script_log = logging.getLogger("assay.lua.script")
 
 
@@ -89,6 +94,10 @@ class SysNatives:
     def pid(self) -> int:
         return os.getpid()
 
+    @native("_tick")
+    def tick(self) -> None:
+        """Called by a Lua count hook so Python gets to run signal handlers (Ctrl-C) in busy loops."""
+
     @native("flush")
     def flush(self) -> None:
         for s in (sys.stdout, sys.stderr):
@@ -150,7 +159,11 @@ class SysNatives:
     def shell_exec(self, cmd: Any = None, opts: Any = None) -> Any:
         if is_table(cmd):
             argv = from_lua(cmd)
-            if not isinstance(argv, list) or not argv or not all(isinstance(a, str | int | float) for a in argv):
+            if (
+                not isinstance(argv, list)
+                or not argv
+                or not all(isinstance(a, str | int | float) for a in argv)
+            ):
                 raise LuaRaise("command must be a non-empty list of strings (argv) or a string")
             args: list[str] | str = [str(a) for a in argv]
             use_shell = False
@@ -169,11 +182,20 @@ class SysNatives:
             env.update({str(k): str(v) for k, v in o["env"].items()})
         stdin = o.get("stdin")
         try:
-            proc = subprocess.Popen(args, shell=use_shell, cwd=o.get("cwd"), env=env,
-                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            proc = subprocess.Popen(
+                args,
+                shell=use_shell,
+                cwd=o.get("cwd"),
+                env=env,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
         except OSError as e:
-            raise LuaRaise(f"cannot run {args[0] if isinstance(args, list) else args!r}: {e.strerror or e}") from None
+            raise LuaRaise(
+                f"cannot run {args[0] if isinstance(args, list) else args!r}: {e.strerror or e}"
+            ) from None
         timed_out = False
         try:
             out, err = proc.communicate(raw(stdin) if stdin is not None else None, timeout=timeout)
@@ -187,5 +209,14 @@ class SysNatives:
         code = 124 if timed_out else proc.returncode
         if code < 0:
             code = 128 - code
-        return to_lua(self.lua, {"code": code, "status": code, "ok": code == 0 and not timed_out,
-                                 "stdout": out, "stderr": err, "timed_out": timed_out})
+        return to_lua(
+            self.lua,
+            {
+                "code": code,
+                "status": code,
+                "ok": code == 0 and not timed_out,
+                "stdout": out,
+                "stderr": err,
+                "timed_out": timed_out,
+            },
+        )

@@ -102,7 +102,9 @@ class StopSignals:
                 count += 1
                 name = signal.Signals(signum).name
                 if count == 1:
-                    log.info("%s received: finishing the task in hand, then exiting (send again to force)", name)
+                    log.info(
+                        "%s received: finishing the task in hand, then exiting (send again to force)", name
+                    )
                     INFLIGHT.stopping.set()
                     INFLIGHT.abort_all()
                 else:
@@ -152,8 +154,15 @@ class WorkerNatives:
         return e
 
     @native("_engine_call")
-    def engine_call(self, handle: Any = None, method: Any = None, path: Any = None, body: Any = None, timeout: Any = None,
-                    interruptible: Any = None) -> tuple[int, bytes]:
+    def engine_call(
+        self,
+        handle: Any = None,
+        method: Any = None,
+        path: Any = None,
+        body: Any = None,
+        timeout: Any = None,
+        interruptible: Any = None,
+    ) -> tuple[int, bytes]:
         if not isinstance(handle, EngineHandle):
             raise LuaRaise("not connected")
         m, p = text(method), text(path)
@@ -162,7 +171,9 @@ class WorkerNatives:
             headers["Content-Type"] = "application/json"
         t = float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
         try:
-            r = handle.client.request(m, handle.base + p, body, headers, t, interruptible=interruptible is True)
+            r = handle.client.request(
+                m, handle.base + p, body, headers, t, interruptible=interruptible is True
+            )
         except Aborted:
             return 0, b""
         except Exception as e:
@@ -197,7 +208,9 @@ class WorkerNatives:
         self.signals.uninstall()
 
     @native("_heartbeat_start")
-    def heartbeat_start(self, handle: Any = None, path: Any = None, body: Any = None, interval: Any = None) -> Heartbeat:
+    def heartbeat_start(
+        self, handle: Any = None, path: Any = None, body: Any = None, interval: Any = None
+    ) -> Heartbeat:
         if not isinstance(handle, EngineHandle):
             raise LuaRaise("not connected")
         every = float(interval) if isinstance(interval, int | float) and interval > 0 else 5.0
@@ -223,7 +236,9 @@ class WorkerNatives:
         base = from_lua(info) if is_table(info) else {}
         for i in range(count):
             slot = dict(base, slot=i + 2)
-            t = threading.Thread(target=self._run_replica, args=(slot,), name=f"assay-slot-{i + 2}", daemon=True)
+            t = threading.Thread(
+                target=self._run_replica, args=(slot,), name=f"assay-slot-{i + 2}", daemon=True
+            )
             t.start()
             self.replicas.append(t)
         return count

@@ -90,7 +90,7 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def recover_stale_leases(self, cutoff: float) -> list[str]:
-        """Release leases last refreshed before `cutoff` and mark those workflows dispatchable."""
+        """Release leases last refreshed at or before `cutoff` and mark those workflows dispatchable."""
 
     @abc.abstractmethod
     def oldest_lease(self) -> float | None:
@@ -138,6 +138,10 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def next_pending_activity(self, after: float) -> Record | None:
         """The earliest PENDING activity scheduled strictly after `after` (retry wake-ups)."""
+
+    @abc.abstractmethod
+    def pending_queues_due(self, after: float, now: float) -> list[str]:
+        """Queues of PENDING activities that became due in (after, now] (retry backoffs ending)."""
 
     @abc.abstractmethod
     def lost_worker_activities(self, now: float, grace_since: float) -> list[Record]:
@@ -218,7 +222,9 @@ class Tx(abc.ABC):
     def list_workers(self, namespace: str | None) -> list[Record]: ...
 
     @abc.abstractmethod
-    def reap_workers(self, cutoff: float) -> int: ...
+    def reap_workers(self, cutoff: float) -> int:
+        """Delete workers silent since `cutoff`, except those with a declared heartbeat interval that still
+        hold a RUNNING activity or a lease (lost-worker recovery needs their row); returns how many."""
 
     @abc.abstractmethod
     def oldest_worker_heartbeat(self) -> float | None: ...

@@ -167,6 +167,9 @@ class SqlTx(Tx):
     def update_workflow(self, wf_id: str, **fields: Any) -> None:
         self._update("workflows", {"id": wf_id}, fields)
 
+    #: SQL that holds when search_attributes is a JSON object
+    search_object_condition = "search_attributes IS NOT NULL AND json_type(search_attributes) = 'object'"
+
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
         """SQL for `search_attributes[key] == value` with JSON-typed equality. The key is a top-level
         literal (no JSON-path interpretation: dots, quotes and brackets are just characters)."""
@@ -206,7 +209,7 @@ class SqlTx(Tx):
                 conds.append(f"{col} = ?")
                 params.append(val)
         if search:
-            conds.append("search_attributes IS NOT NULL AND json_type(search_attributes) = 'object'")
+            conds.append(self.search_object_condition)
             for k, v in search.items():
                 c, p = self.search_condition(k, v)
                 conds.append(c)
@@ -280,7 +283,7 @@ class SqlTx(Tx):
         ids = [
             r[0]
             for r in self._exec(
-                "SELECT id FROM workflows WHERE dispatch_claimed_by IS NOT NULL AND dispatch_last_heartbeat < ?",
+                "SELECT id FROM workflows WHERE dispatch_claimed_by IS NOT NULL AND dispatch_last_heartbeat <= ?",
                 (cutoff,),
             ).fetchall()
         ]
@@ -407,6 +410,16 @@ class SqlTx(Tx):
                          WHERE status = 'PENDING' AND scheduled_at > ? ORDER BY scheduled_at LIMIT 1""",
             (after,),
         )
+
+    def pending_queues_due(self, after: float, now: float) -> list[str]:
+        return [
+            r[0]
+            for r in self._exec(
+                """SELECT DISTINCT task_queue FROM workflow_activities
+                   WHERE status = 'PENDING' AND scheduled_at > ? AND scheduled_at <= ?""",
+                (after, now),
+            ).fetchall()
+        ]
 
     def lost_worker_activities(self, now: float, grace_since: float) -> list[Record]:
         return self._rows(
@@ -575,7 +588,15 @@ class SqlTx(Tx):
         )
 
     def reap_workers(self, cutoff: float) -> int:
-        return self._exec("DELETE FROM workflow_workers WHERE last_heartbeat < ?", (cutoff,)).rowcount
+        # A worker that declared a heartbeat interval keeps its row while it still holds work: the
+        # lost-worker recovery (which needs the row) re-queues that work first.
+        return self._exec(
+            """DELETE FROM workflow_workers WHERE last_heartbeat < ? AND NOT (lost_after_secs IS NOT NULL AND (
+                EXISTS (SELECT 1 FROM workflow_activities a WHERE a.status = 'RUNNING'
+                        AND a.claimed_by = workflow_workers.id)
+                OR EXISTS (SELECT 1 FROM workflows wf WHERE wf.dispatch_claimed_by = workflow_workers.id)))""",
+            (cutoff,),
+        ).rowcount
 
     def oldest_worker_heartbeat(self) -> float | None:
         return self._scalar("SELECT MIN(last_heartbeat) FROM workflow_workers")

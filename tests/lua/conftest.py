@@ -30,11 +30,23 @@ def lua():
     return LuaRun
 
 
-def assay_run(*args: str, cwd: Path | str | None = None, env: dict | None = None, timeout: float = 30,
-              input: str | None = None) -> subprocess.CompletedProcess:
+def assay_run(
+    *args: str,
+    cwd: Path | str | None = None,
+    env: dict | None = None,
+    timeout: float = 30,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     """`assay run ...` in a subprocess (Lua's print writes to the C-level stdout)."""
-    return subprocess.run([sys.executable, "-m", "assay", "run", *args], cwd=cwd or ROOT, env=subprocess_env(env),
-                          capture_output=True, text=True, timeout=timeout, input=input)
+    return subprocess.run(
+        [sys.executable, "-m", "assay", "run", *args],
+        cwd=cwd or ROOT,
+        env=subprocess_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
 
 
 @pytest.fixture(scope="module")

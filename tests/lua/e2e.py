@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
+import signal as _signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,20 +15,35 @@ WORKERS = HERE / "workers"
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 
 # Fast heartbeats (lease extension) and a short reconnect backoff for every test worker.
-WORKER_ENV = {"ASSAY_WORKER_HEARTBEAT_SECS": "0.5", "ASSAY_WORKER_MAX_BACKOFF_SECS": "1",
-              "ASSAY_WORKER_POLL_WAIT_SECS": "10"}
+WORKER_ENV = {
+    "ASSAY_WORKER_HEARTBEAT_SECS": "0.5",
+    "ASSAY_WORKER_MAX_BACKOFF_SECS": "1",
+    "ASSAY_WORKER_POLL_WAIT_SECS": "10",
+}
 
 
 class Worker:
     """An `assay run SCRIPT` subprocess; stdout+stderr go to a log file."""
 
-    def __init__(self, script: Path | str, engine_url: str, log_dir: Path, queue: str = "default",
-                 env: dict | None = None, args: tuple = ()) -> None:
+    def __init__(
+        self,
+        script: Path | str,
+        engine_url: str,
+        log_dir: Path,
+        queue: str = "default",
+        env: dict | None = None,
+        args: tuple = (),
+    ) -> None:
         self.log_path = Path(log_dir) / f"worker-{Path(script).stem}-{queue}-{os.getpid()}-{id(self)}.log"
         full = {**WORKER_ENV, "ASSAY_ENGINE_URL": engine_url, "ASSAY_QUEUE": queue, **(env or {})}
         logf = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "assay", "run", str(script), *args], cwd=str(ROOT),
-                                     stdout=logf, stderr=subprocess.STDOUT, env=subprocess_env(full))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "assay", "run", str(script), *args],
+            cwd=str(ROOT),
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            env=subprocess_env(full),
+        )
         logf.close()
 
     def log(self) -> str:
@@ -47,7 +62,7 @@ class Worker:
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(_signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -76,11 +91,17 @@ def describe(engine, wf_id: str) -> dict:
     return out
 
 
-def wait_status(engine, wf_id: str, statuses=TERMINAL, timeout: float = 20.0, worker: Worker | None = None) -> dict:
+def wait_status(
+    engine, wf_id: str, statuses=TERMINAL, timeout: float = 20.0, worker: Worker | None = None
+) -> dict:
     statuses = (statuses,) if isinstance(statuses, str) else statuses
     try:
-        return wait_until(lambda: (lambda d: d if d["status"] in statuses else None)(describe(engine, wf_id)),
-                          timeout, interval=0.05, what=f"{wf_id} to reach {statuses}")
+        return wait_until(
+            lambda: (lambda d: d if d["status"] in statuses else None)(describe(engine, wf_id)),
+            timeout,
+            interval=0.05,
+            what=f"{wf_id} to reach {statuses}",
+        )
     except AssertionError:
         if worker is not None:
             print(worker.log())

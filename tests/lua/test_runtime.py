@@ -9,6 +9,7 @@ from assay.lua.runtime import embedded_module
 from tests.lua.conftest import assay_run
 
 
+@pytest.mark.e2e
 def test_script_file_with_args_and_print(tmp_path):
     script = tmp_path / "s.lua"
     script.write_text('print("args", #arg, arg[0] ~= nil, arg[1], arg[2], select("#", ...), ...)\n')
@@ -17,11 +18,13 @@ def test_script_file_with_args_and_print(tmp_path):
     assert r.stdout.strip().split("\t") == ["args", "2", "true", "one", "--two", "2", "one", "--two"]
 
 
+@pytest.mark.e2e
 def test_inline_code_gets_all_args():
     r = assay_run("-e", "print(arg[1] .. '+' .. arg[2])", "a", "b")
     assert (r.returncode, r.stdout.strip()) == (0, "a+b")
 
 
+@pytest.mark.e2e
 def test_lua_error_prints_file_line_message_and_exits_1(tmp_path):
     (tmp_path / "bad.lua").write_text("local x = 1\n\nerror('something broke')\n")
     r = assay_run("bad.lua", cwd=tmp_path)
@@ -30,6 +33,7 @@ def test_lua_error_prints_file_line_message_and_exits_1(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.e2e
 def test_traceback_flag_and_debug_env_show_tracebacks(tmp_path):
     script = tmp_path / "bad.lua"
     script.write_text("local function inner() error('deep') end\ninner()\n")
@@ -41,6 +45,7 @@ def test_traceback_flag_and_debug_env_show_tracebacks(tmp_path):
     assert "stack traceback:" in r2.stderr
 
 
+@pytest.mark.e2e
 def test_missing_file_and_syntax_error_exit_1(tmp_path):
     r = assay_run(str(tmp_path / "nope.lua"))
     assert r.returncode == 1
@@ -52,17 +57,20 @@ def test_missing_file_and_syntax_error_exit_1(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.e2e
 def test_no_file_is_a_usage_error():
     r = assay_run()
     assert r.returncode == 64 and "FILE" in r.stderr  # the CLI's usage-error code
 
 
+@pytest.mark.e2e
 def test_os_exit_code_and_output_flushed():
     r = assay_run("-e", "io.write('partial'); print(' line'); os.exit(7)")
     assert r.returncode == 7
     assert r.stdout == "partial line\n"
 
 
+@pytest.mark.e2e
 def test_shebang_line_keeps_line_numbers(tmp_path):
     (tmp_path / "x.lua").write_text("#!/usr/bin/env assay\nprint('ok')\nerror('line three')\n")
     r = assay_run("x.lua", cwd=tmp_path)
@@ -101,18 +109,40 @@ def test_standard_library_is_whole(lua):
         load('return 1 + 1')(), python == nil,
       }
     """)
-    assert r.get("OUT") == ["003.1", "1,2,3", 9, "integer", "function", "function", "function", "function",
-                            "function", "function", "function", "function", "function", "function", "function",
-                            "function", True, "number", True, 2, True]
+    assert r.get("OUT") == [
+        "003.1",
+        "1,2,3",
+        9,
+        "integer",
+        "function",
+        "function",
+        "function",
+        "function",
+        "function",
+        "function",
+        "function",
+        "function",
+        "function",
+        "function",
+        "function",
+        "function",
+        True,
+        "number",
+        True,
+        2,
+        True,
+    ]
 
 
+@pytest.mark.e2e
 def test_require_finds_modules_next_to_the_script(tmp_path):
     (tmp_path / "helper.lua").write_text("return { double = function(x) return x * 2 end }\n")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "init.lua").write_text("return { name = 'pkg' }\n")
     (tmp_path / "main.lua").write_text(
         "local h = require('helper'); local p = require('pkg'); print(h.double(21), p.name)\n"
-        "dofile(arg[0]:gsub('main.lua$', 'side.lua'))\n")
+        "dofile(arg[0]:gsub('main.lua$', 'side.lua'))\n"
+    )
     (tmp_path / "side.lua").write_text("print('side')\n")
     r = assay_run(str(tmp_path / "main.lua"), cwd="/")
     assert r.returncode == 0, r.stderr
@@ -134,7 +164,7 @@ def test_require_assay_modules_come_from_the_package(lua):
 
 def test_embedded_module_lookup():
     src, chunk = embedded_module("assay.workflow")
-    assert b"require(\"assay.workflow.client\")" in src and chunk == "@assay/lua/workflow.lua"
+    assert b'require("assay.workflow.client")' in src and chunk == "@assay/lua/workflow.lua"
     assert embedded_module("assay.workflow.replay")[1] == "@assay/lua/workflow/replay.lua"
     assert embedded_module("assay._prelude") is None
     assert embedded_module("assay.../etc/passwd") is None
@@ -161,3 +191,55 @@ def test_runtime_rejects_both_or_neither_source():
         Runtime()
     with pytest.raises(ValueError):
         Runtime(path="x.lua", code="print(1)")
+
+
+@pytest.mark.e2e
+def test_embedded_modules_load_from_a_zipapp(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    from tests.helpers import ROOT
+
+    app = tmp_path / "assay.pyz"
+    with zipfile.ZipFile(app, "w") as z:
+        for path in (ROOT / "assay").rglob("*"):
+            if path.suffix in (".py", ".lua") and "__pycache__" not in path.parts:
+                z.write(path, path.relative_to(ROOT).as_posix())
+        z.writestr("__main__.py", "from assay.cli import main\nmain()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = "local w = require('assay.workflow'); print(type(w.listen), type(require('assay.workflow.replay').Ctx))"
+    r = subprocess.run(
+        [sys.executable, str(app), "run", "-e", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "function\ttable"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("code", ["sleep(30)", "while true do end"])
+def test_ctrl_c_interrupts_a_script(code):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, subprocess_env
+
+    p = subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", "-e", f"print('go'); {code}"],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout.readline().strip() == "go"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 130, err

@@ -16,14 +16,21 @@ from assay.lua import ScriptError
 from tests.lua.conftest import assay_run
 
 
+@pytest.mark.e2e
 def test_log_levels_follow_assay_log_level():
-    r = assay_run("-e", "log.debug('d1'); log.info('i1', {k = 1}); log.warn('w1'); log.error('e1', 42)",
-                  env={"ASSAY_LOG_LEVEL": "warn"})
+    r = assay_run(
+        "-e",
+        "log.debug('d1'); log.info('i1', {k = 1}); log.warn('w1'); log.error('e1', 42)",
+        env={"ASSAY_LOG_LEVEL": "warn"},
+    )
     assert r.returncode == 0
     lines = r.stderr.strip().splitlines()
     assert [re.sub(r"^\S+ ", "", x) for x in lines] == ["WARNING w1", "ERROR e1 42"]
     r = assay_run("-e", "log.debug('d1'); log.info('i1', {k = 1})", env={"ASSAY_LOG_LEVEL": "debug"})
-    assert [re.sub(r"^\S+ ", "", x) for x in r.stderr.strip().splitlines()] == ["DEBUG d1", 'INFO  i1 {"k":1}']
+    assert [re.sub(r"^\S+ ", "", x) for x in r.stderr.strip().splitlines()] == [
+        "DEBUG d1",
+        'INFO  i1 {"k":1}',
+    ]
 
 
 def test_log_in_process(lua, caplog):
@@ -96,8 +103,14 @@ def test_base64(lua):
               base64.decode(base64.encode(bin)) == bin, base64.url_encode(string.char(251, 255)),
               base64.url_decode('-_8') == string.char(251, 255) }
     """)
-    assert r.get("OUT") == ["aGVsbG8=", "hello", "hello", True, base64.urlsafe_b64encode(b"\xfb\xff").decode().rstrip("="),
-                            True]
+    assert r.get("OUT") == [
+        "aGVsbG8=",
+        "hello",
+        "hello",
+        True,
+        base64.urlsafe_b64encode(b"\xfb\xff").decode().rstrip("="),
+        True,
+    ]
     with pytest.raises(ScriptError, match="base64.decode: invalid base64"):
         lua("base64.decode('***')")
 
@@ -118,8 +131,20 @@ def test_fs(lua, tmp_path):
       OUT[11] = fs.remove(d .. '/a', {{ recursive = true }})
       OUT[12] = fs.exists(d .. '/a')
     """)
-    assert r.get("OUT") == ["one two", True, False, True, ["b", "bin", "f.txt"], 3, 200, True, False, False,
-                            True, False]
+    assert r.get("OUT") == [
+        "one two",
+        True,
+        False,
+        True,
+        ["b", "bin", "f.txt"],
+        3,
+        200,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
 
 
 def test_yaml(lua):
@@ -142,8 +167,18 @@ def test_shell_exec(lua, tmp_path):
       local d = shell.exec({{'sleep', '5'}}, {{ timeout = 0.2 }})
       OUT = {{ a.code, a.stdout, a.stderr, a.ok, b.stdout, b.ok, c.stdout, d.timed_out, d.code, d.ok }}
     """)
-    assert r.get("OUT") == [3, "out\n", "err\n", False, f"from env\n{tmp_path}\n", True, "piped in", True, 124,
-                            False]
+    assert r.get("OUT") == [
+        3,
+        "out\n",
+        "err\n",
+        False,
+        f"from env\n{tmp_path}\n",
+        True,
+        "piped in",
+        True,
+        124,
+        False,
+    ]
     with pytest.raises(ScriptError, match="shell.exec: cannot run 'no-such-binary-xyz'"):
         lua("shell.exec({'no-such-binary-xyz'})")
     with pytest.raises(ScriptError, match="command must be a non-empty list"):

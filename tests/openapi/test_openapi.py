@@ -14,7 +14,6 @@ from openapi_spec_validator import validate
 from assay import __version__
 from assay.api.http import CANONICAL_PREFIX, PREFIXES
 from tests.helpers import start_engine
-from tests.wsgi import Client
 
 
 @pytest.fixture

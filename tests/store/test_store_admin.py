@@ -144,3 +144,23 @@ def test_archivable_and_purge(store):
         assert tx.archivable_workflows(T0 + 500, 10)[0]["id"] == "new"
         tx.delete_workflow("new")
         assert tx.get_workflow("new") is None
+
+
+def test_reap_keeps_a_silent_worker_whose_held_work_is_not_yet_recovered(store):
+    with store.tx() as tx:
+        tx.insert_worker(worker("w-beat", lost_after_secs=180.0, heartbeat_interval_secs=60.0))
+        tx.insert_worker(worker("w-lease", lost_after_secs=180.0, heartbeat_interval_secs=60.0))
+        tx.insert_worker(worker("w-classic"))
+        tx.insert_workflow(wf("a", status="RUNNING"))
+        tx.insert_workflow(ready("b"))
+        tx.insert_activity(activity("a", 1))
+        tx.insert_activity(activity("a", 2))
+        tx.claim_activity("default", None, "w-beat", T0)
+        tx.claim_activity("default", None, "w-classic", T0)
+        tx.claim_workflow_task("default", None, "w-lease", T0)
+        assert tx.reap_workers(T0 + 100) == 1  # only the classic one: its work has other timeouts
+        assert {w["id"] for w in tx.list_workers(None)} == {"w-beat", "w-lease"}
+        act_id = tx.activities_held_by("w-beat")[0]
+        tx.update_activity(act_id, status="PENDING", claimed_by=None)
+        tx.release_lease("b", "w-lease")
+        assert tx.reap_workers(T0 + 100) == 2

@@ -104,6 +104,10 @@ def test_next_pending_activity_and_held_by(store):
         got = tx.next_pending_activity(T0 + 3)
         assert got["id"] == a2 and got["task_queue"] == "q9" and got["scheduled_at"] == T0 + 7
         assert tx.next_pending_activity(T0 + 7) is None
+        assert tx.pending_queues_due(T0, T0 + 2) == []
+        assert tx.pending_queues_due(T0 - 1, T0 + 3) == ["default"]
+        assert sorted(tx.pending_queues_due(T0 - 1, T0 + 7)) == ["default", "q9"]
+        assert tx.pending_queues_due(T0 + 3, T0 + 7) == ["q9"]
         tx.claim_activity("default", None, "w-x", T0)
         assert tx.activities_held_by("w-x") == [a3]
         assert tx.activities_held_by("w-y") == []

@@ -3,7 +3,7 @@
 local native = require("assay._native")
 local json = json
 local sfmt, concat = string.format, table.concat
-local now = time
+local now, sleep, env = time, sleep, env
 
 -- A JSON object copy of table t (never touches the caller's table or its metatable).
 local function obj(t)
@@ -114,22 +114,32 @@ end
 -- connect
 ---------------------------------------------------------------------------------------------------
 function C.connect(url, opts)
+  if url == nil then url = env.get("ASSAY_ENGINE_URL") or "http://127.0.0.1:8080" end
   if type(url) ~= "string" or url == "" then error("workflow.connect: url must be a non-empty string", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("workflow.connect: opts must be a table", 2) end
   opts = opts or {}
   url = url:gsub("/+$", "")
+  local token = opts.token
+  if token == nil then token = env.get("ASSAY_API_KEY") end
   local headers = {}
-  if opts.token ~= nil and opts.token ~= "" then headers["Authorization"] = "Bearer " .. tostring(opts.token) end
+  if token ~= nil and token ~= "" then headers["Authorization"] = "Bearer " .. tostring(token) end
   local ok, handle = native.engine_new(url, headers, opts.timeout or 30)
   if not ok then error("workflow.connect: " .. tostring(handle), 2) end
-  state.handle, state.url, state.token, state.legacy = handle, url, opts.token, false
-  local okc, status = pcall(C.call, "GET", "/health")
-  if not okc or status ~= 200 then
-    state.handle = nil
-    error("workflow.connect: cannot reach engine at " .. url .. (okc and (" (HTTP " .. status .. ")")
-      or (": " .. tostring(status))), 2)
+  state.handle, state.url, state.token, state.legacy = handle, url, token, false
+  -- opts.wait_secs: keep trying that long (an engine that is still starting), with backoff
+  local deadline = now() + (tonumber(opts.wait_secs) or 0)
+  local delay = 0.25
+  while true do
+    local okc, status = pcall(C.call, "GET", "/health")
+    if okc and status == 200 then return true end
+    if now() + delay > deadline then
+      state.handle = nil
+      error("workflow.connect: cannot reach engine at " .. url .. (okc and (" (HTTP " .. status .. ")")
+        or (": " .. tostring(status))), 2)
+    end
+    sleep(delay)
+    delay = math.min(delay * 2, 5)
   end
-  return true
 end
 
 ---------------------------------------------------------------------------------------------------

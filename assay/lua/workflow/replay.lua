@@ -60,7 +60,7 @@ function R.index(history)
       if pt.timer_seq and not idx.timers[pt.timer_seq] then idx.timers[pt.timer_seq] = seq end
     elseif t == "SideEffectRecorded" then
       local k = pt.side_effect_seq
-      if k and not idx.effects[k] then idx.effects[k] = { value = pt.value } end -- nil is a valid value
+      if k and not idx.effects[k] then idx.effects[k] = { value = pt.value, seq = seq } end -- nil is a valid value
     elseif t == "SignalReceived" then
       if pt.signal ~= nil then
         local name = tostring(pt.signal)
@@ -71,10 +71,10 @@ function R.index(history)
     elseif t == "ChildWorkflowCompleted" or t == "ChildWorkflowFailed" then
       local k = pt.child_workflow_id
       if k and not idx.children[k] then
-        idx.children[k] = { ok = (t == "ChildWorkflowCompleted"), result = pt.result, error = pt.error }
+        idx.children[k] = { ok = (t == "ChildWorkflowCompleted"), result = pt.result, error = pt.error, seq = seq }
       end
     elseif t == "WorkflowCancelRequested" then
-      idx.cancel = { reason = pt.reason }
+      if not idx.cancel then idx.cancel = { reason = pt.reason, seq = seq } end
     elseif t == "WorkflowStarted" then
       idx.started_at = ev.timestamp
     end
@@ -104,6 +104,13 @@ local function suspend(rs, cmds)
   end
   co_yield(YIELD, cmds)
   error("ctx: workflow run resumed after it was suspended", 0)
+end
+
+-- An outcome recorded after the cancellation request is not delivered: the call raises the
+-- cancellation instead (steps that finished before the request replay normally).
+local function after_cancel(rs, seq)
+  local c = rs.idx.cancel
+  if c and seq and seq > c.seq then error(cancel_error(rs, c.reason), 0) end
 end
 
 local function need_name(fn, what, v, level)
@@ -142,6 +149,7 @@ function Ctx:execute_activity(name, input, opts)
   local seq = rs.n_act
   local r = activity_outcome(rs, seq, name, 2)
   if r then
+    after_cancel(rs, r.seq)
     if r.ok then return r.result end
     error(sfmt("activity '%s' failed: %s", name, tostring(r.error)), 2)
   end
@@ -164,6 +172,7 @@ function Ctx:execute_parallel(list)
     rs.n_act = rs.n_act + 1
     local seq = rs.n_act
     local r = activity_outcome(rs, seq, name, 2)
+    if r then after_cancel(rs, r.seq) end
     if r == nil then
       pending[#pending + 1] = schedule_activity(rs, seq, name, input, opts, 2)
     elseif r.ok then
@@ -184,26 +193,28 @@ function Ctx:sleep(seconds)
   end
   rs.n_timer = rs.n_timer + 1
   local seq = rs.n_timer
-  if rs.idx.timers[seq] then return end
+  if rs.idx.timers[seq] then
+    after_cancel(rs, rs.idx.timers[seq])
+    return
+  end
   suspend(rs, { sfmt('{"duration_secs":%s,"seq":%d,"type":"ScheduleTimer"}', enc(seconds * 1.0), seq) })
 end
 
--- Returns payload, true when a signal arrived; nil, false when the timeout fired first.
-function Ctx:wait_for_signal(name, opts)
-  local rs = self._rs
-  need_name("wait_for_signal", "signal name", name, 2)
-  if opts ~= nil and type(opts) ~= "table" then error("ctx:wait_for_signal: opts must be a table", 2) end
-  local timeout = opts and opts.timeout
+-- Waits for the next signal `name`; returns received (boolean), payload. `level` is the error level
+-- of the public method's caller.
+local function wait_signal(rs, fname, name, timeout, level)
+  need_name(fname, "signal name", name, level + 1)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
-    error("ctx:wait_for_signal: opts.timeout must be a positive number of seconds", 2)
+    error("ctx:" .. fname .. ": timeout must be a positive number of seconds", level + 1)
   end
   local cur = (rs.sig_cursor[name] or 0) + 1
   local list = rs.idx.signals[name]
   local sig = list and list[cur]
   if timeout == nil then
     if sig then
+      after_cancel(rs, sig.seq)
       rs.sig_cursor[name] = cur
-      return sig.payload, true
+      return true, sig.payload
     end
     suspend(rs, { '{"name":' .. enc(name) .. ',"type":"WaitForSignal"}' })
   end
@@ -212,14 +223,32 @@ function Ctx:wait_for_signal(name, opts)
   local fired = rs.idx.timers[tseq]
   -- Signal and timer both in history: the one with the lower event seq won the race.
   if sig and (not fired or sig.seq < fired) then
+    after_cancel(rs, sig.seq)
     rs.sig_cursor[name] = cur
-    return sig.payload, true
+    return true, sig.payload
   end
-  if fired then return nil, false end
+  if fired then
+    after_cancel(rs, fired)
+    return false, nil
+  end
   suspend(rs, {
     sfmt('{"duration_secs":%s,"seq":%d,"type":"ScheduleTimer"}', enc(timeout * 1.0), tseq),
     sfmt('{"name":%s,"timer_seq":%d,"type":"WaitForSignal"}', enc(name), tseq),
   })
+end
+
+-- The payload of the next signal `name` (nil when the optional timeout fired first).
+function Ctx:wait_for_signal(name, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("ctx:wait_for_signal: opts must be a table", 2) end
+  local _, payload = wait_signal(self._rs, "wait_for_signal", name, opts and opts.timeout, 2)
+  return payload
+end
+
+-- Like wait_for_signal with a timeout, but says which won: returns received, payload.
+function Ctx:signal_or_timeout(name, timeout)
+  if timeout == nil then error("ctx:signal_or_timeout: timeout is required", 2) end
+  local received, payload = wait_signal(self._rs, "signal_or_timeout", name, timeout, 2)
+  return received, payload
 end
 
 function Ctx:start_child_workflow(workflow_type, opts)
@@ -230,6 +259,7 @@ function Ctx:start_child_workflow(workflow_type, opts)
   local id = opts.workflow_id
   local c = rs.idx.children[id]
   if c then
+    after_cancel(rs, c.seq)
     if c.ok then return c.result end
     error(sfmt("child workflow '%s' failed: %s", id, tostring(c.error)), 2)
   end
@@ -247,7 +277,10 @@ function Ctx:side_effect(name, fn)
   rs.n_effect = rs.n_effect + 1
   local seq = rs.n_effect
   local cached = rs.idx.effects[seq]
-  if cached then return cached.value end
+  if cached then
+    after_cancel(rs, cached.seq)
+    return cached.value
+  end
   if rs.idx.cancel then error(cancel_error(rs, rs.idx.cancel.reason), 0) end
   local v = fn()
   local s = encode_for(sfmt("value of side effect '%s'", name), v, 2)

@@ -57,9 +57,23 @@ end
 ---------------------------------------------------------------------------------------------------
 -- workflow tasks
 ---------------------------------------------------------------------------------------------------
+-- Workflows whose commands the engine rejected (HTTP 400), keyed by id: {events = history length,
+-- error = message}. The engine hands such a workflow out again; the next run with the same history
+-- fails it with the engine's message instead of looping.
+local rejected = {}
+
 local function run_workflow_task(task)
   local handler = W.workflows[task.workflow_type]
-  local cmds, summary = replay.run(task, handler, log)
+  local cmds, summary
+  local r = rejected[task.workflow_id]
+  rejected[task.workflow_id] = nil
+  if r and r.events == #(task.history or {}) then
+    cmds = { '{"error":' .. json.encode("the engine rejected the workflow's commands: " .. r.error) ..
+      ',"type":"FailWorkflow"}' }
+    summary = "FailWorkflow (commands rejected)"
+  else
+    cmds, summary = replay.run(task, handler, log)
+  end
   local body = '{"commands":[' .. concat(cmds, ",") .. '],"worker_id":' .. json.encode(W.worker_id) .. "}"
   local what = sfmt("workflow %s", tostring(task.workflow_id))
   local status, value, raw = deliver(what, "POST", "/workflow-tasks/" .. pct(task.workflow_id) .. "/commands", body)
@@ -69,8 +83,9 @@ local function run_workflow_task(task)
   elseif status == 409 then
     log("info", sfmt("%s: lease lost (another worker took the task over); commands discarded", what))
   else
-    local msg = type(value) == "table" and value.error or raw
-    log("error", sfmt("%s: engine rejected the commands (HTTP %d): %s", what, status, tostring(msg)))
+    local msg = tostring(type(value) == "table" and value.error or raw)
+    log("error", sfmt("%s: engine rejected the commands (HTTP %d): %s", what, status, msg))
+    if status == 400 then rejected[task.workflow_id] = { events = #(task.history or {}), error = msg } end
   end
 end
 
@@ -79,6 +94,7 @@ end
 ---------------------------------------------------------------------------------------------------
 local ActCtx = {}
 ActCtx.__index = ActCtx
+W.ActCtx = ActCtx
 
 -- Report liveness (and progress details); returns true when the activity should stop because its
 -- workflow was cancelled or the task no longer belongs to this worker.
@@ -196,7 +212,7 @@ local function poll_legacy(cfg)
 end
 
 local function loop(cfg)
-  local backoff = 0
+  local backoff, last_err = 0, nil
   while not stopping() do
     local ok, kind, task
     if state.legacy then
@@ -207,13 +223,16 @@ local function loop(cfg)
     if not ok then
       if stopping() then break end
       backoff = backoff == 0 and cfg.min_backoff or math.min(backoff * 2, cfg.max_backoff)
-      log(backoff == cfg.min_backoff and "warn" or "debug",
-        sfmt("engine unreachable (%s); retrying in %.2fs", tostring(kind), backoff))
+      local msg = tostring(kind)
+      -- log each new problem once (an HTTP error such as 401 is reported as such), then quietly retry
+      local what = msg:match("^poll answered HTTP") and msg or ("engine unreachable (" .. msg .. ")")
+      log(what ~= last_err and "warn" or "debug", sfmt("%s; retrying in %.2fs", what, backoff))
+      last_err = what
       wait(backoff)
     else
       if backoff > 0 then
         log("info", "engine reachable again")
-        backoff = 0
+        backoff, last_err = 0, nil
       end
       if kind == "workflow_task" then
         run_workflow_task(task)
@@ -305,6 +324,9 @@ function W.listen(opts)
     native.request_stop()
     native.join_replicas()
   end
+  -- Tell the engine we are gone so it ends our held polls and frees our leases. Best effort: an
+  -- engine without the endpoint answers 404, and an unreachable one is simply not told.
+  pcall(call, "POST", "/workers/" .. pct(worker_id) .. "/deregister", "{}", { timeout = 2 })
   native.heartbeat_stop(hb)
   native.uninstall_stop()
   if not ok then error(err, 0) end

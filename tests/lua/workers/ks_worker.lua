@@ -22,12 +22,12 @@ workflow.define("AllCtx", function(ctx, input)
   ctx:upsert_search_attributes({ phase = "parallel-done", score = 7 })
   ctx:sleep(0.2)
   phase = "waiting"
-  local sig, got = ctx:wait_for_signal("go")
+  local sig = ctx:wait_for_signal("go")
   local child = ctx:start_child_workflow("Child", { workflow_id = ctx.workflow_id .. "-child", input = { v = 5 } })
   local act_info = ctx:execute_activity("info", nil, { max_attempts = 2 })
   ctx:upsert_search_attributes({ phase = "done" })
   phase = "done"
-  return { token = token, nothing_is_nil = (nothing == nil), echoed = echoed, par = par, sig = sig, got = got,
+  return { token = token, nothing_is_nil = (nothing == nil), echoed = echoed, par = par, sig = sig,
     child = child, info = ctx:workflow_info(), act_info = act_info }
 end)
 
@@ -39,15 +39,16 @@ end)
 -- signals, timers, cancellation
 ---------------------------------------------------------------------------------------------------
 workflow.define("SignalRace", function(ctx, input)
-  local payload, got = ctx:wait_for_signal("go", { timeout = input.timeout })
+  local got, payload = ctx:signal_or_timeout("go", input.timeout)
   -- a second wait proves the cursor: an earlier signal is never delivered twice
-  local second, got2 = ctx:wait_for_signal("go", { timeout = 0.2 })
+  local second = ctx:wait_for_signal("go", { timeout = 0.2 })
+  local got2 = second ~= nil
   return { payload = payload, got = got, second = second, got2 = got2 }
 end)
 
 workflow.define("LateWait", function(ctx)
   ctx:execute_activity("nap", 0.5)
-  local payload, got = ctx:wait_for_signal("go", { timeout = 30 })
+  local got, payload = ctx:signal_or_timeout("go", 30)
   return { payload = payload, got = got }
 end)
 
@@ -101,7 +102,8 @@ workflow.define("BadReturn", function(ctx, input)
 end)
 
 workflow.define("BadInput", function(ctx)
-  return ctx:execute_activity("echo", { callback = function() end })
+  local r = ctx:execute_activity("echo", { callback = function() end })
+  return r
 end)
 
 workflow.define("Retry", function(ctx, input)
@@ -110,6 +112,10 @@ end)
 
 workflow.define("NonRetryable", function(ctx)
   return ctx:execute_activity("refuse", nil, { max_attempts = 5, initial_interval_secs = 0.1 })
+end)
+
+workflow.define("BadOption", function(ctx)
+  return ctx:execute_activity("echo", 1, { max_attempts = "three" })
 end)
 
 workflow.define("UnknownActivity", function(ctx)
@@ -133,9 +139,44 @@ workflow.define("LongHandler", function(ctx, input)
   return v
 end)
 
+workflow.define("TwoNaps", function(ctx, input)
+  return ctx:execute_parallel({ { "timed_nap", input.secs }, { "timed_nap", input.secs } })
+end)
+
+---------------------------------------------------------------------------------------------------
+-- crash recovery: blocks once in an activity, once inside the handler (marker files say where)
+---------------------------------------------------------------------------------------------------
+workflow.define("Crashy", function(ctx, input)
+  local token = ctx:side_effect("token", function() return crypto.uuid() end)
+  local r = ctx:execute_activity("block_once", { marker = input.dir .. "/activity" },
+    { heartbeat_timeout_secs = 1, max_attempts = 3, initial_interval_secs = 0.1 })
+  local slow = ctx:side_effect("slow", function()
+    local marker = input.dir .. "/handler"
+    if not fs.exists(marker) then
+      fs.write(marker, tostring(os.pid()))
+      sleep(60)
+    end
+    return "after-crash"
+  end)
+  return { token = token, activity = r, slow = slow }
+end)
+
 ---------------------------------------------------------------------------------------------------
 -- activities
 ---------------------------------------------------------------------------------------------------
+workflow.activity("timed_nap", function(actx, secs)
+  local t0 = time()
+  sleep(secs)
+  return { start = t0, stop = time() }
+end)
+workflow.activity("block_once", function(actx, input)
+  if not fs.exists(input.marker) then
+    fs.write(input.marker, tostring(os.pid()))
+    actx:heartbeat()
+    sleep(60)
+  end
+  return { attempt = actx.attempt }
+end)
 workflow.activity("echo", function(actx, input) return input end)
 workflow.activity("double", function(actx, n) return n * 2 end)
 workflow.activity("nap", function(actx, secs)

@@ -325,7 +325,8 @@ export function table(columns, { caption, className } = {}) {
 }
 
 // Keyed reconciliation of table rows: create(item) -> <tr>, update(tr, item) patches in place.
-export function reconcileRows(tbody, items, key, create, update) {
+// New rows get a short highlight unless animate is false (e.g. the first render of a view).
+export function reconcileRows(tbody, items, key, create, update, { animate = true } = {}) {
   const existing = new Map();
   for (const tr of tbody.querySelectorAll(":scope > tr[data-key]")) existing.set(tr.dataset.key, tr);
   for (const tr of tbody.querySelectorAll(":scope > tr:not([data-key])")) tr.remove();
@@ -335,11 +336,16 @@ export function reconcileRows(tbody, items, key, create, update) {
     let tr = existing.get(k);
     if (tr) {
       existing.delete(k);
-      update(tr, item);
+      const replacement = update(tr, item);
+      if (replacement instanceof Node && replacement !== tr) {
+        replacement.dataset.key = k;
+        tr.replaceWith(replacement);
+        tr = replacement;
+      }
     } else {
       tr = create(item);
       tr.dataset.key = k;
-      tr.classList.add("row-new");
+      if (animate) tr.classList.add("row-new");
     }
     const want = prev ? prev.nextSibling : tbody.firstChild;
     if (want !== tr) tbody.insertBefore(tr, want);

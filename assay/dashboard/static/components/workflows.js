@@ -101,7 +101,7 @@ export async function render(root, ctx) {
   const prevBtn = h("button", { type: "button", class: "btn", onclick: () => go(page - 1) }, "← Previous");
   const nextBtn = h("button", { type: "button", class: "btn", onclick: () => go(page + 1) }, "Next →");
   const pageInfo = h("span", { class: "muted", "aria-live": "polite" });
-  const pager = h("nav", { class: "pager", "aria-label": "Pagination" }, prevBtn, pageInfo, nextBtn);
+  const pager = h("nav", { class: "pager", "aria-label": "Pagination", hidden: true }, prevBtn, pageInfo, nextBtn);
   root.append(body, pager);
 
   let rows = [];
@@ -163,13 +163,12 @@ export async function render(root, ctx) {
       return;
     }
     if (!ctx.isCurrent()) return;
-    if (!loaded) {
-      loaded = true;
-    }
+    const animate = loaded;
+    loaded = true;
     const hasMore = data.length > PAGE_SIZE;
     rows = data.slice(0, PAGE_SIZE);
     if (!body.contains(wrap)) clear(body).append(wrap);
-    reconcileRows(tbody, rows, (r) => r.id, rowFor, updateRow);
+    reconcileRows(tbody, rows, (r) => r.id, rowFor, updateRow, { animate });
     let empty = body.querySelector(".empty");
     if (!rows.length && !empty) {
       const anyFilter = filters.status || filters.type || filters.sa;

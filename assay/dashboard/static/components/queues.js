@@ -1,0 +1,67 @@
+// Queues: pending and running work per task queue, plus the workers polling each one.
+
+import { api } from "./api.js";
+import { clear, emptyState, errorState, h, pageHeader, reconcileRows, table } from "./ui.js";
+
+const COLS = [
+  ["pending_workflows", "Pending workflows"],
+  ["running_workflows", "Running workflows"],
+  ["pending_activities", "Pending activities"],
+  ["running_activities", "Running activities"],
+  ["workers", "Workers"],
+];
+
+export async function render(root, ctx) {
+  const { ns } = ctx;
+  root.append(pageHeader("Queues", `Task queues in namespace ${ns} (refreshes every 3 s)`));
+  const totals = h("div", { class: "stats" });
+  const { wrap, tbody } = table([{ label: "Queue" }, ...COLS.map(([, l]) => ({ label: l, class: "num" }))], { caption: "Queues", className: "queues-table" });
+  const card = h("div", { class: "card card-flush" }, wrap);
+  const empty = emptyState("No queues yet", "A queue appears once work is sent to it or a worker polls it.");
+  root.append(totals, card);
+  let loaded = false;
+
+  function row(q) {
+    const tr = h("tr", {}, h("td", { class: "mono" }, h("strong", {}, q.queue)), COLS.map(([k]) => h("td", { class: `num${q[k] ? "" : " muted"}`, "data-col": k }, String(q[k] ?? 0))));
+    return tr;
+  }
+  function update(tr, q) {
+    for (const [k] of COLS) {
+      const td = tr.querySelector(`[data-col="${k}"]`);
+      const v = String(q[k] ?? 0);
+      if (td.textContent !== v) {
+        td.textContent = v;
+        td.classList.toggle("muted", !q[k]);
+        td.classList.remove("flash");
+        void td.offsetWidth;
+        td.classList.add("flash");
+      }
+    }
+  }
+
+  async function load() {
+    let rows;
+    try {
+      rows = await api("/queues", { query: { namespace: ns } });
+    } catch (e) {
+      if (!loaded) clear(card).append(errorState(e));
+      return;
+    }
+    if (!ctx.isCurrent()) return;
+    const animate = loaded;
+    if (!loaded) {
+      loaded = true;
+      clear(card).append(wrap, empty);
+    }
+    reconcileRows(tbody, rows, (q) => q.queue, row, update, { animate });
+    empty.hidden = rows.length > 0;
+    wrap.hidden = rows.length === 0;
+    totals.replaceChildren(
+      ...COLS.slice(0, 4).map(([k, l]) => h("div", { class: "stat card" }, h("div", { class: "stat-value" }, String(rows.reduce((a, q) => a + (Number(q[k]) || 0), 0))), h("div", { class: "stat-label muted" }, l))),
+    );
+  }
+
+  await load();
+  const poll = setInterval(load, 3000);
+  return () => clearInterval(poll);
+}

@@ -1,0 +1,131 @@
+"""Server behaviour over real sockets: held requests never starve the pool, graceful shutdown, the
+single-engine lock."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.e2e.rawworker import RawWorker, start
+from tests.e2e.test_e2e_protocol import SseConn
+from tests.helpers import assay_cmd, free_port, http, start_engine, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def health(api: str) -> dict:
+    status, body, _ = http("GET", api + "/health", timeout=5)
+    assert status == 200
+    return body
+
+
+def timed(fn, *a, **kw):
+    t0 = time.monotonic()
+    out = fn(*a, **kw)
+    return out, time.monotonic() - t0
+
+
+def test_held_requests_never_starve_the_server(tmp_path):
+    e = start_engine(tmp_path, env={"ASSAY_THREADS": "8", "ASSAY_RESERVE_THREADS": "2"})
+    streams: list[SseConn] = []
+    polls: list[threading.Thread] = []
+    results: list[tuple[object, float]] = []
+    lock = threading.Lock()
+    try:
+        api = e.api
+        w = RawWorker(api, queue="idle")
+        for _ in range(4):  # 4 SSE streams held
+            s = SseConn(e.port)
+            streams.append(s)
+            assert s.status == 200
+        wait_until(lambda: health(api)["held_requests"] == 4, what="4 streams held")
+
+        def long_poll():
+            t0 = time.monotonic()
+            status, body, _ = http("POST", api + "/workflow-tasks/poll",
+                                   {"queue": "idle", "worker_id": w.id, "wait_secs": 30}, timeout=40)  # fmt: skip
+            with lock:
+                results.append(((status, body), time.monotonic() - t0))
+
+        for _ in range(10):  # 4 streams + 10 long-polls: more than the 8 threads
+            t = threading.Thread(target=long_poll, daemon=True)
+            t.start()
+            polls.append(t)
+        wait_until(lambda: len(results) >= 8, timeout=10, what="the polls past the limit to answer")
+        assert health(api)["held_requests"] == 6  # threads - reserve
+        assert len(results) == 8
+        assert all(r == (200, None) and took < 3 for r, took in results)  # empty, at once
+
+        extra = SseConn(e.port)  # past the cap: refused, not queued
+        try:
+            assert extra.status == 503 and "retry-after:" in extra.head.lower()
+        finally:
+            extra.close()
+
+        for _ in range(3):
+            h, took = timed(health, api)
+            assert took < 1.0 and h["status"] == "ok"
+            (status, body, _), took = timed(http, "POST", api + "/workflows",
+                                            {"workflow_type": "T", "workflow_id": f"prompt-{_}", "task_queue": "busy"})  # fmt: skip
+            assert status == 201 and took < 1.0
+    finally:
+        for s in streams:
+            s.close()
+        assert e.stop() == 0, e.log()
+    for t in polls:
+        t.join(10)
+    assert len(results) == 10  # the held polls were answered at shutdown
+
+
+def test_sigterm_with_a_held_long_poll_exits_cleanly_and_releases_the_lock(tmp_path):
+    e = start_engine(tmp_path)
+    w = RawWorker(e.api, queue="q")
+    out: dict = {}
+
+    def long_poll():
+        try:
+            out["resp"] = http("POST", e.api + "/workflow-tasks/poll", {"queue": "q", "worker_id": w.id, "wait_secs": 30})
+        except OSError as err:  # the connection may be closed under it: it must not hang
+            out["resp"] = err
+
+    t = threading.Thread(target=long_poll, daemon=True)
+    t.start()
+    wait_until(lambda: health(e.api)["held_requests"] == 1, what="long-poll held")
+    t0 = time.monotonic()
+    e.proc.send_signal(signal.SIGTERM)
+    rc = e.proc.wait(15)
+    assert rc == 0, e.log()
+    assert time.monotonic() - t0 < 5
+    t.join(5)
+    assert not t.is_alive() and "resp" in out
+    assert "engine stopped" in e.log()
+
+    t0 = time.monotonic()
+    again = start_engine(tmp_path, db=e.db)  # the lock was released: starts at once
+    try:
+        assert time.monotonic() - t0 < 10
+        assert "stale" not in again.log()
+        assert health(again.api)["status"] == "ok"
+    finally:
+        assert again.stop() == 0
+
+
+def test_a_second_engine_on_the_same_file_is_refused(tmp_path):
+    e = start_engine(tmp_path)
+    try:
+        start(e.api, "before")
+        proc = subprocess.run(
+            [*assay_cmd(), "serve", "--port", str(free_port()), "--backend", "sqlite:///" + e.db],
+            capture_output=True, text=True, timeout=30, env=e.env, cwd=str(tmp_path),
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "another assay engine" in proc.stderr and "SQLite supports one engine instance" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert health(e.api)["status"] == "ok"  # the first one is unharmed
+        assert http("GET", e.api + "/workflows/before")[0] == 200
+    finally:
+        assert e.stop() == 0
