@@ -23,7 +23,7 @@ zipimporter subclass answers the file name without compiling and keeps compiled 
 reads but does not write it, ``ASSAY_BYTECODE_CACHE=0`` turns it off.
 
 ``<cache>`` is ``$ASSAY_CACHE``, else ``$XDG_CACHE_HOME/assay``, else ``~/.cache/assay``; if it
-cannot be written, ``<tmp>/assay-cache-<uid>``.
+cannot be written, ``<tmp>/assay-cache-<uid>`` (only if that is a private directory of this user).
 """
 
 from __future__ import annotations
@@ -70,10 +70,22 @@ def cache_root() -> str:
 
 
 def fallback_cache_root() -> str:
+    """``<tmp>/assay-cache-<uid>``, created private; OSError unless it is ours and private.
+
+    The cache holds code that gets run, so a directory someone else could have planted in a
+    shared temp dir is refused.
+    """
     import tempfile
 
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    return os.path.join(tempfile.gettempdir(), f"assay-cache-{uid}")
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    path = os.path.join(tempfile.gettempdir(), f"assay-cache-{uid if uid is not None else 'user'}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if uid is not None and (
+        st.st_uid != uid or st.st_mode & 0o077 or not os.path.isdir(path) or os.path.islink(path)
+    ):
+        raise OSError(f"refusing cache dir {path}: not a private directory of this user")
+    return path
 
 
 def native_unavailable(message: str, name: str) -> ImportError:
@@ -122,18 +134,25 @@ class NativeFinder:
                 f"python3 (bash build_zipapp.sh) or `pip install {fullname}`",
                 fullname,
             )
-        directory = self.directory(tag)
+        directory = self.directory(tag, fullname)
         if directory not in sys.path:
             sys.path.append(directory)  # for importlib.metadata; imports go through this finder
         return PathFinder.find_spec(fullname, [directory])
 
-    def directory(self, tag: str) -> str:
+    def directory(self, tag: str, name: str = "native modules") -> str:
         """The extracted tree for `tag` (extracting it now if needed)."""
         if self._dir is None:
             try:
                 self._dir = extract(self.archive, self.build_id, tag, cache_root())
-            except OSError:  # cache not writable (read-only HOME, ...)
-                self._dir = extract(self.archive, self.build_id, tag, fallback_cache_root())
+            except OSError as first:  # cache not writable (read-only HOME, ...)
+                try:
+                    self._dir = extract(self.archive, self.build_id, tag, fallback_cache_root())
+                except OSError as e:
+                    raise native_unavailable(
+                        f"cannot extract {name} (native code) from {self.archive}: {first}; {e}; "
+                        "set ASSAY_CACHE to a writable directory",
+                        name,
+                    ) from e
         return self._dir
 
 
@@ -276,14 +295,13 @@ def _bytecode_dir(build_id: str) -> str | None:
     if not tag:
         return None
     for root in (cache_root, fallback_cache_root):  # called in turn: the fallback imports tempfile
-        path = os.path.join(root(), build_id, f"bytecode-{tag}")
-        if os.path.isdir(path):
-            return path
-        if sys.dont_write_bytecode:
-            continue
         try:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            return path
+            path = os.path.join(root(), build_id, f"bytecode-{tag}")
+            if os.path.isdir(path):
+                return path
+            if not sys.dont_write_bytecode:
+                os.makedirs(path, mode=0o700, exist_ok=True)
+                return path
         except OSError:
             continue
     return None

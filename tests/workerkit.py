@@ -21,6 +21,7 @@ class RawWorker:
         self.activities_done: list[int] = []
         self.claims: list[tuple[str, int]] = []  # (workflow id, history length) per workflow task
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.beater = threading.Thread(target=self._beat, daemon=True)
         st, body, _ = http("POST", api + "/workers/register",
                            {"identity": "raw-test-worker", "queue": queue, "heartbeat_interval_secs": 5},
                            headers=self.headers)
@@ -29,11 +30,22 @@ class RawWorker:
 
     def __enter__(self):
         self.thread.start()
+        self.beater.start()
         return self
 
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join(10)
+        self.beater.join(10)
+
+    def _beat(self) -> None:
+        """Heartbeat on a timer, as declared at registration (the engine treats a silent worker as lost)."""
+        while not self.stop.wait(2.0):
+            try:
+                http("POST", self.api + "/workers/heartbeat", {"worker_id": self.worker_id}, headers=self.headers,
+                     timeout=5)
+            except OSError:
+                pass
 
     def _run(self) -> None:
         while not self.stop.is_set():

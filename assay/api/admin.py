@@ -6,7 +6,7 @@ from assay import auth
 from assay.api import records
 from assay.api.http import Router, empty, json_response, q_str, read_body
 from assay.engine import Engine
-from assay.engine.validate import as_object, opt_bool, opt_str, req_str
+from assay.engine.validate import as_object, opt_bool, opt_str, req_id
 
 NS = [("namespace", "string", "namespace (default main)")]
 
@@ -25,7 +25,7 @@ def register(r: Router, engine: Engine) -> None:
     )
     def create_namespace() -> str:
         b = as_object(read_body(mb))
-        return json_response(engine.create_namespace(req_str(b, "name", max_len=200)), 201)
+        return json_response(engine.create_namespace(req_id(b, "name", max_len=200)), 201)
 
     @r("GET", "/namespaces", "List namespaces", "namespaces", responses={200: "NamespaceList"})
     def list_namespaces() -> str:

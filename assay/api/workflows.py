@@ -10,7 +10,7 @@ from assay.api.http import Router, empty, json_response, path_int, q_int, q_json
 from assay.engine import Engine
 from assay.engine.commands import activity_spec
 from assay.engine.states import WORKFLOW_STATUSES
-from assay.engine.validate import as_object, opt_str, req_str
+from assay.engine.validate import as_object, opt_str, req_id, req_str, url_safe
 from assay.errors import BadRequest
 
 WF_QUERY = [
@@ -43,7 +43,7 @@ def register(r: Router, engine: Engine) -> None:
         b = as_object(read_body(mb))
         rec = engine.start_workflow(
             workflow_type=req_str(b, "workflow_type"),
-            workflow_id=req_str(b, "workflow_id", max_len=500),
+            workflow_id=req_id(b, "workflow_id"),
             namespace=opt_str(b, "namespace", "main") or "main",
             task_queue=opt_str(b, "task_queue", "default") or "default",
             input=b.get("input"),
@@ -163,7 +163,8 @@ def register(r: Router, engine: Engine) -> None:
     )
     def continue_as_new(id: str) -> str:
         b = as_object(read_body(mb))
-        rec = engine.continue_as_new(id, b.get("input"), opt_str(b, "workflow_id", allow_empty=True))
+        new_id = url_safe(opt_str(b, "workflow_id", allow_empty=True), "workflow_id")
+        rec = engine.continue_as_new(id, b.get("input"), new_id)
         return json_response(records.start_response(rec), 201)
 
     @r(

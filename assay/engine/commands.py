@@ -16,8 +16,10 @@ from assay.engine.validate import (
     opt_num,
     opt_str,
     opt_str_list,
+    req_id,
     req_int,
     req_str,
+    url_safe,
 )
 from assay.errors import AssayError, BadRequest, Conflict
 from assay.store.base import Record, Tx
@@ -78,7 +80,7 @@ def parse_command(i: int, raw: Any) -> dict[str, Any]:
             return {
                 "type": t,
                 "workflow_type": req_str(raw, "workflow_type"),
-                "workflow_id": req_str(raw, "workflow_id"),
+                "workflow_id": req_id(raw, "workflow_id"),
                 "task_queue": opt_str(raw, "task_queue"),
                 "input": raw.get("input"),
                 "search_attributes": raw.get("search_attributes"),
@@ -89,7 +91,8 @@ def parse_command(i: int, raw: Any) -> dict[str, Any]:
                 raise BadRequest("'patch' must be a JSON object")
             return {"type": t, "patch": patch}
         if t == "ContinueAsNew":
-            return {"type": t, "input": raw.get("input"), "workflow_id": opt_str(raw, "workflow_id")}
+            new_id = url_safe(opt_str(raw, "workflow_id"), "workflow_id")
+            return {"type": t, "input": raw.get("input"), "workflow_id": new_id}
         if t == "RecordSnapshot":
             return {"type": t, "state": raw.get("state")}
         if t == "CompleteWorkflow":

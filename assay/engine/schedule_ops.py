@@ -9,7 +9,7 @@ from assay.engine import schedules as cron
 from assay.engine import states
 from assay.engine.core import EngineBase
 from assay.engine.notify import Effects
-from assay.engine.validate import as_object, opt_bool, opt_str, req_str
+from assay.engine.validate import as_object, opt_bool, opt_str, req_id, req_str
 from assay.errors import BadRequest, Conflict, NotFound
 from assay.store.base import Record, Tx
 
@@ -24,7 +24,7 @@ class ScheduleOps(EngineBase):
 
     def create_schedule(self, body: Any) -> Record:
         b = as_object(body)
-        name = req_str(b, "name", max_len=200)
+        name = req_id(b, "name", max_len=200)
         namespace = opt_str(b, "namespace", "main") or "main"
         workflow_type = req_str(b, "workflow_type")
         expr = req_str(b, "cron_expr")

@@ -47,6 +47,20 @@ def opt_str(
     return v
 
 
+def url_safe(v: str | None, key: str) -> str | None:
+    """Ids and names that appear in URL paths (workflow ids, schedule and namespace names) cannot hold
+    a '/': the resource could never be addressed again."""
+    if v is not None and "/" in v:
+        raise BadRequest(f"field '{key}' must not contain '/'")
+    return v
+
+
+def req_id(d: dict[str, Any], key: str, *, max_len: int = 500) -> str:
+    v = req_str(d, key, max_len=max_len)
+    url_safe(v, key)
+    return v
+
+
 def opt_num(
     d: dict[str, Any],
     key: str,

@@ -74,6 +74,7 @@ def workflows_cases(w):
         ("POST", "/workflows", body(dict(START, workflow_id="")), 400),
         ("POST", "/workflows", body(dict(START, workflow_id="   ")), 400),
         ("POST", "/workflows", body(dict(START, workflow_id="x" * 600)), 400),
+        ("POST", "/workflows", body(dict(START, workflow_id="orders/42")), 400),  # could never be addressed
         ("POST", "/workflows", body(dict(START, workflow_id="wf-1")), 409),
         ("POST", "/workflows", body(dict(START, workflow_id="done", namespace="team")), 409),
         *wrong_type_cases("POST", "/workflows", START, {"workflow_type": NOT_STR, "workflow_id": NOT_STR,
@@ -124,6 +125,7 @@ def workflow_id_cases(w):
         ("POST", "/workflows/ghost/continue-as-new", body({}), 404),
         ("POST", "/workflows/wf-1/continue-as-new", body({"workflow_id": "done"}), 409),
         *[("POST", "/workflows/wf-1/continue-as-new", body({"workflow_id": v}), 400) for v in NOT_STR],
+        ("POST", "/workflows/wf-1/continue-as-new", body({"workflow_id": "a/b"}), 400),
         *malformed("POST", "/workflows/wf-1/continue-as-new"),
     ]
 
@@ -204,6 +206,8 @@ def command_cases(w):
         *[("POST", path, body(dict(good, commands=v)), 400) for v in ("x", {"type": "CompleteWorkflow"}, 5)],
         ("POST", path, body(dict(good, commands=[{"type": "Nope"}])), 400),
         ("POST", path, body(dict(good, commands=[5])), 400),
+        ("POST", path, body(dict(good, commands=[{"type": "StartChildWorkflow", "workflow_type": "K", "workflow_id": "k/1"}])), 400),
+        ("POST", path, body(dict(good, commands=[{"type": "ContinueAsNew", "workflow_id": "k/2"}])), 400),
         ("POST", path, body(dict(good, worker_id="w-intruder", commands=[{"type": "CompleteWorkflow"}])), 409),
         ("POST", path, body(good), 409),  # nobody holds the lease right now
         ("POST", "/workflow-tasks/ghost/commands", body(good), 404),
@@ -217,6 +221,7 @@ def schedule_cases(w):
         ("POST", "/schedules", body({}), 400),
         *[("POST", "/schedules", body(b), 400) for b in NOT_OBJ_BODIES],
         ("POST", "/schedules", body(dict(SCHED, name="s1")), 409),
+        ("POST", "/schedules", body(dict(SCHED, name="nightly/eu")), 400),
         ("POST", "/schedules", body(dict(SCHED, cron_expr="every day")), 400),
         ("POST", "/schedules", body(dict(SCHED, cron_expr="* * *")), 400),
         ("POST", "/schedules", body(dict(SCHED, timezone="Mars/Olympus")), 400),
@@ -250,6 +255,7 @@ def admin_cases(w):
         ("POST", "/namespaces", body({"name": ""}), 400),
         *[("POST", "/namespaces", body({"name": v}), 400) for v in NOT_STR],
         ("POST", "/namespaces", body({"name": "team"}), 409),
+        ("POST", "/namespaces", body({"name": "a/b"}), 400),
         ("POST", "/namespaces", body({"name": "main"}), 409),
         ("GET", "/namespaces/ghost", {}, 404),
         ("DELETE", "/namespaces/ghost", {}, 404),

@@ -266,8 +266,9 @@ def test_signal_from_detail_and_terminate_from_list(open_page, live):
     worker = RawWorker(live.url, queue)
     task = worker.poll(wf_id)
     state = {"phase": "waiting for go"}
+    child = {"type": "StartChildWorkflow", "workflow_type": "Child", "workflow_id": f"{wf_id}-child"}
     worker.commands(
-        wf_id, [{"type": "RecordSnapshot", "state": state}, {"type": "WaitForSignal", "name": "go"}]
+        wf_id, [{"type": "RecordSnapshot", "state": state}, child, {"type": "WaitForSignal", "name": "go"}]
     )
     assert task["input"] == {"n": 1}
 
@@ -282,6 +283,16 @@ def test_signal_from_detail_and_terminate_from_list(open_page, live):
     ex(page.get_by_role("tab", name="Events")).to_be_focused()
     page.get_by_role("tab", name="State").click()
     ex(page.locator("#panel-state")).to_contain_text("waiting for go")
+    assert page.title() == f"{wf_id} · Assay Workflow Dashboard"
+
+    # Children are linked both ways.
+    page.get_by_role("tab", name="Children").click()
+    ex(page.get_by_role("tab", name="Children")).to_contain_text("1")
+    page.locator("#panel-children").get_by_role("link", name=f"{wf_id}-child").click()
+    ex(page.locator("h1.wf-id")).to_have_text(f"{wf_id}-child")
+    ex(page.locator(".meta-grid")).to_contain_text(wf_id)
+    page.go_back()
+    ex(page.locator("h1.wf-id")).to_have_text(wf_id)
 
     page.locator(".detail-header").get_by_role("button", name="Signal").click()
     dialog = page.locator("dialog[open]")
@@ -331,6 +342,44 @@ def test_signal_from_detail_and_terminate_from_list(open_page, live):
     assert [e for e in p.errors if not missing_state(e)] == []
 
 
+def test_filters_and_paging(open_page, live):
+    ex = expect()
+    wf_type, batch, queue = uid("Batch"), uid("b"), uid("idle")
+    for i in range(27):
+        start(live, f"{wf_type.lower()}-{i:02d}", wf_type, queue, search_attributes={"batch": batch, "i": i})
+    for i in (3, 4):
+        assert api(live, "POST", f"/workflows/{wf_type.lower()}-{i:02d}/terminate", {"reason": "x"})[0] == 200
+
+    p = open_page()
+    page = p.goto(f"/workflow/?type={wf_type}")
+    rows = page.locator(".wf-table tbody tr")
+    ex(rows).to_have_count(25)
+    ex(page.get_by_label("Type")).to_have_value(wf_type)
+    ex(page.locator(".pager")).to_contain_text("1–25+")
+    ex(page.get_by_role("button", name="← Previous")).to_be_disabled()
+    page.get_by_role("button", name="Next →").click()
+    ex(rows).to_have_count(2)
+    assert "page=2" in page.url
+    ex(page.get_by_role("button", name="Next →")).to_be_disabled()
+
+    page.get_by_label("Status").select_option("FAILED")  # applies at once
+    ex(rows).to_have_count(2)
+    ex(rows.locator(".badge")).to_have_text(["FAILED", "FAILED"])
+    assert "status=FAILED" in page.url and f"type={wf_type}" in page.url and "page=" not in page.url
+
+    page.get_by_role("button", name="Clear").click()
+    ex(page.get_by_label("Type")).to_have_value("")
+    page.get_by_label("Search attributes").fill("{oops")
+    page.get_by_role("button", name="Apply").click()
+    ex(page.locator(".toast-error")).to_contain_text("not valid JSON")
+    ex(page.get_by_label("Search attributes")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Search attributes").fill(json.dumps({"batch": batch, "i": 7}))
+    page.get_by_role("button", name="Apply").click()
+    ex(rows).to_have_count(1)
+    ex(rows.first).to_have_attribute("data-key", f"{wf_type.lower()}-07")
+    assert p.errors == []
+
+
 def pipeline(steps, log):
     return {"pipeline_state": {"status": "running", "steps": steps, "log": log}}
 
@@ -374,6 +423,7 @@ def test_steps_tab_live_actions_and_overlay(open_page, live):
     ex(page.locator(".steps-track .step-connector")).to_have_count(3)
     ex(page.locator(".log-entry")).to_have_count(2)
     ex(page.locator(".live-tag")).to_be_visible()
+    ex(page.locator(".steps-overall")).to_have_text("running")
 
     page.evaluate("document.querySelector('.steps-track li.step').__mark = 'same node'")
     page.get_by_role("button", name="approve Approval").click()
@@ -439,6 +489,7 @@ def test_steps_tab_live_actions_and_overlay(open_page, live):
     ex(step.nth(2).locator(".step-glyph")).to_have_text("·")
     ex(step.nth(0)).to_have_class("step status-done")
     ex(page.locator(".live-tag")).to_be_hidden()
+    ex(page.locator(".steps-overall")).to_have_text("failed")
     ex(page.locator(".step-actions button")).to_have_count(0)  # no actions on a finished run
     assert p.errors == []
 

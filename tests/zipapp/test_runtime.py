@@ -16,6 +16,7 @@ import pytest
 from assay import __version__
 from assay._zipapp import NativeFinder, cache_root, extract, platform_tag
 from assay.errors import AssayError
+from tests.helpers import ROOT
 from tests.zipapp.conftest import Bare
 
 GROUPS = ["serve", "run", "workflow", "schedule", "namespace", "worker", "queue", "completion"]
@@ -81,6 +82,35 @@ def test_assay_cache_env_and_stale_temp_dirs(bare: Bare, build_info, tmp_path):
     assert (cache / build_info["BUILD_ID"] / tag / "lupa").is_dir()
     assert not stale.exists()  # removed under the lock
     assert not bare.cache.exists()  # ~/.cache untouched when ASSAY_CACHE is set
+
+
+def test_unwritable_cache_falls_back_to_a_private_temp_dir(bare: Bare, build_info, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory would go")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = bare.run("run", "-e", "print('ok')", ASSAY_CACHE=str(blocker), TMPDIR=str(tmp))
+    assert proc.returncode == 0, proc.stderr
+    fallback = tmp / f"assay-cache-{os.getuid()}"
+    assert (fallback / build_info["BUILD_ID"] / platform_tag() / "lupa").is_dir()
+    assert fallback.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_shared_temp_dir_is_refused(bare: Bare, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    tmp = tmp_path / "tmp"
+    planted = tmp / f"assay-cache-{os.getuid()}"
+    planted.mkdir(parents=True)
+    planted.chmod(0o777)  # anyone could have put code in here
+    version = bare.run("--version", ASSAY_CACHE=str(blocker), TMPDIR=str(tmp))
+    assert version.returncode == 0, version.stderr  # no cache at all: still works
+    proc = bare.run("run", "-e", "print('ok')", ASSAY_CACHE=str(blocker), TMPDIR=str(tmp))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot extract lupa"), proc.stderr
+    assert "set ASSAY_CACHE" in lines[0]
+    assert os.listdir(planted) == []
 
 
 CONCURRENT = r"""
@@ -262,3 +292,45 @@ def test_other_python_version_runs_the_cli_and_says_why_run_cannot(bare: Bare, b
     assert lines[0].startswith("Error: lupa (native code")
     assert f"built for {platform_tag()}" in lines[0]
     assert native_dirs(bare.cache) == []
+
+
+def test_system_python3(bare: Bare, build_info):
+    """The distribution's own /usr/bin/python3 (not the one the archive was built with)."""
+    exe = "/usr/bin/python3"
+    if not os.path.exists(exe):
+        pytest.skip("no /usr/bin/python3 on this machine")
+    probe = subprocess.run(
+        [
+            exe,
+            "-I",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); from assay._zipapp import platform_tag; "
+            "print(platform_tag(), sys.version_info >= (3, 11))",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    tag, recent = probe.stdout.split()
+    if recent != "True":
+        pytest.skip(f"{exe} is older than Python 3.11")
+    system = Bare(exe, bare.home, bare.pyz)
+    system_argv = [exe, "-I", str(bare.pyz)]  # -I only: the system site-packages stay (they hold no click)
+    v = subprocess.run(
+        [*system_argv, "--version"], capture_output=True, text=True, timeout=60, env=system.env()
+    )
+    assert v.returncode == 0, v.stderr
+    assert v.stdout.strip() == f"assay {__version__}"
+    r = subprocess.run(
+        [*system_argv, "run", "-e", "print(6 * 7)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=system.env(),
+    )
+    if tag in build_info["NATIVE"]:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "42"
+    else:
+        assert r.returncode == 1 and "Error: lupa (native code" in r.stderr

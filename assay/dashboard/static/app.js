@@ -93,7 +93,7 @@ async function render() {
     live.connect(route.ns);
     syncNamespaceSelect();
   }
-  document.title = route.view === "detail" ? `${route.id} · ${baseTitle}` : baseTitle;
+  document.title = route.view === "detail" ? [route.id, baseTitle].filter(Boolean).join(" · ") : baseTitle;
   clear(main);
   main.setAttribute("aria-busy", "true");
   const ctx = {

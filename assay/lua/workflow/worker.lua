@@ -6,7 +6,7 @@ local replay = require("assay.workflow.replay")
 local json = json
 local sfmt, concat = string.format, table.concat
 local state, call, pct = client.state, client.call, client.pct
-local sleep = sleep
+local sleep, env, os_hostname = sleep, env, os.hostname
 
 -- Internal natives answer (true, value); these unwrap the value.
 local function mono() return select(2, native.monotonic()) end
@@ -287,7 +287,7 @@ function W.listen(opts)
   local cfg = {
     queue = opts.queue or "default",
     namespace = opts.namespace or "main",
-    identity = opts.identity or ("assay-worker-" .. os.hostname()),
+    identity = opts.identity or ("assay-worker-" .. os_hostname()),
     wait_secs = tonumber(opts.poll_wait_secs) or env_number("ASSAY_WORKER_POLL_WAIT_SECS") or 20,
     heartbeat_interval = tonumber(opts.heartbeat_interval_secs) or env_number("ASSAY_WORKER_HEARTBEAT_SECS") or 5,
     min_backoff = tonumber(opts.min_backoff_secs) or 0.5,

@@ -2,6 +2,7 @@
 // Delete / Trigger now.
 
 import { api, enc } from "./api.js";
+import * as live from "./live.js";
 import { clear, confirmDialog, emptyState, errorState, formDialog, h, pageHeader, pretty, reconcileRows, table, timeEl, toast } from "./ui.js";
 
 const OVERLAP = [
@@ -32,7 +33,6 @@ export async function render(root, ctx) {
   const { wrap, tbody } = table(
     [
       { label: "Name" },
-      { label: "Workflow type", class: "hide-sm" },
       { label: "Cron" },
       { label: "Timezone" },
       { label: "State" },
@@ -70,13 +70,12 @@ export async function render(root, ctx) {
     const tr = h(
       "tr",
       { "data-name": s.name },
-      h("td", {}, h("strong", {}, s.name), h("div", { class: "muted small mono" }, s.task_queue)),
-      h("td", { class: "hide-sm" }, s.workflow_type),
+      h("td", {}, h("strong", {}, s.name), h("div", { class: "muted small" }, s.workflow_type, " · ", h("span", { class: "mono" }, s.task_queue))),
       h("td", {}, h("code", {}, s.cron_expr)),
       h("td", { class: "cell-tz" }, s.timezone),
       h("td", {}, s.paused ? h("span", { class: "badge badge-paused" }, "Paused") : h("span", { class: "badge badge-active" }, "Active")),
       h("td", { class: "cell-next" }, nextRun(s)),
-      h("td", { class: "hide-sm" }, s.last_run_at ? timeEl(s.last_run_at) : h("span", { class: "muted" }, "never"), s.last_workflow_id ? h("div", {}, h("a", { href: ctx.workflowHref(s.last_workflow_id), class: "mono small" }, s.last_workflow_id)) : null),
+      h("td", { class: "hide-sm" }, s.last_run_at ? timeEl(s.last_run_at) : h("span", { class: "muted" }, "never"), s.last_workflow_id ? h("div", {}, h("a", { href: ctx.workflowHref(s.last_workflow_id), class: "mono small truncate", title: s.last_workflow_id }, s.last_workflow_id)) : null),
       h(
         "td",
         { class: "col-actions" },
@@ -167,5 +166,12 @@ export async function render(root, ctx) {
 
   await load();
   const poll = setInterval(load, 10000);
-  return () => clearInterval(poll);
+  // A fired schedule updates its last/next run: re-read on the engine's event.
+  const unsubscribe = live.subscribe((ev) => {
+    if (ev.event_type === "schedule_triggered") load();
+  });
+  return () => {
+    clearInterval(poll);
+    unsubscribe();
+  };
 }

@@ -227,13 +227,17 @@ export function createStepsPanel({ onAction }) {
   }
 
   // Applies a pipeline_state value (or null: re-apply the last one, e.g. after a status change).
+  let lastPipeline = null;
   function update(pipeline, wfStatus) {
     if (wfStatus !== undefined) workflowStatus = String(wfStatus || "").toUpperCase();
+    if (pipeline && typeof pipeline === "object") lastPipeline = pipeline;
+    // The overall label follows the run once it has ended (a stale "running" would mislead).
+    const ended = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "TERMINATED"].includes(workflowStatus);
+    const ov = ended || !lastPipeline?.status ? workflowStatus.toLowerCase() : String(lastPipeline.status);
+    if (overall.textContent !== ov) overall.textContent = ov;
+    overall.dataset.status = ov;
     if (pipeline && typeof pipeline === "object") {
       steps = Array.isArray(pipeline.steps) ? pipeline.steps : [];
-      const ov = pipeline.status ? String(pipeline.status) : workflowStatus.toLowerCase();
-      if (overall.textContent !== ov) overall.textContent = ov;
-      overall.dataset.status = ov;
       const cur = Number.isInteger(pipeline.current_step) ? pipeline.current_step : null;
       const doneCount = steps.filter((s) => s && s.status === "done").length;
       const p = cur ? `Step ${cur} of ${steps.length}` : `${doneCount} of ${steps.length} done`;
