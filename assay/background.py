@@ -82,7 +82,9 @@ class DispatchRecoveryLoop(Loop):
     def tick(self, now: float) -> float | None:
         self.engine.recover_leases()
         nxt = self.engine.next_lease_expiry()
-        return None if nxt is None else max(nxt, now + 0.05)
+        # a lease taken after this tick expires no sooner than now + timeout: look again by then
+        horizon = now + float(self.engine.settings.dispatch_timeout_secs)
+        return max(min(nxt, horizon) if nxt is not None else horizon, now + 0.05)
 
 
 class WorkerReaperLoop(Loop):

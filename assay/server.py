@@ -116,6 +116,7 @@ class Server:
             channel_timeout=300,
             connection_limit=max(100, int(s.threads) * 4),
             clear_untrusted_proxy_headers=True,
+            channel_request_lookahead=1,  # lets a held long-poll see that its client hung up
         )
         return self._wsgi
 

@@ -100,6 +100,8 @@ def wrap(spec: RouteSpec, guard: Callable[[RouteSpec], None] | None) -> Callable
         try:
             if guard is not None:
                 guard(spec)
+            if any("\x00" in v for v in kw.values()) or "%00" in bottle.request.query_string:
+                raise BadRequest("the URL must not contain NUL characters")
             for attempt in range(4):  # transient store conflicts (Postgres deadlocks) are simply rerun
                 try:
                     return handler(**kw)
@@ -161,6 +163,16 @@ def _finite_float(text: str) -> float:
     return v
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def loads_strict(text: str, what: str) -> Any:
     """Standard JSON only: no NaN/Infinity, no out-of-range numbers, no unpaired surrogates, bounded
     nesting. Anything else is a 400 (it could not be stored or sent back as valid JSON)."""
@@ -168,6 +180,8 @@ def loads_strict(text: str, what: str) -> Any:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         if "\\u" in text:  # an escaped lone surrogate cannot be encoded as UTF-8
             json.dumps(value, ensure_ascii=False).encode("utf-8")
+        if "\\u0000" in text and _has_nul(value):
+            raise ValueError("strings must not contain NUL (\\u0000)")
     except RecursionError:
         raise BadRequest(f"invalid {what}: nested too deeply") from None
     except UnicodeEncodeError:

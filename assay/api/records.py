@@ -91,6 +91,7 @@ def _pick(rec: Record, fields: tuple[str, ...]) -> dict[str, Any]:
 def workflow(rec: Record) -> dict[str, Any]:
     out = _pick(rec, WORKFLOW_FIELDS)
     out["cancel_requested"] = bool(rec.get("cancel_requested"))
+    out["state_seq"] = rec.get("state_seq")  # event seq of the latest query snapshot (None: no snapshot)
     return out
 
 

@@ -115,6 +115,7 @@ WORKFLOW = obj(
         "updated_at": NUM,
         "completed_at": NNUM,
         "cancel_requested": BOOL,
+        "state_seq": nullable(INT),
     },
     ("id", "namespace", "run_id", "workflow_type", "task_queue", "status", "created_at"),
 )
@@ -379,6 +380,9 @@ SCHEMAS: dict[str, Any] = {
     "ApiKeyList": array(ref("ApiKey")),
     "Health": obj({"service": STR, "status": STR, "version": STR, "backend": STR}, ("status",)),
     "Version": obj({"version": STR, "build_profile": STR}, ("version", "build_profile")),
+    "Empty": nullable(obj({}, description=OPT_OBJECT_BODY)),
+    "Deregistered": obj({"known": BOOL, "leases_released": INT, "activities_released": INT},
+                        ("known", "leases_released", "activities_released")),
     "StreamTicket": obj({"ticket": STR, "expires_at": NUM}, ("ticket", "expires_at")),
 }
 

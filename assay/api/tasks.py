@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import bottle
+
 from assay.api import records
 from assay.api.http import Router, empty, json_response, path_int, read_body
 from assay.engine import Engine
@@ -11,6 +13,12 @@ from assay.engine.commands import parse_commands_body
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
 
 MAX_WAIT = 60.0
+
+
+def _client_gone() -> bool:
+    """True once the client of this request disconnected (waitress, with channel_request_lookahead > 0)."""
+    check = bottle.request.environ.get("waitress.client_disconnected")
+    return bool(check()) if callable(check) else False
 
 
 def _poll_args(b: dict[str, Any]) -> tuple[str, str, float]:
@@ -45,6 +53,12 @@ def register(r: Router, engine: Engine) -> None:
             heartbeat_interval_secs=opt_num(b, "heartbeat_interval_secs", min_value=0.1, max_value=3600),
         )
         return json_response({"worker_id": wid})
+
+    @r("POST", "/workers/{id}/deregister", "A stopping worker: ends its held polls, gives back its tasks",
+       "workers", body="Empty", responses={200: "Deregistered", 400: "Error"})
+    def deregister_worker(id: str) -> str:
+        read_body(mb)
+        return json_response(engine.deregister_worker(id))
 
     @r(
         "POST",
@@ -84,7 +98,7 @@ def register(r: Router, engine: Engine) -> None:
     )
     def poll_activity() -> str:
         queue, wid, wait = _poll_args(as_object(read_body(mb)))
-        kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True)
+        kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True, gone=_client_gone)
         return json_response(records.activity(task) if task else {"task": None})
 
     @r(
@@ -146,7 +160,7 @@ def register(r: Router, engine: Engine) -> None:
     )
     def poll_workflow() -> str:
         queue, wid, wait = _poll_args(as_object(read_body(mb)))
-        kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False)
+        kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False, gone=_client_gone)
         return json_response(records.workflow_task(task) if task else None)
 
     @r(
@@ -181,6 +195,7 @@ def register(r: Router, engine: Engine) -> None:
             wait,
             workflows=opt_bool(b, "workflows", True),
             activities=opt_bool(b, "activities", True),
+            gone=_client_gone,
         )
         if kind == "workflow_task":
             return json_response({"kind": kind, "task": records.workflow_task(task)})

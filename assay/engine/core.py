@@ -40,6 +40,7 @@ class EngineBase:
         self.instance_id = "assay-" + secrets.token_hex(8)
         self.started_at = self.clock.now()
         self._held = 0
+        self._departed: set[str] = set()  # worker ids that deregistered: their held polls claim nothing
         self._held_lock = threading.Lock()
 
     # --- transactions -------------------------------------------------------------------------

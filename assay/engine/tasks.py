@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from assay.engine import states
@@ -63,7 +64,9 @@ class TaskOps(EngineBase):
     ) -> str:
         now = self.now()
         wid = worker_id or "w-" + secrets.token_hex(8)
-        lost_after = max(3 * heartbeat_interval_secs, 10.0) if heartbeat_interval_secs else None
+        self._departed.discard(wid)
+        # lost after three missed beats (at least 1 s, to ride out a scheduling hiccup)
+        lost_after = max(3 * heartbeat_interval_secs, 1.0) if heartbeat_interval_secs else None
         with self._tx() as (tx, _fx):
             self._ensure_namespace(tx, namespace, now)
             tx.insert_worker(
@@ -97,6 +100,26 @@ class TaskOps(EngineBase):
             known = True
         return {"known": known, "leases": leases}
 
+    def deregister_worker(self, worker_id: str) -> dict[str, Any]:
+        """A worker that stops: end its held polls without claiming, give back its workflow-task leases
+        (re-dispatched at once) and its running activities (retried now, as a lost attempt), drop its row."""
+        self._departed.add(worker_id)
+        if len(self._departed) > 10_000:
+            self._departed.clear()
+            self._departed.add(worker_id)
+        self.notifier.bump(["worker-gone:" + worker_id])
+        with self._tx() as (tx, fx):
+            leases = tx.release_worker_leases(worker_id, self.now())
+            for q in tx.dispatchable_queues():
+                fx.wake_workflows(q)
+            acts = 0
+            for act_id in tx.activities_held_by(worker_id):
+                act = tx.get_activity(act_id)
+                if act is not None:
+                    acts += self._expire_one(tx, fx, act, f"worker {worker_id} stopped before finishing")
+            known = tx.delete_worker(worker_id)
+        return {"known": known, "leases_released": len(leases), "activities_released": acts}
+
     def list_workers(self, namespace: str | None) -> list[Record]:
         with self.store.read() as tx:
             return tx.list_workers(namespace)
@@ -116,16 +139,19 @@ class TaskOps(EngineBase):
             wf = tx.claim_workflow_task(queue, self._worker_namespace(tx, worker_id), worker_id, now)
             if wf is None:
                 return None
-            if tx.oldest_lease() == now:  # the only (oldest) lease: the recovery loop may be idle
-                fx.wake_loop("dispatch")
             if wf["previous_status"] == states.PENDING:
                 fx.sse("workflow_running", wf)
             wf["history"] = tx.list_events(wf["id"])
             return wf
 
     def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
-        with self._tx() as (tx, _fx):
-            return tx.claim_activity(queue, self._worker_namespace(tx, worker_id), worker_id, self.now())
+        with self._tx() as (tx, fx):
+            act = tx.claim_activity(queue, self._worker_namespace(tx, worker_id), worker_id, self.now())
+            if act is not None:
+                limits = [act["start_to_close_secs"], act["heartbeat_timeout_secs"]]
+                if min(x for x in limits if x is not None) < float(self.settings.loop_max_sleep_secs):
+                    fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
+            return act
 
     def poll(
         self,
@@ -135,14 +161,21 @@ class TaskOps(EngineBase):
         *,
         workflows: bool = True,
         activities: bool = True,
+        gone: Callable[[], bool] | None = None,
     ) -> tuple[str | None, Record | None]:
-        """Claim a workflow task or an activity task, holding up to `wait_secs` for one to arrive."""
+        """Claim a workflow task or an activity task, holding up to `wait_secs` for one to arrive.
+
+        `gone()` tells whether the caller hung up: a held poll whose client disconnected (or whose worker
+        deregistered) returns without claiming, so no task is handed to a worker that is not there."""
         keys = ([f"wf:{queue}"] if workflows else []) + ([f"act:{queue}"] if activities else [])
+        keys.append("worker-gone:" + worker_id)
         deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
         held = False
         try:
             while True:
                 since = self.notifier.versions(keys)
+                if (gone is not None and gone()) or worker_id in self._departed:
+                    return None, None
                 if workflows:
                     task = self.claim_workflow_task(queue, worker_id)
                     if task is not None:

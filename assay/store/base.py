@@ -153,6 +153,13 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def activities_held_by(self, worker_id: str) -> list[int]: ...
 
+    @abc.abstractmethod
+    def release_worker_leases(self, worker_id: str, now: float) -> list[str]:
+        """Give back every workflow-task lease the worker holds (those workflows become dispatchable)."""
+
+    @abc.abstractmethod
+    def delete_worker(self, worker_id: str) -> bool: ...
+
     # --- timers, signals, side effects, snapshots ------------------------------------------------
     @abc.abstractmethod
     def insert_timer(self, wf_id: str, seq: int, fire_at: float) -> int | None:

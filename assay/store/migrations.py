@@ -38,6 +38,7 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             dispatch_last_heartbeat REAL,
             dispatch_count INTEGER NOT NULL DEFAULT 0,
             last_seq INTEGER NOT NULL DEFAULT 0,
+            state_seq INTEGER,
             cancel_requested INTEGER NOT NULL DEFAULT 0)""",
             "CREATE INDEX wf_ns_created ON workflows(namespace, created_at DESC)",
             "CREATE INDEX wf_ns_status ON workflows(namespace, status, created_at DESC)",

@@ -177,6 +177,8 @@ class SqlTx(Tx):
         if isinstance(value, bool):
             return (each + "j.type = ?)", [key, "true" if value else "false"])
         if isinstance(value, (int, float)):
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                value = float(value)  # SQLite reads such JSON numbers as reals too (and cannot bind the int)
             return (each + "j.type IN ('integer','real') AND j.value = ?)", [key, value])
         if isinstance(value, str):
             return (each + "j.type = 'text' AND j.value = ?)", [key, value])
@@ -444,6 +446,15 @@ class SqlTx(Tx):
         self._release_for_redispatch(ids)
         return ids
 
+    def release_worker_leases(self, worker_id: str, now: float) -> list[str]:
+        ids = [r[0] for r in self._exec("SELECT id FROM workflows WHERE dispatch_claimed_by = ?",
+                                        (worker_id,)).fetchall()]
+        self._release_for_redispatch(ids)
+        return ids
+
+    def delete_worker(self, worker_id: str) -> bool:
+        return self._exec("DELETE FROM workflow_workers WHERE id = ?", (worker_id,)).rowcount == 1
+
     def activities_held_by(self, worker_id: str) -> list[int]:
         return [
             r[0]
@@ -507,6 +518,7 @@ class SqlTx(Tx):
                       state_json = excluded.state_json, created_at = excluded.created_at""",
             (wf_id, event_seq, self.encode_json(state), now),
         )
+        self._exec("UPDATE workflows SET state_seq = ? WHERE id = ?", (event_seq, wf_id))
 
     def get_snapshot(self, wf_id: str) -> Record | None:
         return self._row(

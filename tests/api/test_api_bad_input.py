@@ -9,7 +9,19 @@ from assay.api import make_app
 from tests.api.conftest import dump
 from tests.wsgi import Client
 
-MALFORMED = [b"{", b'{"a": }', b"nul", b"\xff\xfe{}", b'{"a": NaN}', b"[" * 5000, b'{"a": 1e999}', b'"\\ud800"']
+MALFORMED = [
+    b"{",
+    b'{"a": }',
+    b"nul",
+    b"\xff\xfe{}",
+    b'{"a": NaN}',
+    b'{"a": -Infinity}',
+    b"[" * 5000,
+    b'{"a": 1e999}',
+    b'"\\ud800"',
+    b'{"a": "x\\u0000y"}',  # NUL cannot be stored portably (PostgreSQL text/jsonb refuse it)
+    b'{"a\\u0000": 1}',
+]
 
 
 def check(client, store, cases):
@@ -97,6 +109,7 @@ def list_cases(w):
         ("GET", "/workflows", {"query": {"search_attrs": "{tier: gold}"}}, 400),
         ("GET", "/workflows", {"query": {"search_attrs": '{"a": NaN}'}}, 400),
         ("GET", "/workflows", {"query": {"search_attrs": "[" * 5000}}, 400),
+        ("GET", "/workflows", {"query": {"search_attrs": '{"n": "\\u0000"}'}}, 400),
         ("GET", "/workflows/wf-1/events", {"query": {"after_seq": "x"}}, 400),
     ]
 
@@ -104,6 +117,9 @@ def list_cases(w):
 def workflow_id_cases(w):
     return [
         ("GET", "/workflows/ghost", {}, 404),
+        ("GET", "/workflows/wf\x001", {}, 400),  # a decoded %00 in the path
+        ("POST", "/workflows/wf-1/signal/s\x00", body({}), 400),
+        ("GET", "/workflows", {"query": {"type": "T\x00"}}, 400),
         ("GET", "/workflows/ghost/events", {}, 404),
         ("GET", "/workflows/ghost/children", {}, 404),
         ("GET", "/workflows/ghost/state", {}, 404),

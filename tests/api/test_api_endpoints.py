@@ -390,3 +390,10 @@ def test_sse_over_the_cap_is_503_with_retry_after(store, clock, settings):
     s3, _, it3 = open_stream(app, "/api/v1/events/stream")
     it3.close()
     assert s1 == 200 and s3 == 200
+
+
+def test_search_with_huge_numbers_and_odd_keys(api, world):
+    for q in ('{"n": 18446744073709551616}', '{"n": -1e300}', '{"a.b": 1}', '{"x\\"y": 1}', '{"": 1}'):
+        assert ok(api.get("/workflows", query={"search_attrs": q})) == [], q
+    ok(api.post("/workflows", {"workflow_type": "T", "workflow_id": "big", "search_attributes": {"n": 18446744073709551616}}), 201)
+    assert [w["id"] for w in ok(api.get("/workflows", query={"search_attrs": '{"n": 18446744073709551616}'}))] == ["big"]

@@ -74,6 +74,23 @@ def test_sigterm_finishes_the_task_in_hand(engine, logdir, tmp_path):
     w3.stop()
 
 
+def test_stopped_worker_does_not_swallow_tasks(engine, logdir):
+    # the stopping worker aborts its idle long poll and deregisters: the engine must not hand the next
+    # task to that poll (it would sit leased to a worker that is gone)
+    a = Worker(KS, engine.url, logdir, queue="ghost")
+    a.wait_ready()
+    assert a.stop() == 0
+    b = Worker(KS, engine.url, logdir, queue="ghost")
+    b.wait_ready()
+    try:
+        t0 = time.monotonic()
+        start(engine, "SignalRace", "ghost-1", {"timeout": 0.1}, queue="ghost")
+        assert wait_status(engine, "ghost-1", worker=b)["status"] == "COMPLETED"
+        assert time.monotonic() - t0 < 3
+    finally:
+        assert b.stop() == 0
+
+
 def test_concurrency_runs_activities_in_parallel(engine, logdir):
     q = "conc"
     w = Worker(KS, engine.url, logdir, queue=q, env={"ASSAY_WORKER_CONCURRENCY": "2"})

@@ -84,7 +84,6 @@ def test_hello_workflow(engine, logdir):
     ],
 )
 def test_approval_pipeline(engine, logdir, action, expected):
-    # a queue per test: a stopped worker's aborted long poll may linger in the engine (docs/REQUESTS-lua.md)
     queue = f"ex-approval-{action}"
     env = {"ASSAY_ENGINE_URL": engine.url, "ASSAY_QUEUE": queue}
     d = EXAMPLES / "approval-pipeline"

@@ -100,7 +100,9 @@ export async function render(root, ctx) {
     const runs = Array.isArray(s.next_runs) ? s.next_runs : [];
     const first = s.next_run_at ?? runs[0];
     if (!first) return h("span", { class: "muted" }, "—");
-    const main = h("span", {}, timeEl(first), runs[0] ? h("div", { class: "muted small mono" }, runs[0].replace("T", " ")) : null);
+    // next_runs are ISO strings in the schedule's own zone: show its wall-clock time.
+    const wall = (iso) => iso.slice(0, 16).replace("T", " ");
+    const main = h("span", {}, timeEl(first), runs[0] ? h("div", { class: "muted small mono", title: runs[0] }, wall(runs[0])) : null);
     if (runs.length < 2) return main;
     return h("details", { class: "next-runs" }, h("summary", {}, main), h("ol", { class: "small mono" }, runs.map((r) => h("li", {}, r.replace("T", " ")))));
   }
