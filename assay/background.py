@@ -118,6 +118,25 @@ class EngineLockLoop(Loop):
         return now + 15.0
 
 
+class ArchiveLoop(Loop):
+    """S3 archival and local retention (assay/archive.py), every ASSAY_ARCHIVE_POLL_SECS. Leader only."""
+
+    name = "archiver"
+    leader_only = True
+
+    def __init__(self, engine: Engine, archiver) -> None:
+        super().__init__(engine)
+        self.archiver = archiver
+
+    def tick(self, now: float) -> float | None:
+        self.archiver.run_once()
+        return now + float(self.engine.settings.archive_poll_secs)
+
+    def report(self) -> dict[str, Any]:
+        return dict(super().report(), archived=self.archiver.archived, failed=self.archiver.failed,
+                    deleted=self.archiver.deleted)
+
+
 def default_loops(engine: Engine, *, engine_lock: bool = False) -> list[Loop]:
     loops: list[Loop] = [
         TimerLoop(engine),

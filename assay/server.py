@@ -59,8 +59,9 @@ def is_loopback(host: str) -> bool:
 class Server:
     def __init__(self, settings: Settings) -> None:
         from assay.api import make_app
+        from assay.archive import Archiver
         from assay.auth import AuthConfig, Authenticator
-        from assay.background import Supervisor, default_loops
+        from assay.background import ArchiveLoop, Supervisor, default_loops
         from assay.engine import Engine
         from assay.store import open_store
 
@@ -71,13 +72,19 @@ class Server:
             from assay.engine.notify import bridge
 
             bridge(self.store, self.engine.notifier, self.engine.broadcaster)
+        self.archiver = Archiver.from_settings(self.engine, settings)
+        if self.archiver is not None and self.archiver.s3 is not None:
+            self.engine.archive_reader = self.archiver.s3
         self.locked = False
         if not self.store.multi_instance:
             self.store.acquire_engine_lock(self.engine.instance_id, self.engine.now(), stale_after=60.0)
             self.locked = True
+        loops = default_loops(self.engine, engine_lock=self.locked)
+        if self.archiver is not None:
+            loops.append(ArchiveLoop(self.engine, self.archiver))
         self.supervisor = Supervisor(
             self.engine,
-            default_loops(self.engine, engine_lock=self.locked),
+            loops,
             max_sleep=float(settings.loop_max_sleep_secs),
         )
         self.auth_config = AuthConfig(

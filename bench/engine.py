@@ -70,7 +70,9 @@ def worker_loop(port: int, queue: str, stop, done=None) -> None:
                 cmds = [{"type": "CompleteWorkflow", "result": finished[0]["payload"]["result"]}]
             else:
                 cmds = [{"type": "ScheduleActivity", "seq": 1, "name": "echo", "input": t["input"]}]
-            status, _ = c.call("POST", f"/workflow-tasks/{t['workflow_id']}/commands", {"worker_id": wid, "commands": cmds})
+            status, _ = c.call(
+                "POST", f"/workflow-tasks/{t['workflow_id']}/commands", {"worker_id": wid, "commands": cmds}
+            )
             if finished and status == 200 and done is not None:
                 done(t["workflow_id"])
 
@@ -85,7 +87,12 @@ def worker_process(port: int, queue: str, threads: int, stop) -> None:
 
 def bench_describe(port: int, seconds: float, threads: int) -> float:
     c = Conn(port)
-    assert c.call("POST", "/workflows", {"workflow_type": "B", "workflow_id": "describe-me", "input": {"x": 1}})[0] == 201
+    assert (
+        c.call("POST", "/workflows", {"workflow_type": "B", "workflow_id": "describe-me", "input": {"x": 1}})[
+            0
+        ]
+        == 201
+    )
     counts = [0] * threads
     end = time.perf_counter() + seconds
 
@@ -121,7 +128,11 @@ def bench_latency(port: int, runs: int) -> list[float]:
             wf_id = f"lat-{i}"
             finished[wf_id] = threading.Event()
             t0 = time.perf_counter()
-            status, _ = c.call("POST", "/workflows", {"workflow_type": "B", "workflow_id": wf_id, "task_queue": "lat", "input": i})
+            status, _ = c.call(
+                "POST",
+                "/workflows",
+                {"workflow_type": "B", "workflow_id": wf_id, "task_queue": "lat", "input": i},
+            )
             assert status == 201
             assert finished[wf_id].wait(30), f"{wf_id} did not finish"
             if i >= 10:
@@ -144,7 +155,9 @@ def main() -> None:
         e = start_engine(Path(tmp))
         try:
             rps = bench_describe(e.port, args.seconds, args.clients)
-            print(f"describe       {rps:9.0f} req/s   ({args.clients} keep-alive clients, {args.seconds:g} s)")
+            print(
+                f"describe       {rps:9.0f} req/s   ({args.clients} keep-alive clients, {args.seconds:g} s)"
+            )
             lat = sorted(bench_latency(e.port, args.latency_runs))
             p95 = lat[int(0.95 * (len(lat) - 1))]
             print(f"latency        p50 {statistics.median(lat):6.1f} ms   p95 {p95:6.1f} ms   "
@@ -160,14 +173,21 @@ def main() -> None:
 
 def bench_throughput_from(port: int, n: int, threads: int, base: int) -> float:
     stop = multiprocessing.Event()
-    procs = [multiprocessing.Process(target=worker_process, args=(port, "tp", threads, stop), daemon=True) for _ in range(2)]
+    procs = [
+        multiprocessing.Process(target=worker_process, args=(port, "tp", threads, stop), daemon=True)
+        for _ in range(2)
+    ]
     for p in procs:
         p.start()
     c = Conn(port)
     try:
         t0 = time.perf_counter()
         for i in range(n):
-            status, _ = c.call("POST", "/workflows", {"workflow_type": "B", "workflow_id": f"tp-{i}", "task_queue": "tp", "input": i})
+            status, _ = c.call(
+                "POST",
+                "/workflows",
+                {"workflow_type": "B", "workflow_id": f"tp-{i}", "task_queue": "tp", "input": i},
+            )
             assert status == 201
         while c.call("GET", "/namespaces/main")[1]["completed"] < base + n:
             time.sleep(0.05)  # a benchmark, not a test: plain polling of the counter is fine here

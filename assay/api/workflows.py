@@ -96,11 +96,13 @@ def register(r: Router, engine: Engine) -> None:
         "A workflow's event history (by seq)",
         "workflows",
         query=[("after_seq", "integer", "only events with a greater seq")],
-        responses={200: "EventList", 404: "Error"},
+        responses={200: "EventList", 404: "Error", 410: "Error"},
     )
     def events(id: str) -> str:
-        engine.get_workflow(id)
+        wf = engine.get_workflow(id)
         after = q_int("after_seq", 0, max_value=2**53)
+        if wf.get("archived_at") is not None:  # history moved to the archive: serve it from there
+            return json_response([e for e in engine.archived_events(wf) if e.get("seq", 0) > after])
         return json_response([records.event(e) for e in engine.list_events(id, after)])
 
     @r(

@@ -44,7 +44,12 @@ class World:
         w = Worker(engine)
         self.worker_id = w.id
         start(engine, "wf-1", input={"n": 1}, search_attributes={"tier": "gold", "n": 1})
-        w.run("wf-1", act("x", 1, input={"a": [1, 2]}), act("y", 2), {"type": "RecordSnapshot", "state": {"q": 1}})
+        w.run(
+            "wf-1",
+            act("x", 1, input={"a": [1, 2]}),
+            act("y", 2),
+            {"type": "RecordSnapshot", "state": {"q": 1}},
+        )
         self.running_activity = w.claim_activity()["id"]
         self.completed_activity = w.claim_activity()["id"]
         engine.complete_activity(self.completed_activity, {"ok": True}, w.id)

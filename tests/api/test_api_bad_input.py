@@ -89,8 +89,12 @@ def workflows_cases(w):
         ("POST", "/workflows", body(dict(START, workflow_id="orders/42")), 400),  # could never be addressed
         ("POST", "/workflows", body(dict(START, workflow_id="wf-1")), 409),
         ("POST", "/workflows", body(dict(START, workflow_id="done", namespace="team")), 409),
-        *wrong_type_cases("POST", "/workflows", START, {"workflow_type": NOT_STR, "workflow_id": NOT_STR,
-                                                        "namespace": NOT_STR, "task_queue": NOT_STR}),  # fmt: skip
+        *wrong_type_cases(
+            "POST",
+            "/workflows",
+            START,
+            {"workflow_type": NOT_STR, "workflow_id": NOT_STR, "namespace": NOT_STR, "task_queue": NOT_STR},
+        ),  # fmt: skip
     ]
 
 
@@ -153,12 +157,23 @@ def activity_cases(w):
         *malformed("POST", "/workflows/wf-1/activities"),
         ("POST", "/workflows/wf-1/activities", body({}), 400),
         ("POST", "/workflows/wf-1/activities", body({"name": "a"}), 400),
-        *wrong_type_cases("POST", "/workflows/wf-1/activities", ACT, {
-            "name": NOT_STR, "seq": NOT_INT + [-1], "task_queue": NOT_STR, "max_attempts": NOT_INT + [-1],
-            "initial_interval_secs": NOT_NUM + [-1], "backoff_coefficient": NOT_NUM + [0.5],
-            "start_to_close_secs": NOT_NUM + [0, -5], "heartbeat_timeout_secs": NOT_NUM + [0],
-            "maximum_interval_secs": NOT_NUM, "non_retryable_errors": ["x", [1], {"a": 1}],
-        }),  # fmt: skip
+        *wrong_type_cases(
+            "POST",
+            "/workflows/wf-1/activities",
+            ACT,
+            {
+                "name": NOT_STR,
+                "seq": NOT_INT + [-1],
+                "task_queue": NOT_STR,
+                "max_attempts": NOT_INT + [-1],
+                "initial_interval_secs": NOT_NUM + [-1],
+                "backoff_coefficient": NOT_NUM + [0.5],
+                "start_to_close_secs": NOT_NUM + [0, -5],
+                "heartbeat_timeout_secs": NOT_NUM + [0],
+                "maximum_interval_secs": NOT_NUM,
+                "non_retryable_errors": ["x", [1], {"a": 1}],
+            },
+        ),  # fmt: skip
         ("GET", "/activities/abc", {}, 400),
         ("GET", "/activities/1.5", {}, 400),
         ("GET", "/activities/-1", {}, 400),
@@ -173,10 +188,20 @@ def worker_cases(w):
         ("POST", "/workers/register", body({}), 400),
         ("POST", "/workers/register", body({"identity": "me"}), 400),
         *[("POST", "/workers/register", body(b), 400) for b in NOT_OBJ_BODIES],
-        *wrong_type_cases("POST", "/workers/register", REG, {
-            "identity": NOT_STR, "queue": NOT_STR, "namespace": NOT_STR, "workflows": ["x", [1]],
-            "activities": ["x", [None]], "max_concurrent_workflows": NOT_INT, "heartbeat_interval_secs": NOT_NUM + [0, -1],
-        }),  # fmt: skip
+        *wrong_type_cases(
+            "POST",
+            "/workers/register",
+            REG,
+            {
+                "identity": NOT_STR,
+                "queue": NOT_STR,
+                "namespace": NOT_STR,
+                "workflows": ["x", [1]],
+                "activities": ["x", [None]],
+                "max_concurrent_workflows": NOT_INT,
+                "heartbeat_interval_secs": NOT_NUM + [0, -1],
+            },
+        ),  # fmt: skip
         *malformed("POST", "/workers/heartbeat"),
         ("POST", "/workers/heartbeat", body({}), 400),
         *[("POST", "/workers/heartbeat", body({"worker_id": v}), 400) for v in NOT_STR],
@@ -191,7 +216,9 @@ def task_cases(w):
             *malformed("POST", path),
             ("POST", path, body({}), 400),
             ("POST", path, body({"queue": "q"}), 400),
-            *wrong_type_cases("POST", path, POLL, {"queue": NOT_STR, "worker_id": NOT_STR, "wait_secs": NOT_NUM + [-1, 61]}),
+            *wrong_type_cases(
+                "POST", path, POLL, {"queue": NOT_STR, "worker_id": NOT_STR, "wait_secs": NOT_NUM + [-1, 61]}
+            ),
         ]
     out += wrong_type_cases("POST", "/poll", POLL, {"workflows": NOT_BOOL, "activities": NOT_BOOL})
     for verb in ("complete", "fail", "heartbeat"):
@@ -222,9 +249,24 @@ def command_cases(w):
         *[("POST", path, body(dict(good, commands=v)), 400) for v in ("x", {"type": "CompleteWorkflow"}, 5)],
         ("POST", path, body(dict(good, commands=[{"type": "Nope"}])), 400),
         ("POST", path, body(dict(good, commands=[5])), 400),
-        ("POST", path, body(dict(good, commands=[{"type": "StartChildWorkflow", "workflow_type": "K", "workflow_id": "k/1"}])), 400),
+        (
+            "POST",
+            path,
+            body(
+                dict(
+                    good,
+                    commands=[{"type": "StartChildWorkflow", "workflow_type": "K", "workflow_id": "k/1"}],
+                )
+            ),
+            400,
+        ),
         ("POST", path, body(dict(good, commands=[{"type": "ContinueAsNew", "workflow_id": "k/2"}])), 400),
-        ("POST", path, body(dict(good, worker_id="w-intruder", commands=[{"type": "CompleteWorkflow"}])), 409),
+        (
+            "POST",
+            path,
+            body(dict(good, worker_id="w-intruder", commands=[{"type": "CompleteWorkflow"}])),
+            409,
+        ),
         ("POST", path, body(good), 409),  # nobody holds the lease right now
         ("POST", "/workflow-tasks/ghost/commands", body(good), 404),
         ("POST", "/workflow-tasks/done/commands", body(good), 409),
@@ -243,10 +285,21 @@ def schedule_cases(w):
         ("POST", "/schedules", body(dict(SCHED, timezone="Mars/Olympus")), 400),
         ("POST", "/schedules", body(dict(SCHED, timezone="utc/x")), 400),
         ("POST", "/schedules", body(dict(SCHED, overlap_policy="sometimes")), 400),
-        *wrong_type_cases("POST", "/schedules", SCHED, {
-            "name": NOT_STR, "workflow_type": NOT_STR, "cron_expr": NOT_STR, "timezone": NOT_STR,
-            "overlap_policy": NOT_STR, "task_queue": NOT_STR, "namespace": NOT_STR, "paused": NOT_BOOL,
-        }),  # fmt: skip
+        *wrong_type_cases(
+            "POST",
+            "/schedules",
+            SCHED,
+            {
+                "name": NOT_STR,
+                "workflow_type": NOT_STR,
+                "cron_expr": NOT_STR,
+                "timezone": NOT_STR,
+                "overlap_policy": NOT_STR,
+                "task_queue": NOT_STR,
+                "namespace": NOT_STR,
+                "paused": NOT_BOOL,
+            },
+        ),  # fmt: skip
         ("GET", "/schedules/ghost", {}, 404),
         ("GET", "/schedules/s1", {"query": {"namespace": "team"}}, 404),
         ("PATCH", "/schedules/ghost", body({"input": 1}), 404),
@@ -255,7 +308,10 @@ def schedule_cases(w):
         ("PATCH", "/schedules/s1", body({"cron_expr": "nope"}), 400),
         ("PATCH", "/schedules/s1", body({"timezone": "Nowhere/City"}), 400),
         ("PATCH", "/schedules/s1", body({"overlap_policy": "maybe"}), 400),
-        *[("PATCH", "/schedules/s1", body({k: 5}), 400) for k in ("cron_expr", "timezone", "task_queue", "overlap_policy")],
+        *[
+            ("PATCH", "/schedules/s1", body({k: 5}), 400)
+            for k in ("cron_expr", "timezone", "task_queue", "overlap_policy")
+        ],
         ("DELETE", "/schedules/ghost", {}, 404),
         ("POST", "/schedules/ghost/pause", {}, 404),
         ("POST", "/schedules/ghost/resume", {}, 404),

@@ -53,7 +53,10 @@ def test_meta(api):
 
 
 def test_start_describe_list(api, clock):
-    r = ok(api.post("/workflows", {"workflow_type": "Hello", "workflow_id": "h-1", "input": {"name": "Ada"}}), 201)
+    r = ok(
+        api.post("/workflows", {"workflow_type": "Hello", "workflow_id": "h-1", "input": {"name": "Ada"}}),
+        201,
+    )
     assert r == {"workflow_id": "h-1", "run_id": f"run-h-1-{int(clock.now())}", "status": "PENDING"}
     d = ok(api.get("/workflows/h-1"))
     assert WORKFLOW_KEYS <= set(d)
@@ -100,7 +103,10 @@ def test_signal_cancel_terminate(api, world):
     is_empty(api.post("/workflows/wf-1/signal/go", {"payload": {"x": 1}}))
     is_empty(api.post("/workflows/wf-1/signal/bare"))
     evs = [e for e in ok(api.get("/workflows/wf-1/events")) if e["event_type"] == "SignalReceived"]
-    assert [e["payload"] for e in evs] == [{"signal": "go", "payload": {"x": 1}}, {"signal": "bare", "payload": None}]
+    assert [e["payload"] for e in evs] == [
+        {"signal": "go", "payload": {"x": 1}},
+        {"signal": "bare", "payload": None},
+    ]
     is_empty(api.post("/workflows/wf-1/cancel", {"reason": "enough"}))
     assert ok(api.get("/workflows/wf-1"))["cancel_requested"] is True
     is_empty(api.post("/workflows/wf-1/terminate", {"reason": "now"}))
@@ -113,7 +119,11 @@ def test_children_and_continue_as_new(api, engine, world):
     engine.signal("wf-1", "x", None)
     w.run("wf-1", {"type": "StartChildWorkflow", "workflow_type": "K", "workflow_id": "kid"})
     kids = ok(api.get("/workflows/wf-1/children"))
-    assert [k["id"] for k in kids] == ["kid"] and kids[0]["parent_id"] == "wf-1" and WORKFLOW_KEYS <= set(kids[0])
+    assert (
+        [k["id"] for k in kids] == ["kid"]
+        and kids[0]["parent_id"] == "wf-1"
+        and WORKFLOW_KEYS <= set(kids[0])
+    )
     r = ok(api.post("/workflows/kid/continue-as-new", {"input": [3]}), 201)
     assert r["workflow_id"].startswith("kid-continued-") and r["status"] == "PENDING" and r["run_id"]
     assert ok(api.get("/workflows/kid"))["result"] == {"continued_as_new": r["workflow_id"]}
@@ -136,7 +146,9 @@ def test_state(api, world):
 def test_direct_activity_scheduling(api, world):
     body = {"name": "direct", "seq": 50, "task_queue": "dq", "input": {"k": [1]}, "max_attempts": 2}
     a = ok(api.post("/workflows/wf-1/activities", body), 201)
-    assert ACTIVITY_KEYS <= set(a) and a["input"] == {"k": [1]} and a["status"] == "PENDING" and a["seq"] == 50
+    assert (
+        ACTIVITY_KEYS <= set(a) and a["input"] == {"k": [1]} and a["status"] == "PENDING" and a["seq"] == 50
+    )
     again = ok(api.post("/workflows/wf-1/activities", dict(body, input="other")), 201)
     assert again["id"] == a["id"] and again["input"] == {"k": [1]}  # idempotent on seq
     got = ok(api.get(f"/activities/{a['id']}"))
@@ -153,19 +165,35 @@ def test_worker_protocol_round_trip(api, engine):
     assert ok(api.post("/workflow-tasks/poll", {"queue": "q", "worker_id": wid})) is None
     assert ok(api.post("/tasks/poll", {"queue": "q", "worker_id": wid})) == {"task": None}
     assert ok(api.post("/poll", {"queue": "q", "worker_id": wid})) == {"kind": None, "task": None}
-    ok(api.post("/workflows", {"workflow_type": "W", "workflow_id": "p-1", "task_queue": "q", "input": 5}), 201)
+    ok(
+        api.post("/workflows", {"workflow_type": "W", "workflow_id": "p-1", "task_queue": "q", "input": 5}),
+        201,
+    )
     task = ok(api.post("/workflow-tasks/poll", {"queue": "q", "worker_id": wid}))
     assert set(task) == TASK_KEYS and task["input"] == 5 and task["attempt"] == 1
     assert task["history"][0]["event_type"] == "WorkflowStarted" and task["history"][0]["payload"] == 5
-    is_empty(api.post("/workflow-tasks/p-1/commands", {"worker_id": wid, "commands": [act("A", 1, input={"i": 1})]}))
+    is_empty(
+        api.post(
+            "/workflow-tasks/p-1/commands", {"worker_id": wid, "commands": [act("A", 1, input={"i": 1})]}
+        )
+    )
     got = ok(api.post("/poll", {"queue": "q", "worker_id": wid, "workflows": False}))
-    assert got["kind"] == "activity_task" and got["task"]["input"] == {"i": 1} and ACTIVITY_KEYS <= set(got["task"])
+    assert (
+        got["kind"] == "activity_task"
+        and got["task"]["input"] == {"i": 1}
+        and ACTIVITY_KEYS <= set(got["task"])
+    )
     aid = got["task"]["id"]
     assert ok(api.post(f"/tasks/{aid}/heartbeat", {"details": [1, "two"]})) == {"cancel_requested": False}
     is_empty(api.post(f"/tasks/{aid}/complete", {"result": {"r": 1}}))
     got = ok(api.post("/poll", {"queue": "q", "worker_id": wid}))
     assert got["kind"] == "workflow_task" and got["task"]["history"][-1]["payload"]["result"] == {"r": 1}
-    is_empty(api.post("/workflow-tasks/p-1/commands", {"worker_id": wid, "commands": [{"type": "CompleteWorkflow", "result": 9}]}))
+    is_empty(
+        api.post(
+            "/workflow-tasks/p-1/commands",
+            {"worker_id": wid, "commands": [{"type": "CompleteWorkflow", "result": 9}]},
+        )
+    )
     assert ok(api.get("/workflows/p-1"))["result"] == 9
     r = api.post("/workflow-tasks/p-1/commands", {"worker_id": wid, "commands": []})
     assert r.status == 409 and "error" in r.json
@@ -179,7 +207,9 @@ def test_fail_applies_retry_policy(api, engine, world, clock):
 
 
 def test_heartbeat_unknown_worker_reregisters(api):
-    is_empty(api.post("/workers/heartbeat", {"worker_id": "w-0000000000000001", "identity": "back", "queue": "q"}))
+    is_empty(
+        api.post("/workers/heartbeat", {"worker_id": "w-0000000000000001", "identity": "back", "queue": "q"})
+    )
     assert [w["id"] for w in ok(api.get("/workers"))] == ["w-0000000000000001"]
     is_empty(api.post("/workers/heartbeat", {"worker_id": "w-unknown-no-identity"}))
     assert len(ok(api.get("/workers"))) == 1
@@ -205,7 +235,11 @@ def test_schedule_endpoints(api, clock):
     assert [x["name"] for x in ok(api.get("/schedules"))] == ["nightly"]
     assert ok(api.get("/schedules/nightly"))["cron_expr"] == "0 0 2 * * *"
     p = ok(api.patch("/schedules/nightly", {"cron_expr": "0 30 3 * * *", "overlap_policy": "allow_all"}))
-    assert p["cron_expr"] == "0 30 3 * * *" and p["overlap_policy"] == "allow_all" and "T03:30:00" in p["next_runs"][0]
+    assert (
+        p["cron_expr"] == "0 30 3 * * *"
+        and p["overlap_policy"] == "allow_all"
+        and "T03:30:00" in p["next_runs"][0]
+    )
     assert ok(api.post("/schedules/nightly/pause"))["paused"] is True
     assert ok(api.get("/schedules/nightly"))["next_runs"] == []
     assert ok(api.post("/schedules/nightly/resume"))["paused"] is False
@@ -228,7 +262,12 @@ def test_namespace_endpoints(api, world):
     names = [n["name"] for n in ok(api.get("/namespaces"))]
     assert names == sorted(names) and {"main", "team", "fresh"} <= set(names)
     st = ok(api.get("/namespaces/main"))
-    assert st["namespace"] == "main" and st["total_workflows"] == 2 and st["running"] == 1 and st["completed"] == 1
+    assert (
+        st["namespace"] == "main"
+        and st["total_workflows"] == 2
+        and st["running"] == 1
+        and st["completed"] == 1
+    )
     assert st["schedules"] == 1 and st["workers"] == 1
     is_empty(api.delete("/namespaces/fresh"))
     assert api.get("/namespaces/fresh").status == 404
@@ -267,7 +306,11 @@ def test_every_route_answers_identically_under_both_prefixes(app, client):
         a = client.request(spec.method, path, prefix="/api/v1")
         b = client.request(spec.method, path, prefix="/api/v1/engine/workflow")
         assert a.status == b.status, (spec.method, spec.path, a.status, b.status)
-        assert a.status != 404 or (a.json or {}).get("error", "").startswith("not found: ") and "no such route" not in a.text
+        assert (
+            a.status != 404
+            or (a.json or {}).get("error", "").startswith("not found: ")
+            and "no such route" not in a.text
+        )
         assert a.status < 500, (spec.method, spec.path, a.text)
         if a.status >= 400:
             assert a.json["error"] == b.json["error"].replace("/api/v1/engine/workflow", "/api/v1")
@@ -318,7 +361,12 @@ def test_all_optional_bodies_accept_empty_forms(client, engine, world, endpoint)
 
 
 def test_json_body_without_content_type_is_parsed(api):
-    r = api.request("POST", "/workflows", raw=b'{"workflow_type": "T", "workflow_id": "nct", "input": [1]}', content_type=None)
+    r = api.request(
+        "POST",
+        "/workflows",
+        raw=b'{"workflow_type": "T", "workflow_id": "nct", "input": [1]}',
+        content_type=None,
+    )
     assert r.status == 201
     assert ok(api.get("/workflows/nct"))["input"] == [1]
 
@@ -364,7 +412,7 @@ def test_sse_stream_delivers_events_and_releases_its_hold(app, engine, prefix):
         frame = next(iter(it)).decode()
         lines = frame.strip().split("\n")
         assert lines[0] == "event: workflow_started"
-        data = json.loads(lines[1][len("data: "):])
+        data = json.loads(lines[1][len("data: ") :])
         assert data["workflow_id"] == "sse-2" and data["event_type"] == "workflow_started"
         assert data["payload"] == {"namespace": "main"}  # a JSON object, not JSON text
     finally:
@@ -395,5 +443,13 @@ def test_sse_over_the_cap_is_503_with_retry_after(store, clock, settings):
 def test_search_with_huge_numbers_and_odd_keys(api, world):
     for q in ('{"n": 18446744073709551616}', '{"n": -1e300}', '{"a.b": 1}', '{"x\\"y": 1}', '{"": 1}'):
         assert ok(api.get("/workflows", query={"search_attrs": q})) == [], q
-    ok(api.post("/workflows", {"workflow_type": "T", "workflow_id": "big", "search_attributes": {"n": 18446744073709551616}}), 201)
-    assert [w["id"] for w in ok(api.get("/workflows", query={"search_attrs": '{"n": 18446744073709551616}'}))] == ["big"]
+    ok(
+        api.post(
+            "/workflows",
+            {"workflow_type": "T", "workflow_id": "big", "search_attributes": {"n": 18446744073709551616}},
+        ),
+        201,
+    )
+    assert [
+        w["id"] for w in ok(api.get("/workflows", query={"search_attrs": '{"n": 18446744073709551616}'}))
+    ] == ["big"]

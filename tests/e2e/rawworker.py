@@ -12,7 +12,9 @@ class RawWorker:
         self.api = api
         self.queue = queue
         status, body, _ = http(
-            "POST", api + "/workers/register", {"identity": "raw-test", "queue": queue, "namespace": namespace, **extra}
+            "POST",
+            api + "/workers/register",
+            {"identity": "raw-test", "queue": queue, "namespace": namespace, **extra},
         )
         assert status == 200, body
         self.id = body["worker_id"]
@@ -22,22 +24,30 @@ class RawWorker:
         return status, data
 
     def poll_workflow(self, wait: float = 0.0) -> dict | None:
-        status, body = self.call("POST", "/workflow-tasks/poll", {"queue": self.queue, "worker_id": self.id, "wait_secs": wait})
+        status, body = self.call(
+            "POST", "/workflow-tasks/poll", {"queue": self.queue, "worker_id": self.id, "wait_secs": wait}
+        )
         assert status == 200, body
         return body
 
     def poll_activity(self, wait: float = 0.0) -> dict | None:
-        status, body = self.call("POST", "/tasks/poll", {"queue": self.queue, "worker_id": self.id, "wait_secs": wait})
+        status, body = self.call(
+            "POST", "/tasks/poll", {"queue": self.queue, "worker_id": self.id, "wait_secs": wait}
+        )
         assert status == 200, body
         return None if body == {"task": None} else body
 
     def poll(self, wait: float = 0.0, **kw: Any) -> tuple[str | None, dict | None]:
-        status, body = self.call("POST", "/poll", {"queue": self.queue, "worker_id": self.id, "wait_secs": wait, **kw})
+        status, body = self.call(
+            "POST", "/poll", {"queue": self.queue, "worker_id": self.id, "wait_secs": wait, **kw}
+        )
         assert status == 200, body
         return body["kind"], body["task"]
 
     def submit(self, wf_id: str, *commands: dict) -> int:
-        status, _ = self.call("POST", f"/workflow-tasks/{wf_id}/commands", {"worker_id": self.id, "commands": list(commands)})
+        status, _ = self.call(
+            "POST", f"/workflow-tasks/{wf_id}/commands", {"worker_id": self.id, "commands": list(commands)}
+        )
         return status
 
     def run(self, wf_id: str, *commands: dict, wait: float = 5.0) -> dict:
@@ -51,7 +61,9 @@ class RawWorker:
 
 
 def start(api: str, wf_id: str, queue: str = "default", **kw: Any) -> dict:
-    status, body, _ = http("POST", api + "/workflows", {"workflow_type": "T", "workflow_id": wf_id, "task_queue": queue, **kw})
+    status, body, _ = http(
+        "POST", api + "/workflows", {"workflow_type": "T", "workflow_id": wf_id, "task_queue": queue, **kw}
+    )
     assert status == 201, body
     return body
 

@@ -36,14 +36,22 @@ class Worker(threading.Thread):
         while not self.stop.is_set():
             try:
                 if self.id is None:
-                    self.id = self.call("/workers/register", {"identity": self.name, "queue": QUEUE})[1]["worker_id"]
+                    self.id = self.call("/workers/register", {"identity": self.name, "queue": QUEUE})[1][
+                        "worker_id"
+                    ]
                 status, body = self.call("/poll", {"queue": QUEUE, "worker_id": self.id, "wait_secs": 0.5})
                 if status != 200 or body["kind"] is None:
                     continue
                 if body["kind"] == "activity_task":
                     task = body["task"]
                     # 409 means the attempt was fenced off (timed out / already completed): fine
-                    if self.call(f"/tasks/{task['id']}/complete", {"result": task["input"] * 10, "worker_id": self.id})[0] == 200:
+                    if (
+                        self.call(
+                            f"/tasks/{task['id']}/complete",
+                            {"result": task["input"] * 10, "worker_id": self.id},
+                        )[0]
+                        == 200
+                    ):
                         self.done_activities += 1
                     continue
                 task = body["task"]
@@ -54,11 +62,21 @@ class Worker(threading.Thread):
                 else:
                     n = task["input"]
                     cmds = [
-                        {"type": "ScheduleActivity", "seq": s, "name": "mul", "input": n + s, "start_to_close_secs": 3,
-                         "max_attempts": 20, "initial_interval_secs": 0.2}  # fmt: skip
+                        {
+                            "type": "ScheduleActivity",
+                            "seq": s,
+                            "name": "mul",
+                            "input": n + s,
+                            "start_to_close_secs": 3,
+                            "max_attempts": 20,
+                            "initial_interval_secs": 0.2,
+                        }  # fmt: skip
                         for s in (1, 2)
                     ]
-                self.call(f"/workflow-tasks/{task['workflow_id']}/commands", {"worker_id": self.id, "commands": cmds})
+                self.call(
+                    f"/workflow-tasks/{task['workflow_id']}/commands",
+                    {"worker_id": self.id, "commands": cmds},
+                )
             except Exception:  # noqa: BLE001 - cut connections, half-read answers: the engine is down
                 self.errors += 1  # or restarting; the checks at the end judge the outcome. Try again shortly.
                 self.stop.wait(0.1)
@@ -83,7 +101,9 @@ def test_kill_9_mid_load_loses_nothing(tmp_path):
             assert status == 201, body
         for w in workers:
             w.start()
-        wait_until(lambda: statuses(e.api)["COMPLETED"] >= 10, timeout=30, what="some progress before the crash")
+        wait_until(
+            lambda: statuses(e.api)["COMPLETED"] >= 10, timeout=30, what="some progress before the crash"
+        )
         e.kill()  # SIGKILL: no shutdown, no lock release, requests cut mid-flight
         e2 = start_engine(tmp_path, db=e.db, port=e.port, env=env)  # same file, same port: workers reconnect
         e = e2

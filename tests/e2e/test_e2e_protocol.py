@@ -48,14 +48,22 @@ def test_worker_round_trip(eng):
     start(api, "rt-1", queue="rt", input={"n": 2})
     task = w.poll_workflow()
     assert task["workflow_id"] == "rt-1" and task["input"] == {"n": 2} and task["history"][0]["seq"] == 1
-    assert w.submit("rt-1", {"type": "ScheduleActivity", "seq": 1, "name": "double", "input": {"n": 2}}) == 200
+    assert (
+        w.submit("rt-1", {"type": "ScheduleActivity", "seq": 1, "name": "double", "input": {"n": 2}}) == 200
+    )
     a = w.poll_activity()
     assert a["name"] == "double" and a["input"] == {"n": 2} and a["task_queue"] == "rt"
-    assert w.call("POST", f"/tasks/{a['id']}/heartbeat", {"details": {"pct": 10}}) == (200, {"cancel_requested": False})
+    assert w.call("POST", f"/tasks/{a['id']}/heartbeat", {"details": {"pct": 10}}) == (
+        200,
+        {"cancel_requested": False},
+    )
     assert w.complete(a["id"], 4) == 200
     assert w.complete(a["id"], 4) == 409  # fenced: already completed
     task = w.poll_workflow()
-    assert task["history"][-1]["event_type"] == "ActivityCompleted" and task["history"][-1]["payload"]["result"] == 4
+    assert (
+        task["history"][-1]["event_type"] == "ActivityCompleted"
+        and task["history"][-1]["payload"]["result"] == 4
+    )
     assert w.submit("rt-1", {"type": "CompleteWorkflow", "result": {"out": 4}}) == 200
     d = describe(api, "rt-1")
     assert d["status"] == "COMPLETED" and d["result"] == {"out": 4}
@@ -100,7 +108,11 @@ def test_signal_and_timer(eng):
     api = eng.api
     w = RawWorker(api, queue="st")
     start(api, "st-1", queue="st")
-    w.run("st-1", {"type": "ScheduleTimer", "seq": 1, "duration_secs": 0.3}, {"type": "WaitForSignal", "name": "go", "timer_seq": 1})
+    w.run(
+        "st-1",
+        {"type": "ScheduleTimer", "seq": 1, "duration_secs": 0.3},
+        {"type": "WaitForSignal", "name": "go", "timer_seq": 1},
+    )
     assert http("POST", api + "/workflows/st-1/signal/go", {"payload": {"ok": True}})[0] == 200
     task = w.poll_workflow(5)
     assert task["history"][-1]["event_type"] == "SignalReceived"
@@ -116,7 +128,10 @@ def test_child_and_continue_as_new(eng):
     api = eng.api
     w = RawWorker(api, queue="ch")
     start(api, "ch-parent", queue="ch")
-    w.run("ch-parent", {"type": "StartChildWorkflow", "workflow_type": "Kid", "workflow_id": "ch-kid", "input": 3})
+    w.run(
+        "ch-parent",
+        {"type": "StartChildWorkflow", "workflow_type": "Kid", "workflow_id": "ch-kid", "input": 3},
+    )
     kid = w.run("ch-kid", {"type": "CompleteWorkflow", "result": 9})
     assert kid["parent_id"] == "ch-parent" and kid["input"] == 3
     task = w.poll_workflow(5)
@@ -194,7 +209,9 @@ class SseConn:
 
     def __init__(self, port: int, path: str = "/api/v1/events/stream") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
         buf = b""
         while b"\r\n\r\n" not in buf:
             chunk = self.sock.recv(4096)

@@ -88,7 +88,9 @@ def test_sigterm_with_a_held_long_poll_exits_cleanly_and_releases_the_lock(tmp_p
 
     def long_poll():
         try:
-            out["resp"] = http("POST", e.api + "/workflow-tasks/poll", {"queue": "q", "worker_id": w.id, "wait_secs": 30})
+            out["resp"] = http(
+                "POST", e.api + "/workflow-tasks/poll", {"queue": "q", "worker_id": w.id, "wait_secs": 30}
+            )
         except OSError as err:  # the connection may be closed under it: it must not hang
             out["resp"] = err
 

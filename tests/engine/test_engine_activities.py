@@ -32,7 +32,13 @@ def test_complete_appends_event_and_wakes_the_workflow(engine, w):
     rec = engine.get_activity(a["id"])
     assert rec["status"] == "COMPLETED" and rec["result"] == {"out": [1]} and rec["completed_at"] is not None
     (p,) = payloads(engine, "wf", "ActivityCompleted")
-    assert p == {"activity_id": a["id"], "activity_seq": 1, "name": "x", "result": {"out": [1]}, "error": None}
+    assert p == {
+        "activity_id": a["id"],
+        "activity_seq": 1,
+        "name": "x",
+        "result": {"out": [1]},
+        "error": None,
+    }
     assert w.claim()["id"] == "wf"
 
 
@@ -97,7 +103,9 @@ def test_heartbeat_records_details_and_reports_cancellation(engine, w):
 
 
 def test_retry_backoff_is_honoured(engine, w, clock):
-    (a_id,) = scheduled(engine, w, act("x", 1, max_attempts=4, initial_interval_secs=2, backoff_coefficient=3))
+    (a_id,) = scheduled(
+        engine, w, act("x", 1, max_attempts=4, initial_interval_secs=2, backoff_coefficient=3)
+    )
     expected = [2, 6, 18]
     for attempt, delay in enumerate(expected, 1):
         a = w.claim_activity()
@@ -123,7 +131,11 @@ def test_retry_backoff_is_honoured(engine, w, clock):
 
 def test_maximum_interval_caps_the_backoff(engine, w, clock):
     (a_id,) = scheduled(
-        engine, w, act("x", 1, max_attempts=10, initial_interval_secs=1, backoff_coefficient=10, maximum_interval_secs=5)
+        engine,
+        w,
+        act(
+            "x", 1, max_attempts=10, initial_interval_secs=1, backoff_coefficient=10, maximum_interval_secs=5
+        ),
     )
     delays = []
     for _ in range(4):
@@ -136,7 +148,9 @@ def test_maximum_interval_caps_the_backoff(engine, w, clock):
 
 
 def test_huge_backoff_does_not_overflow(engine, w, clock):
-    (a_id,) = scheduled(engine, w, act("x", 1, max_attempts=5, initial_interval_secs=1e300, backoff_coefficient=1e300))
+    (a_id,) = scheduled(
+        engine, w, act("x", 1, max_attempts=5, initial_interval_secs=1e300, backoff_coefficient=1e300)
+    )
     for attempt in range(1, 5):  # coefficient ** attempt overflows a float: must not crash
         w.claim_activity()
         w.fail(a_id)
@@ -191,7 +205,9 @@ def test_retry_wakeup_bumps_the_activity_queue(engine, w, clock):
 
 
 def test_start_to_close_timeout_retries_then_fails(engine, w, clock):
-    (a_id,) = scheduled(engine, w, act("x", 1, max_attempts=2, start_to_close_secs=10, initial_interval_secs=1))
+    (a_id,) = scheduled(
+        engine, w, act("x", 1, max_attempts=2, start_to_close_secs=10, initial_interval_secs=1)
+    )
     w.claim_activity()
     clock.advance(9.9)
     assert engine.expire_activities() == 0
@@ -322,3 +338,21 @@ def test_reaper_loop_does_not_spin_on_a_worker_it_must_keep(engine, clock):
     nxt = loop.tick(clock.now())
     assert [x["id"] for x in engine.list_workers("main")] == [slow.id]
     assert nxt is not None and nxt >= clock.now() + 1
+
+
+def test_deregister_gives_work_back_and_a_reregistered_worker_polls_again(engine, clock):
+    start(engine, "wf")
+    start(engine, "wf2")
+    w = Worker(engine)
+    w.run("wf", act("x", 1))
+    a = w.claim_activity()
+    assert w.claim()["id"] == "wf2"
+    out = engine.deregister_worker(w.id)
+    assert out == {"known": True, "leases_released": 1, "activities_released": 1}
+    assert engine.get_activity(a["id"])["status"] == "PENDING"
+    assert engine.list_workers("main") == []
+    assert engine.poll("default", w.id) == (None, None)  # a departed worker is handed nothing
+    # the same worker comes back (a heartbeat re-registers it, DECISIONS 16): it gets work again
+    engine.heartbeat_worker(w.id, {"identity": "back", "queue": "default", "namespace": "main"})
+    kind, task = engine.poll("default", w.id)
+    assert kind == "workflow_task" and task["id"] == "wf2"

@@ -94,7 +94,11 @@ def test_zero_duration_timer_fires_on_next_step(engine, w):
 
 def test_wait_for_signal_records_the_wait_without_dispatch(engine, w):
     start(engine, "wf")
-    w.run("wf", {"type": "ScheduleTimer", "seq": 1, "duration_secs": 60}, {"type": "WaitForSignal", "name": "go", "timer_seq": 1})
+    w.run(
+        "wf",
+        {"type": "ScheduleTimer", "seq": 1, "duration_secs": 60},
+        {"type": "WaitForSignal", "name": "go", "timer_seq": 1},
+    )
     assert payloads(engine, "wf", "WorkflowAwaitingSignal") == [{"signal": "go", "timer_seq": 1}]
     assert w.claim() is None
     engine.signal("wf", "go", {"ok": 1})
@@ -108,23 +112,35 @@ def test_wait_for_signal_records_the_wait_without_dispatch(engine, w):
 def test_record_side_effect_first_value_wins_and_redispatches(engine, w):
     start(engine, "wf")
     w.run("wf", {"type": "RecordSideEffect", "seq": 1, "name": "rand", "value": 4})
-    assert payloads(engine, "wf", "SideEffectRecorded") == [{"side_effect_seq": 1, "name": "rand", "value": 4}]
+    assert payloads(engine, "wf", "SideEffectRecorded") == [
+        {"side_effect_seq": 1, "name": "rand", "value": 4}
+    ]
     # the handler must re-run with the cached value
     w.run("wf", {"type": "RecordSideEffect", "seq": 1, "name": "rand", "value": 5})
-    assert payloads(engine, "wf", "SideEffectRecorded") == [{"side_effect_seq": 1, "name": "rand", "value": 4}]
+    assert payloads(engine, "wf", "SideEffectRecorded") == [
+        {"side_effect_seq": 1, "name": "rand", "value": 4}
+    ]
     w.run("wf", {"type": "RecordSideEffect", "seq": 2, "name": "nil", "value": None})
-    assert payloads(engine, "wf", "SideEffectRecorded")[-1] == {"side_effect_seq": 2, "name": "nil", "value": None}
+    assert payloads(engine, "wf", "SideEffectRecorded")[-1] == {
+        "side_effect_seq": 2,
+        "name": "nil",
+        "value": None,
+    }
 
 
 def test_start_child_workflow(engine, w):
     start(engine, "parent", queue="pq", namespace="team", search_attributes={"a": 1})
     pw = Worker(engine, queue="pq", namespace="team")
-    pw.run("parent", {"type": "StartChildWorkflow", "workflow_type": "Kid", "workflow_id": "kid-1", "input": [1]})
+    pw.run(
+        "parent", {"type": "StartChildWorkflow", "workflow_type": "Kid", "workflow_id": "kid-1", "input": [1]}
+    )
     child = engine.get_workflow("kid-1")
     assert child["parent_id"] == "parent" and child["namespace"] == "team" and child["task_queue"] == "pq"
     assert child["status"] == "PENDING" and child["input"] == [1] and child["workflow_type"] == "Kid"
     assert payloads(engine, "kid-1", "WorkflowStarted") == [[1]]
-    assert payloads(engine, "parent", "ChildWorkflowStarted") == [{"child_workflow_id": "kid-1", "workflow_type": "Kid"}]
+    assert payloads(engine, "parent", "ChildWorkflowStarted") == [
+        {"child_workflow_id": "kid-1", "workflow_type": "Kid"}
+    ]
     assert pw.claim()["id"] == "kid-1"  # the child is dispatched, the parent waits
     assert pw.claim() is None
 
@@ -180,7 +196,9 @@ def test_complete_workflow(engine, w, clock):
     engine.signal("wf", "s", None)
     w.run("wf", {"type": "CompleteWorkflow", "result": {"total": 3}})
     rec = engine.get_workflow("wf")
-    assert rec["status"] == "COMPLETED" and rec["result"] == {"total": 3} and rec["completed_at"] == clock.now()
+    assert (
+        rec["status"] == "COMPLETED" and rec["result"] == {"total": 3} and rec["completed_at"] == clock.now()
+    )
     assert types(engine, "wf")[-1] == "WorkflowCompleted"
     assert payloads(engine, "wf", "WorkflowCompleted") == [{"total": 3}]
     (a,) = activities(engine, "wf")
@@ -213,7 +231,12 @@ def test_cancel_workflow_command_cleans_up(engine, w, clock):
 
 def test_commands_after_a_terminal_command_are_ignored(engine, w):
     start(engine, "wf")
-    w.run("wf", {"type": "CompleteWorkflow", "result": 1}, act("late", 1), {"type": "FailWorkflow", "error": "x"})
+    w.run(
+        "wf",
+        {"type": "CompleteWorkflow", "result": 1},
+        act("late", 1),
+        {"type": "FailWorkflow", "error": "x"},
+    )
     assert status(engine, "wf") == "COMPLETED"
     assert types(engine, "wf") == ["WorkflowStarted", "WorkflowCompleted"]
 
@@ -325,7 +348,11 @@ def test_recovered_lease_is_redispatched_with_the_full_history(engine, clock):
     clock.advance(30.5)
     assert engine.recover_leases() == ["wf"]
     task = Worker(engine).claim()
-    assert [h["event_type"] for h in task["history"]] == ["WorkflowStarted", "ActivityScheduled", "SignalReceived"]
+    assert [h["event_type"] for h in task["history"]] == [
+        "WorkflowStarted",
+        "ActivityScheduled",
+        "SignalReceived",
+    ]
     assert task["history"][-1]["payload"] == {"signal": "s", "payload": {"v": 1}}
 
 

@@ -131,7 +131,9 @@ def test_terminate(engine, w, clock):
     w.run("wf", act("x", 1), {"type": "ScheduleTimer", "seq": 1, "duration_secs": 5})
     engine.terminate("wf", "operator said so")
     rec = engine.get_workflow("wf")
-    assert rec["status"] == "FAILED" and rec["error"] == "operator said so" and rec["completed_at"] is not None
+    assert (
+        rec["status"] == "FAILED" and rec["error"] == "operator said so" and rec["completed_at"] is not None
+    )
     assert payloads(engine, "wf", "WorkflowFailed") == [{"error": "operator said so", "terminated": True}]
     assert [a["status"] for a in activities(engine, "wf")] == ["CANCELLED"]
     clock.advance(6)
@@ -166,7 +168,11 @@ def test_terminate_cascades_and_notifies_the_parent(engine, w, clock):
     "command, event, check",
     [
         ({"type": "CompleteWorkflow", "result": {"v": 7}}, "ChildWorkflowCompleted", {"result": {"v": 7}}),
-        ({"type": "FailWorkflow", "error": "kaput"}, "ChildWorkflowFailed", {"error": "kaput", "reason": "failed"}),
+        (
+            {"type": "FailWorkflow", "error": "kaput"},
+            "ChildWorkflowFailed",
+            {"error": "kaput", "reason": "failed"},
+        ),
         ({"type": "CancelWorkflow"}, "ChildWorkflowFailed", {"reason": "cancelled"}),
     ],
 )
@@ -219,7 +225,9 @@ def test_continue_as_new_twice_in_one_second_gets_distinct_ids(engine, w):
         w.submit(ids[-1], {"type": "ContinueAsNew", "input": i})
         ids.append(engine.get_workflow(ids[-1])["result"]["continued_as_new"])
     assert len(set(ids)) == 4
-    assert all(i.startswith("loop-continued-") and "-continued-" not in i[len("loop-continued-") :] for i in ids[1:])
+    assert all(
+        i.startswith("loop-continued-") and "-continued-" not in i[len("loop-continued-") :] for i in ids[1:]
+    )
     assert [status(engine, i) for i in ids] == ["COMPLETED", "COMPLETED", "COMPLETED", "PENDING"]
 
 

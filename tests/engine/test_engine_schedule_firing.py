@@ -19,7 +19,11 @@ def make(engine, name="s", cron=EVERY_MINUTE, **kw):
 
 def runs(engine, name="s"):
     return sorted(
-        (w for w in engine.list_workflows(namespace=None, limit=None) if (w["search_attributes"] or {}).get("schedule") == name),
+        (
+            w
+            for w in engine.list_workflows(namespace=None, limit=None)
+            if (w["search_attributes"] or {}).get("schedule") == name
+        ),
         key=lambda w: (w["created_at"], w["id"]),
     )
 
@@ -46,7 +50,12 @@ def test_fires_at_its_due_time_and_moves_on(engine, clock):
     assert engine.fire_due_schedules() == 0  # once per due time
     (run,) = runs(engine)
     assert run["id"] == fired_workflow_id("s", due) and run["run_id"] == f"run-{run['id']}"
-    assert (run["namespace"], run["task_queue"], run["workflow_type"], run["input"]) == ("team", "reports", "Report", {"k": 1})
+    assert (run["namespace"], run["task_queue"], run["workflow_type"], run["input"]) == (
+        "team",
+        "reports",
+        "Report",
+        {"k": 1},
+    )
     s = engine.get_schedule("team", "s")
     assert s["last_workflow_id"] == run["id"] and s["last_run_at"] == due and s["next_run_at"] == due + 60
     assert Worker(engine, queue="reports", namespace="team").claim()["id"] == run["id"]

@@ -51,7 +51,13 @@ def test_namespace_stats_counts_by_status(store):
     with store.read() as tx:
         st = tx.namespace_stats("ns")
     assert st["namespace"] == "ns"
-    assert (st["total_workflows"], st["pending"], st["running"], st["completed"], st["failed"]) == (5, 1, 2, 1, 1)
+    assert (st["total_workflows"], st["pending"], st["running"], st["completed"], st["failed"]) == (
+        5,
+        1,
+        2,
+        1,
+        1,
+    )
     assert st["schedules"] == 0 and st["workers"] == 0
 
 
