@@ -710,3 +710,27 @@ def test_unreachable_engine_banner(open_page, live):
     page.locator("#banner").get_by_role("button", name="Retry now").click()
     ex(page.locator("#banner")).to_be_hidden()
     ex(page.locator(".queues-table, .empty").first).to_be_visible()
+
+
+def test_archived_rows_are_marked(open_page, live):
+    """A workflow whose history went to the S3 archive carries an 'archived' tag in the list and its URI in
+    the detail view. (The archiver itself is tested in tests/archive; here the stub row is written directly.)"""
+    import sqlite3
+
+    ex = expect()
+    wf_type, queue = uid("Arch"), uid("idle")
+    start(live, f"{wf_type.lower()}-a", wf_type, queue)
+    start(live, f"{wf_type.lower()}-b", wf_type, queue)
+    assert api(live, "POST", f"/workflows/{wf_type.lower()}-a/terminate", {"reason": "x"})[0] == 200
+    uri = f"s3://bucket/assay/main/{wf_type.lower()}-a.json"
+    with sqlite3.connect(live.db) as conn:
+        conn.execute("UPDATE workflows SET archived_at = completed_at, archive_uri = ? WHERE id = ?",
+                     (uri, f"{wf_type.lower()}-a"))
+    p = open_page()
+    page = p.goto(f"/workflow/?type={wf_type}")
+    rows = page.locator(".wf-table tbody tr")
+    ex(rows).to_have_count(2)
+    ex(page.locator(f'tr[data-id="{wf_type.lower()}-a"] .tag-archived')).to_have_text("archived")
+    ex(page.locator(f'tr[data-id="{wf_type.lower()}-b"] .tag-archived')).to_have_count(0)
+    page.locator(f'tr[data-id="{wf_type.lower()}-a"] a.wf-link').click()
+    ex(page.get_by_text(uri)).to_be_visible()

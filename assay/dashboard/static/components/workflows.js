@@ -118,7 +118,7 @@ export async function render(root, ctx) {
     const tr = h(
       "tr",
       { "data-id": r.id },
-      h("td", { class: "cell-id" }, h("a", { href: ctx.workflowHref(r.id), class: "mono wf-link", title: r.id }, r.id), r.parent_id ? h("span", { class: "tag", title: `child of ${r.parent_id}` }, "child") : null),
+      h("td", { class: "cell-id" }, h("a", { href: ctx.workflowHref(r.id), class: "mono wf-link", title: r.id }, r.id), r.parent_id ? h("span", { class: "tag", title: `child of ${r.parent_id}` }, "child") : null, r.archived_at ? h("span", { class: "tag tag-archived", title: `archived to ${r.archive_uri || "the archive"}` }, "archived") : null),
       h("td", { class: "cell-type" }, r.workflow_type),
       h("td", { class: "cell-status" }, badge),
       h("td", { class: "cell-queue hide-sm mono" }, r.task_queue),
