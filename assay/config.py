@@ -177,3 +177,18 @@ def load_settings(
         if extra not in values:
             values[extra] = val
     return Settings(values)
+
+
+def settings_markdown() -> str:
+    """The README's settings table, generated from SETTINGS (a test keeps the README in sync)."""
+    rows = ["| Environment variable | Default | Meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = "(unset)" if s.default is None else f"`{s.default}`"
+        if s.name == "backend":
+            default = "`sqlite:///$XDG_DATA_HOME/assay/assay.db`"
+        rows.append(f"| `{s.env}` | {default} | {s.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m assay.config  -> the settings table
+    print(settings_markdown())
