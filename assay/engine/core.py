@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import threading
@@ -40,6 +41,7 @@ class EngineBase:
         self.instance_id = "assay-" + secrets.token_hex(8)
         self.started_at = self.clock.now()
         self._held = 0
+        self._poll_turn = itertools.count()  # combined polls alternate which kind they try first
         self._departed: set[str] = set()  # worker ids that deregistered: their held polls claim nothing
         self._held_lock = threading.Lock()
 

@@ -134,24 +134,33 @@ class TaskOps(EngineBase):
 
     # --- claims ---------------------------------------------------------------------------------
     def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
-        with self._tx() as (tx, fx):
-            now = self.now()
-            wf = tx.claim_workflow_task(queue, self._worker_namespace(tx, worker_id), worker_id, now)
-            if wf is None:
-                return None
-            if wf["previous_status"] == states.PENDING:
-                fx.sse("workflow_running", wf)
-            wf["history"] = tx.list_events(wf["id"])
-            return wf
+        return self.claim_task(queue, worker_id, ("workflow_task",))[1]
 
     def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
+        return self.claim_task(queue, worker_id, ("activity_task",))[1]
+
+    def claim_task(self, queue: str, worker_id: str,
+                   kinds: tuple[str, ...] = ("workflow_task", "activity_task")) -> tuple[str | None, Record | None]:
+        """One transaction: try each kind in order (lease a ready workflow task / claim a due activity)."""
         with self._tx() as (tx, fx):
-            act = tx.claim_activity(queue, self._worker_namespace(tx, worker_id), worker_id, self.now())
-            if act is not None:
-                limits = [act["start_to_close_secs"], act["heartbeat_timeout_secs"]]
-                if min(x for x in limits if x is not None) < float(self.settings.loop_max_sleep_secs):
-                    fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
-            return act
+            now = self.now()
+            namespace = self._worker_namespace(tx, worker_id)
+            for kind in kinds:
+                if kind == "workflow_task":
+                    wf = tx.claim_workflow_task(queue, namespace, worker_id, now)
+                    if wf is not None:
+                        if wf["previous_status"] == states.PENDING:
+                            fx.sse("workflow_running", wf)
+                        wf["history"] = tx.list_events(wf["id"])
+                        return kind, wf
+                else:
+                    act = tx.claim_activity(queue, namespace, worker_id, now)
+                    if act is not None:
+                        limits = [act["start_to_close_secs"], act["heartbeat_timeout_secs"]]
+                        if min(x for x in limits if x is not None) < float(self.settings.loop_max_sleep_secs):
+                            fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
+                        return kind, act
+            return None, None
 
     def poll(
         self,
@@ -170,20 +179,18 @@ class TaskOps(EngineBase):
         keys = ([f"wf:{queue}"] if workflows else []) + ([f"act:{queue}"] if activities else [])
         keys.append("worker-gone:" + worker_id)
         deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
+        kinds = (["workflow_task"] if workflows else []) + (["activity_task"] if activities else [])
+        if len(kinds) == 2 and next(self._poll_turn) % 2:
+            kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
         held = False
         try:
             while True:
                 since = self.notifier.versions(keys)
                 if (gone is not None and gone()) or worker_id in self._departed:
                     return None, None
-                if workflows:
-                    task = self.claim_workflow_task(queue, worker_id)
-                    if task is not None:
-                        return "workflow_task", task
-                if activities:
-                    task = self.claim_activity_task(queue, worker_id)
-                    if task is not None:
-                        return "activity_task", task
+                kind, task = self.claim_task(queue, worker_id, tuple(kinds))
+                if task is not None:
+                    return kind, task
                 remaining = deadline - self.clock.monotonic()
                 if remaining <= 0 or self.notifier.closed:
                     return None, None

@@ -76,10 +76,11 @@ def test_list_query_parameters(api, world, clock):
     def ids(**q):
         return [w["id"] for w in ok(api.get("/workflows", query=q))]
 
-    assert ids() == ["done", "wf-1"] or set(ids()) == {"done", "wf-1"}
+    assert ids() == ["wf-1", "done"]  # newest first (same instant: id descending)
     assert ids(status="COMPLETED") == ["done"]
     assert ids(status="completed") == ["done"]  # case-insensitive
-    assert ids(type="T", limit=1, offset=1) and len(ids(limit=1)) == 1
+    assert ids(type="T", limit=1) == ["wf-1"] and ids(type="T", limit=1, offset=1) == ["done"]
+    assert ids(type="Other") == [] and ids(namespace="team") == []
     assert ids(search_attrs='{"tier": "gold"}') == ["wf-1"]
     assert ids(search_attrs='{"n": 1}') == ["wf-1"]
     assert ids(search_attrs='{"n": "1"}') == []  # JSON-typed: "1" is not 1

@@ -356,3 +356,18 @@ def test_deregister_gives_work_back_and_a_reregistered_worker_polls_again(engine
     engine.heartbeat_worker(w.id, {"identity": "back", "queue": "default", "namespace": "main"})
     kind, task = engine.poll("default", w.id)
     assert kind == "workflow_task" and task["id"] == "wf2"
+
+
+def test_combined_poll_does_not_starve_activities_behind_workflow_tasks(engine, clock):
+    start(engine, "wf")
+    w = Worker(engine)
+    w.run("wf", act("x", 1))
+    start(engine, "busy")
+    got = []
+    for i in range(6):  # a workflow task is always waiting (a signal storm on "busy")
+        engine.signal("busy", "tick", i)
+        kind, task = engine.poll("default", w.id)
+        got.append(kind)
+        if kind == "workflow_task":
+            engine.submit_commands(task["id"], w.id, [])
+    assert "activity_task" in got and "workflow_task" in got
