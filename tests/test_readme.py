@@ -30,3 +30,12 @@ def test_quick_start_is_two_commands_that_exist():
     assert (ROOT / ".ci" / "run").exists()
     for bench in re.findall(r"`(bench/[a-z_]+\.py)`", README):
         assert (ROOT / bench).exists(), bench
+
+
+def test_package_version_matches_pyproject():
+    import tomllib
+
+    from assay import __version__
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["version"] == __version__
