@@ -293,12 +293,9 @@ class CommandOps(EngineBase):
         )
 
 
-def parse_commands_body(body: Any) -> tuple[str, list[Any]]:
+def parse_commands_body(body: Any) -> tuple[str, Any]:
+    """worker_id and the raw commands (submit_commands validates them, giving the lease back if bad)."""
     b = as_object(body)
     worker_id = req_str(b, "worker_id")
     commands = b.get("commands", [])
-    if commands is None:
-        commands = []
-    if not isinstance(commands, list):
-        raise BadRequest("'commands' must be an array")
-    return worker_id, commands
+    return worker_id, [] if commands is None else commands

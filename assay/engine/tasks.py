@@ -198,7 +198,8 @@ class TaskOps(EngineBase):
                     held = self.try_hold("poll")
                     if not held:  # only the reserve is left: answer at once
                         return None, None
-                self.notifier.wait(since, min(remaining, 5.0))
+                # wake at least every second when we can notice a hung-up client, to free its thread
+                self.notifier.wait(since, min(remaining, 1.0 if gone is not None else 5.0))
         finally:
             if held:
                 self.release_hold()

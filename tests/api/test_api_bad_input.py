@@ -202,6 +202,7 @@ def worker_cases(w):
                 "heartbeat_interval_secs": NOT_NUM + [0, -1],
             },
         ),  # fmt: skip
+        *malformed("POST", f"/workers/{w.worker_id}/deregister"),
         *malformed("POST", "/workers/heartbeat"),
         ("POST", "/workers/heartbeat", body({}), 400),
         *[("POST", "/workers/heartbeat", body({"worker_id": v}), 400) for v in NOT_STR],

@@ -200,11 +200,32 @@ def test_worker_protocol_round_trip(api, engine):
     assert r.status == 409 and "error" in r.json
 
 
+@pytest.mark.parametrize(
+    "commands", ["x", {"type": "CompleteWorkflow"}, [{"type": "Nope"}], [{"type": "ScheduleActivity"}]]
+)
+def test_malformed_commands_give_the_task_back(api, engine, commands):
+    w1, w2 = Worker(engine), Worker(engine)
+    engine.start_workflow(workflow_type="T", workflow_id="m")
+    w1.claim()
+    r = api.post("/workflow-tasks/m/commands", {"worker_id": w1.id, "commands": commands})
+    assert r.status == 400 and "error" in r.json
+    assert [e["event_type"] for e in engine.list_events("m")] == ["WorkflowStarted"]
+    assert w2.claim()["id"] == "m"  # released and dispatchable again (DECISIONS 6)
+
+
 def test_fail_applies_retry_policy(api, engine, world, clock):
     is_empty(api.post(f"/tasks/{world.running_activity}/fail", {"error": "flaky"}))
     a = ok(api.get(f"/activities/{world.running_activity}"))
     assert a["status"] == "PENDING" and a["attempt"] == 2 and a["error"] == "flaky"
     assert a["scheduled_at"] == clock.now() + 1.0
+
+
+def test_deregister(api, engine, world):
+    r = ok(api.post(f"/workers/{world.worker_id}/deregister"))
+    assert r == {"known": True, "leases_released": 0, "activities_released": 1}
+    assert ok(api.get(f"/activities/{world.running_activity}"))["status"] == "PENDING"
+    assert ok(api.get("/workers")) == []
+    assert ok(api.post("/workers/w-ghost/deregister"))["known"] is False
 
 
 def test_heartbeat_unknown_worker_reregisters(api):

@@ -131,3 +131,18 @@ def test_a_second_engine_on_the_same_file_is_refused(tmp_path):
         assert http("GET", e.api + "/workflows/before")[0] == 200
     finally:
         assert e.stop() == 0
+
+
+def test_sqlite_url_creates_its_file_and_parent_directories(tmp_path):
+    db = tmp_path / "not" / "yet" / "there.db"
+    e = start_engine(tmp_path, db=str(db))
+    try:
+        start(e.api, "persisted")
+    finally:
+        assert e.stop() == 0
+    assert db.exists()
+    again = start_engine(tmp_path, db=str(db))
+    try:
+        assert http("GET", again.api + "/workflows/persisted")[0] == 200
+    finally:
+        assert again.stop() == 0
