@@ -401,11 +401,12 @@ class Authenticator:
 
 def register_routes(router: Any, auth: Authenticator | None, clock_now) -> None:
     """POST /events/ticket: a short-lived ticket for the SSE stream (gated like any API call)."""
-    from assay.api.http import RouteSpec, json_response
+    from assay.api.http import RouteSpec, json_response, read_body
 
     signer = auth.tickets if auth is not None else TicketSigner()
 
     def ticket() -> str:
+        read_body(router.max_body)  # no fields, but an oversized body is still refused (413)
         return json_response(signer.issue(clock_now()), 201)
 
     router.add(
@@ -415,6 +416,7 @@ def register_routes(router: Any, auth: Authenticator | None, clock_now) -> None:
             handler=ticket,
             tag="events",
             summary="Issue a 60-second ticket for GET /events/stream?ticket=...",
+            body="Empty",
             responses={201: "StreamTicket", 401: "Error"},
         )
     )

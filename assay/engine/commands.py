@@ -136,6 +136,8 @@ class CommandOps(EngineBase):
                     self._apply(tx, fx, wf, cmd)
                     applied += 1
                 tx.release_lease(wf_id, worker_id)
+                if wf.get("dispatch_failures"):
+                    tx.update_workflow(wf_id, dispatch_failures=0)
                 after = tx.get_workflow(wf_id)
                 if after and after["needs_dispatch"] and not states.is_terminal(after["status"]):
                     fx.wake_workflows(after["task_queue"])
@@ -148,15 +150,22 @@ class CommandOps(EngineBase):
             raise
 
     def _give_back(self, wf_id: str, worker_id: str) -> None:
-        """Release the worker's lease and make the workflow dispatchable again (the state before the claim)."""
+        """Release the worker's lease and make the workflow dispatchable again, after a backoff that grows
+        with consecutive failed workflow tasks (0.5 s, 1 s, 2 s, ... capped at 60 s): a worker that keeps
+        sending the same bad batch does not spin."""
         with self._tx() as (tx, fx):
             wf = tx.get_workflow(wf_id)
             if wf is None or wf["dispatch_claimed_by"] != worker_id:
                 return
             tx.release_lease(wf_id, worker_id)
             if not states.is_terminal(wf["status"]):
-                tx.mark_dispatchable(wf_id, self.now())
-                fx.wake_workflows(wf["task_queue"])
+                failures = int(wf.get("dispatch_failures") or 0)
+                delay = min(60.0, 0.5 * 2**failures) if failures else 0.0
+                tx.delay_dispatch(wf_id, self.now() + delay)
+                if delay:
+                    fx.wake_loop("activities")  # its retry wake-up wakes the queue when the delay ends
+                else:
+                    fx.wake_workflows(wf["task_queue"])
 
     def _apply(self, tx: Tx, fx: Effects, wf: Record, c: dict[str, Any]) -> None:
         t = c["type"]

@@ -408,8 +408,11 @@ class TaskOps(EngineBase):
         with self.store.read() as tx:
             queues = tx.pending_queues_due(last_check, now)
             nxt = tx.next_pending_activity(now)
-        self.notifier.bump("act:" + q for q in queues)
-        return None if nxt is None else nxt["scheduled_at"]
+            wf_queues = tx.delayed_workflow_queues(last_check, now)  # workflow tasks whose backoff ended
+            nxt_wf = tx.next_delayed_dispatch(now)
+        self.notifier.bump(["act:" + q for q in queues] + ["wf:" + q for q in wf_queues])
+        dues = [t for t in (None if nxt is None else nxt["scheduled_at"], nxt_wf) if t is not None]
+        return min(dues) if dues else None
 
     def recover_leases(self) -> list[str]:
         now = self.now()

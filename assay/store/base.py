@@ -85,6 +85,18 @@ class Tx(abc.ABC):
     def release_lease(self, wf_id: str, worker_id: str) -> None: ...
 
     @abc.abstractmethod
+    def delay_dispatch(self, wf_id: str, not_before: float) -> int:
+        """Make the workflow dispatchable again, but not before `not_before`; counts consecutive failed
+        workflow tasks and returns the new count."""
+
+    @abc.abstractmethod
+    def delayed_workflow_queues(self, after: float, now: float) -> list[str]:
+        """Queues of workflows whose delayed dispatch came due in (after, now]."""
+
+    @abc.abstractmethod
+    def next_delayed_dispatch(self, after: float) -> float | None: ...
+
+    @abc.abstractmethod
     def extend_leases(self, worker_id: str, now: float) -> int:
         """Refresh every workflow-task lease the worker holds; returns how many."""
 

@@ -37,6 +37,7 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             dispatch_claimed_by TEXT,
             dispatch_last_heartbeat REAL,
             dispatch_count INTEGER NOT NULL DEFAULT 0,
+            dispatch_failures INTEGER NOT NULL DEFAULT 0,
             last_seq INTEGER NOT NULL DEFAULT 0,
             state_seq INTEGER,
             cancel_requested INTEGER NOT NULL DEFAULT 0)""",

@@ -1,0 +1,197 @@
+"""Tx verbs: activities, timers, signals, side effects, snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assay.store.base import Record
+from assay.store.sql.core import SqlBase
+
+
+class TaskVerbs(SqlBase):
+    # --- activities ---------------------------------------------------------------------------
+    def insert_activity(self, rec: Record) -> int:
+        return int(self._insert("workflow_activities", rec, returning="id"))
+
+    def get_activity(self, act_id: int) -> Record | None:
+        return self._row("workflow_activities", "SELECT * FROM workflow_activities WHERE id = ?", (act_id,))
+
+    def get_activity_by_seq(self, wf_id: str, seq: int) -> Record | None:
+        return self._row(
+            "workflow_activities",
+            "SELECT * FROM workflow_activities WHERE workflow_id = ? AND seq = ?",
+            (wf_id, seq),
+        )
+
+    def update_activity(self, act_id: int, **fields: Any) -> None:
+        self._update("workflow_activities", {"id": act_id}, fields)
+
+    def list_activities(self, wf_id: str, statuses=None) -> list[Record]:
+        sql = "SELECT * FROM workflow_activities WHERE workflow_id = ?"
+        params: list[Any] = [wf_id]
+        if statuses:
+            sql += " AND status IN (" + ",".join("?" for _ in statuses) + ")"
+            params += list(statuses)
+        return self._rows("workflow_activities", sql + " ORDER BY seq", params)
+
+    def claim_activity(self, queue, namespace, worker_id, now) -> Record | None:
+        if namespace is None:
+            sql = """SELECT a.id FROM workflow_activities a WHERE a.status = 'PENDING' AND a.task_queue = ?
+                     AND a.scheduled_at <= ? ORDER BY a.scheduled_at, a.id LIMIT 1"""
+            params: list[Any] = [queue, now]
+        else:
+            sql = """SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
+                     WHERE a.status = 'PENDING' AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?
+                     ORDER BY a.scheduled_at, a.id LIMIT 1"""
+            params = [queue, now, namespace]
+        act_id = self._scalar(sql + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a"), params)
+        if act_id is None:
+            return None
+        self.update_activity(
+            act_id, status="RUNNING", claimed_by=worker_id, started_at=now, last_heartbeat=None
+        )
+        return self.get_activity(act_id)
+
+    def expired_activities(self, now: float, grace_since: float, limit: int = 200) -> list[Record]:
+        return self._rows(
+            "workflow_activities",
+            """SELECT * FROM workflow_activities WHERE status = 'RUNNING' AND (
+                started_at + start_to_close_secs <= ?
+                OR (heartbeat_timeout_secs IS NOT NULL AND COALESCE(last_heartbeat, started_at) + heartbeat_timeout_secs <= ?
+                    AND ? + heartbeat_timeout_secs <= ?)) ORDER BY id LIMIT ?""",
+            (now, now, grace_since, now, limit),
+        )
+
+    def next_activity_deadline(self, grace_since: float) -> float | None:
+        a = self._scalar(
+            "SELECT MIN(started_at + start_to_close_secs) FROM workflow_activities WHERE status = 'RUNNING'"
+        )
+        rows = self._exec("""SELECT COALESCE(last_heartbeat, started_at), heartbeat_timeout_secs FROM workflow_activities
+                             WHERE status = 'RUNNING' AND heartbeat_timeout_secs IS NOT NULL""").fetchall()
+        cands = [x for x in [a] if x is not None]
+        cands += [max(t, grace_since) + h for t, h in rows if t is not None]
+        return min(cands) if cands else None
+
+    def next_pending_activity(self, after: float) -> Record | None:
+        return self._row(
+            "workflow_activities",
+            """SELECT id, task_queue, scheduled_at FROM workflow_activities
+                         WHERE status = 'PENDING' AND scheduled_at > ? ORDER BY scheduled_at LIMIT 1""",
+            (after,),
+        )
+
+    def pending_queues_due(self, after: float, now: float) -> list[str]:
+        return [
+            r[0]
+            for r in self._exec(
+                """SELECT DISTINCT task_queue FROM workflow_activities
+                   WHERE status = 'PENDING' AND scheduled_at > ? AND scheduled_at <= ?""",
+                (after, now),
+            ).fetchall()
+        ]
+
+    def lost_worker_activities(self, now: float, grace_since: float) -> list[Record]:
+        return self._rows(
+            "workflow_activities",
+            """SELECT a.* FROM workflow_activities a
+                JOIN workflow_workers w ON w.id = a.claimed_by
+                WHERE a.status = 'RUNNING' AND w.lost_after_secs IS NOT NULL
+                AND w.last_heartbeat + w.lost_after_secs < ? AND ? + w.lost_after_secs < ?""",
+            (now, grace_since, now),
+        )
+
+    def release_lost_worker_leases(self, now: float, grace_since: float) -> list[str]:
+        ids = [
+            r[0]
+            for r in self._exec(
+                """SELECT wf.id FROM workflows wf JOIN workflow_workers w
+                ON w.id = wf.dispatch_claimed_by WHERE w.lost_after_secs IS NOT NULL
+                AND w.last_heartbeat + w.lost_after_secs < ? AND ? + w.lost_after_secs < ?""",
+                (now, grace_since, now),
+            ).fetchall()
+        ]
+        self._release_for_redispatch(ids)
+        return ids
+
+    def release_worker_leases(self, worker_id: str, now: float) -> list[str]:
+        ids = [
+            r[0]
+            for r in self._exec(
+                "SELECT id FROM workflows WHERE dispatch_claimed_by = ?", (worker_id,)
+            ).fetchall()
+        ]
+        self._release_for_redispatch(ids)
+        return ids
+
+    def delete_worker(self, worker_id: str) -> bool:
+        return self._exec("DELETE FROM workflow_workers WHERE id = ?", (worker_id,)).rowcount == 1
+
+    def activities_held_by(self, worker_id: str) -> list[int]:
+        return [
+            r[0]
+            for r in self._exec(
+                "SELECT id FROM workflow_activities WHERE status = 'RUNNING' AND claimed_by = ?", (worker_id,)
+            ).fetchall()
+        ]
+
+    # --- timers, signals, side effects, snapshots ------------------------------------------------
+    def insert_timer(self, wf_id: str, seq: int, fire_at: float) -> int | None:
+        return self._insert(
+            "workflow_timers",
+            {"workflow_id": wf_id, "seq": seq, "fire_at": fire_at, "fired": 0},
+            returning="id",
+            on_conflict_nothing=True,
+        )
+
+    def due_timers(self, now: float, limit: int = 500) -> list[Record]:
+        return self._rows(
+            "workflow_timers",
+            """SELECT id, workflow_id, seq, fire_at FROM workflow_timers
+                          WHERE fired = 0 AND fire_at <= ? ORDER BY fire_at, id LIMIT ?""",
+            (now, limit),
+        )
+
+    def mark_timer_fired(self, timer_id: int) -> bool:
+        return (
+            self._exec(
+                "UPDATE workflow_timers SET fired = 1 WHERE id = ? AND fired = 0", (timer_id,)
+            ).rowcount
+            == 1
+        )
+
+    def cancel_timers(self, wf_id: str) -> int:
+        return self._exec(
+            "UPDATE workflow_timers SET fired = 1 WHERE workflow_id = ? AND fired = 0", (wf_id,)
+        ).rowcount
+
+    def next_timer_due(self) -> float | None:
+        return self._scalar("SELECT MIN(fire_at) FROM workflow_timers WHERE fired = 0")
+
+    def insert_signal(self, wf_id: str, name: str, payload: Any, now: float) -> None:
+        self._insert(
+            "workflow_signals", {"workflow_id": wf_id, "name": name, "payload": payload, "received_at": now}
+        )
+
+    def insert_side_effect(self, wf_id: str, seq: int, name: str, value: Any) -> bool:
+        return (
+            self._insert(
+                "workflow_side_effects",
+                {"workflow_id": wf_id, "seq": seq, "name": name, "value": value},
+                on_conflict_nothing=True,
+            )
+            == 1
+        )
+
+    def upsert_snapshot(self, wf_id: str, event_seq: int, state: Any, now: float) -> None:
+        self._exec(
+            """INSERT INTO workflow_snapshots (workflow_id, event_seq, state_json, created_at)
+                      VALUES (?, ?, ?, ?) ON CONFLICT (workflow_id) DO UPDATE SET event_seq = excluded.event_seq,
+                      state_json = excluded.state_json, created_at = excluded.created_at""",
+            (wf_id, event_seq, self.encode_json(state), now),
+        )
+        self._exec("UPDATE workflows SET state_seq = ? WHERE id = ?", (event_seq, wf_id))
+
+    def get_snapshot(self, wf_id: str) -> Record | None:
+        return self._row(
+            "workflow_snapshots", "SELECT * FROM workflow_snapshots WHERE workflow_id = ?", (wf_id,)
+        )
