@@ -104,6 +104,7 @@ class EngineBase:
         input: Any,
         search_attributes: Any = None,
         parent_id: str | None = None,
+        child_ref: str | None = None,
         stamp: bool = True,
         run_id: str | None = None,
     ) -> Record:
@@ -120,6 +121,7 @@ class EngineBase:
             "status": states.PENDING,
             "input": input,
             "parent_id": parent_id,
+            "child_ref": child_ref,
             "search_attributes": search_attributes,
             "created_at": now,
             "updated_at": now,
@@ -150,6 +152,7 @@ class EngineBase:
         child_error: str | None = None,
         cascade: str | None = None,
         cancel_reason: str | None = None,
+        notify_parent: bool = True,
     ) -> None:
         """Move `wf` to a terminal status with its event, clean up, notify its parent, and cascade."""
         states.check_transition(wf["id"], wf["status"], status)
@@ -174,7 +177,7 @@ class EngineBase:
         sa = wf.get("search_attributes")
         if isinstance(sa, dict) and "schedule" in sa:
             fx.wake_loop("scheduler")  # an overlap-queued fire may now start
-        if wf.get("parent_id"):
+        if wf.get("parent_id") and notify_parent:
             self._notify_parent(tx, fx, wf, status, result, child_error if child_error is not None else error)
         if cascade:
             for child in tx.list_children(wf["id"]):
@@ -205,7 +208,7 @@ class EngineBase:
             tx.append_event(
                 parent["id"],
                 "ChildWorkflowCompleted",
-                {"child_workflow_id": child["id"], "result": result},
+                {"child_workflow_id": child.get("child_ref") or child["id"], "result": result},
                 now,
             )
         else:
@@ -215,7 +218,7 @@ class EngineBase:
             tx.append_event(
                 parent["id"],
                 "ChildWorkflowFailed",
-                {"child_workflow_id": child["id"], "error": error or reason, "reason": reason},
+                {"child_workflow_id": child.get("child_ref") or child["id"], "error": error or reason, "reason": reason},
                 now,
             )
         tx.mark_dispatchable(parent["id"], now)

@@ -99,6 +99,8 @@ class WorkflowOps(EngineBase):
         else:
             new_id = self._derive_continued_id(tx, old["id"])
         sa = old.get("search_attributes")
+        # (a run that already ended has told its parent; a new run from it starts a fresh, parentless chain)
+        inherit = old.get("parent_id") if not states.is_terminal(old["status"]) else None
         new = self._create_workflow(
             tx,
             fx,
@@ -109,6 +111,9 @@ class WorkflowOps(EngineBase):
             input=input,
             search_attributes=sa,
             stamp=False,
+            # a child's chain stays the child: the parent hears once, under the id it started, when it ends
+            parent_id=inherit,
+            child_ref=(old.get("child_ref") or old["id"]) if inherit else None,
         )
         if not states.is_terminal(old["status"]):
             marker = {"continued_as_new": new_id}
@@ -121,6 +126,7 @@ class WorkflowOps(EngineBase):
                 payload=marker,
                 result=marker,
                 sse="workflow_completed",
+                notify_parent=False,
             )
         return new
 

@@ -25,6 +25,7 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             result TEXT,
             error TEXT,
             parent_id TEXT,
+            child_ref TEXT,
             claimed_by TEXT,
             search_attributes TEXT,
             archived_at REAL,
