@@ -33,8 +33,9 @@ def bundle(export: dict[str, Any]) -> dict[str, Any]:
         "workflow": records.workflow(export["workflow"]),
         "events": [records.event(e) for e in export["events"]],
         "activities": [records.activity(a) for a in export["activities"]],
-        "snapshot": None if snap is None else {"state": snap["state_json"], "event_seq": snap["event_seq"],
-                                               "created_at": snap["created_at"]},
+        "snapshot": None
+        if snap is None
+        else {"state": snap["state_json"], "event_seq": snap["event_seq"], "created_at": snap["created_at"]},
     }
 
 
@@ -49,9 +50,14 @@ class S3Archive:
             except ImportError:
                 raise ConfigError(
                     "ASSAY_ARCHIVE_S3_BUCKET is set but boto3 is missing: install the extra with  "
-                    "pip install 'assay-workflow[s3]'") from None
-            client = boto3.client("s3", config=Config(retries={"max_attempts": 2, "mode": "standard"},
-                                                      connect_timeout=5, read_timeout=30))
+                    "pip install 'assay-workflow[s3]'"
+                ) from None
+            client = boto3.client(
+                "s3",
+                config=Config(
+                    retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30
+                ),
+            )
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -69,11 +75,13 @@ class S3Archive:
         head = self.client.head_object(Bucket=self.bucket, Key=key)
         etag = str(head.get("ETag", "")).strip('"')
         if head.get("ContentLength") != len(body) or etag != hashlib.md5(body).hexdigest():  # noqa: S324
-            raise RuntimeError(f"uploaded object {key} does not match (size {head.get('ContentLength')} "
-                               f"vs {len(body)}, etag {etag})")
+            raise RuntimeError(
+                f"uploaded object {key} does not match (size {head.get('ContentLength')} "
+                f"vs {len(body)}, etag {etag})"
+            )
 
     def fetch(self, uri: str) -> dict[str, Any]:
-        bucket, key = uri[len("s3://"):].split("/", 1)
+        bucket, key = uri[len("s3://") :].split("/", 1)
         obj = self.client.get_object(Bucket=bucket, Key=key)
         return json.loads(obj["Body"].read())
 
@@ -100,8 +108,12 @@ class Archiver:
 
     def upload_one(self, wf: dict[str, Any]) -> tuple[str, bytes]:
         assert self.s3 is not None
-        body = json.dumps(bundle(self.engine.export_workflow(wf["id"])), separators=(",", ":"),
-                          ensure_ascii=False, sort_keys=True).encode()
+        body = json.dumps(
+            bundle(self.engine.export_workflow(wf["id"])),
+            separators=(",", ":"),
+            ensure_ascii=False,
+            sort_keys=True,
+        ).encode()
         key = self.s3.key(wf["namespace"], wf["id"])
         self.s3.upload(key, body)
         self.s3.verify(key, body)
@@ -121,7 +133,9 @@ class Archiver:
                         done += 1
                 except Exception as e:  # left intact; retried next round
                     failed += 1
-                    log.warning("archiving %s failed (kept; retried next round): %s", wf["id"], type(e).__name__)
+                    log.warning(
+                        "archiving %s failed (kept; retried next round): %s", wf["id"], type(e).__name__
+                    )
                     log.debug("archive failure detail for %s: %s", wf["id"], e)
         deleted = 0
         if self.settings.retention_days is not None:

@@ -133,8 +133,12 @@ class ArchiveLoop(Loop):
         return now + float(self.engine.settings.archive_poll_secs)
 
     def report(self) -> dict[str, Any]:
-        return dict(super().report(), archived=self.archiver.archived, failed=self.archiver.failed,
-                    deleted=self.archiver.deleted)
+        return dict(
+            super().report(),
+            archived=self.archiver.archived,
+            failed=self.archiver.failed,
+            deleted=self.archiver.deleted,
+        )
 
 
 def default_loops(engine: Engine, *, engine_lock: bool = False) -> list[Loop]:

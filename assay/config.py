@@ -111,19 +111,35 @@ SETTINGS: list[Setting] = [
         "A schedule fire missed while the engine was down by less than this still fires once at start-up.",
         float,
     ),
-    Setting("auth_api_key", False, "ASSAY_AUTH_API_KEY", "Require API keys (Authorization: Bearer <key>).", _bool),
+    Setting(
+        "auth_api_key", False, "ASSAY_AUTH_API_KEY", "Require API keys (Authorization: Bearer <key>).", _bool
+    ),
     Setting("auth_issuer", None, "ASSAY_AUTH_ISSUER", "OIDC issuer URL: require JWTs signed by its JWKS."),
     Setting("auth_audience", None, "ASSAY_AUTH_AUDIENCE", "Required JWT audience (with the issuer)."),
-    Setting("archive_s3_bucket", None, "ASSAY_ARCHIVE_S3_BUCKET",
-            "Archive finished workflows to this S3 bucket (needs the s3 extra); unset: no archival."),
+    Setting(
+        "archive_s3_bucket",
+        None,
+        "ASSAY_ARCHIVE_S3_BUCKET",
+        "Archive finished workflows to this S3 bucket (needs the s3 extra); unset: no archival.",
+    ),
     Setting("archive_s3_prefix", "assay/", "ASSAY_ARCHIVE_S3_PREFIX", "Key prefix for archived workflows."),
-    Setting("archive_retention_days", 30.0, "ASSAY_ARCHIVE_RETENTION_DAYS",
-            "Archive terminal workflows finished more than this many days ago.", float),
+    Setting(
+        "archive_retention_days",
+        30.0,
+        "ASSAY_ARCHIVE_RETENTION_DAYS",
+        "Archive terminal workflows finished more than this many days ago.",
+        float,
+    ),
     Setting("archive_poll_secs", 3600.0, "ASSAY_ARCHIVE_POLL_SECS", "How often the archiver runs.", float),
     Setting("archive_batch_size", 50, "ASSAY_ARCHIVE_BATCH_SIZE", "Most workflows archived per run.", int),
-    Setting("retention_days", None, "ASSAY_RETENTION_DAYS",
-            "Delete terminal workflows finished more than this many days ago (local retention, without S3; "
-            "unset: keep forever).", float),
+    Setting(
+        "retention_days",
+        None,
+        "ASSAY_RETENTION_DAYS",
+        "Delete terminal workflows finished more than this many days ago (local retention, without S3; "
+        "unset: keep forever).",
+        float,
+    ),
     Setting(
         "log_level",
         "info",

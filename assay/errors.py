@@ -97,3 +97,13 @@ class EngineLocked(StoreError):
     """Another engine holds the SQLite engine lock."""
 
     exit_code = 1
+
+
+def retryable_error(exc: BaseException) -> bool:
+    """A transient store conflict (Postgres deadlock / serialization failure): the operation may simply be
+    rerun. Judged by the driver's exception class, so nothing here imports a database driver."""
+    return type(exc).__module__.startswith("psycopg") and type(exc).__name__ in (
+        "DeadlockDetected",
+        "SerializationFailure",
+        "LockNotAvailable",
+    )

@@ -35,9 +35,16 @@ def main() -> None:
         eng = start_engine(Path(tmp))
         try:
             for i in range(a.schedules):
-                st, body, _ = http("POST", eng.api + "/schedules", {
-                    "name": f"b{i:03d}", "workflow_type": "Bench", "cron_expr": "* * * * * *",
-                    "overlap_policy": "allow_all"})
+                st, body, _ = http(
+                    "POST",
+                    eng.api + "/schedules",
+                    {
+                        "name": f"b{i:03d}",
+                        "workflow_type": "Bench",
+                        "cron_expr": "* * * * * *",
+                        "overlap_policy": "allow_all",
+                    },
+                )
                 assert st == 201, body
             start = time.time()
             time.sleep(a.seconds)
@@ -63,8 +70,10 @@ def main() -> None:
                 expected += len(window)
                 missed += len(set(window) - set(dues))
             print(f"schedules={a.schedules} seconds={a.seconds} fires={len(delays)} expected~{expected}")
-            print(f"fire delay ms: p50={pct(delays, 50):.1f} p99={pct(delays, 99):.1f} max={max(delays):.1f} "
-                  f"mean={statistics.mean(delays):.1f}")
+            print(
+                f"fire delay ms: p50={pct(delays, 50):.1f} p99={pct(delays, 99):.1f} max={max(delays):.1f} "
+                f"mean={statistics.mean(delays):.1f}"
+            )
             print(f"missed fires: {missed}")
         finally:
             eng.stop()

@@ -36,7 +36,11 @@ def run(label: str, dbs: list[str], n: int, workers_per_engine: int, tmp: Path) 
 
         def start(e, lo, hi):
             for j in range(lo, hi):
-                http("POST", e.api + "/workflows", {"workflow_type": "B", "workflow_id": f"{label.replace(' ', '-')}-{j}"})
+                http(
+                    "POST",
+                    e.api + "/workflows",
+                    {"workflow_type": "B", "workflow_id": f"{label.replace(' ', '-')}-{j}"},
+                )
 
         per = n // len(engines)
         ts = [threading.Thread(target=start, args=(e, k * per, (k + 1) * per)) for k, e in enumerate(engines)]
@@ -49,9 +53,11 @@ def run(label: str, dbs: list[str], n: int, workers_per_engine: int, tmp: Path) 
         elapsed = time.perf_counter() - t0
         st, rows, _ = http("GET", engines[0].api + "/workflows?status=COMPLETED&limit=1000")
         lat = sorted((r["completed_at"] - r["created_at"]) * 1000 for r in rows)
-        print(f"{label:<22} {total / elapsed:8.1f} wf/s   latency p50 {statistics.median(lat):7.1f} ms   "
-              f"p95 {lat[int(0.95 * (len(lat) - 1))]:7.1f} ms   ({total} workflows, "
-              f"{len(workers)} workers, {len(engines)} engine(s))")
+        print(
+            f"{label:<22} {total / elapsed:8.1f} wf/s   latency p50 {statistics.median(lat):7.1f} ms   "
+            f"p95 {lat[int(0.95 * (len(lat) - 1))]:7.1f} ms   ({total} workflows, "
+            f"{len(workers)} workers, {len(engines)} engine(s))"
+        )
     finally:
         for w in workers:
             w.__exit__(None, None, None)

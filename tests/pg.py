@@ -51,17 +51,33 @@ class Cluster:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.dir, "postgres", "postgres")
             os.chmod(self.dir, 0o700)
-        self._run(pg_bin("initdb"), "-D", str(self.data), "-U", "assay", "--auth=trust", "-E", "UTF8", "--no-sync")
-        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
-        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "60",
-                  "-o", opts, "start")
+        self._run(
+            pg_bin("initdb"), "-D", str(self.data), "-U", "assay", "--auth=trust", "-E", "UTF8", "--no-sync"
+        )
+        opts = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        self._run(
+            pg_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            opts,
+            "start",
+        )
         self.base = f"postgresql://assay@127.0.0.1:{self.port}"
         atexit.register(self.stop)
 
     def _run(self, *args: str | None) -> None:
-        r = subprocess.run([*self.as_user, *[a for a in args if a is not None]], capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run(
+            [*self.as_user, *[a for a in args if a is not None]], capture_output=True, text=True, timeout=120
+        )
         if r.returncode != 0:
             raise RuntimeError(f"{args[0]} failed: {r.stdout}\n{r.stderr}")
 
@@ -70,8 +86,11 @@ class Cluster:
 
     def stop(self) -> None:
         if self.data.exists():
-            subprocess.run([*self.as_user, pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [*self.as_user, pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                capture_output=True,
+                timeout=60,
+            )
             shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -10,8 +10,9 @@ from tests.helpers import http
 class RawWorker:
     """Runs in a thread: registers, long-polls POST /poll, completes workflows (optionally after one activity)."""
 
-    def __init__(self, api: str, queue: str = "default", with_activity: bool = False,
-                 headers: dict | None = None) -> None:
+    def __init__(
+        self, api: str, queue: str = "default", with_activity: bool = False, headers: dict | None = None
+    ) -> None:
         self.api = api
         self.queue = queue
         self.with_activity = with_activity
@@ -22,9 +23,12 @@ class RawWorker:
         self.claims: list[tuple[str, int]] = []  # (workflow id, history length) per workflow task
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.beater = threading.Thread(target=self._beat, daemon=True)
-        st, body, _ = http("POST", api + "/workers/register",
-                           {"identity": "raw-test-worker", "queue": queue, "heartbeat_interval_secs": 5},
-                           headers=self.headers)
+        st, body, _ = http(
+            "POST",
+            api + "/workers/register",
+            {"identity": "raw-test-worker", "queue": queue, "heartbeat_interval_secs": 5},
+            headers=self.headers,
+        )
         assert st == 200, body
         self.worker_id = body["worker_id"]
 
@@ -42,25 +46,38 @@ class RawWorker:
         """Heartbeat on a timer, as declared at registration (the engine treats a silent worker as lost)."""
         while not self.stop.wait(2.0):
             try:
-                http("POST", self.api + "/workers/heartbeat", {"worker_id": self.worker_id}, headers=self.headers,
-                     timeout=5)
+                http(
+                    "POST",
+                    self.api + "/workers/heartbeat",
+                    {"worker_id": self.worker_id},
+                    headers=self.headers,
+                    timeout=5,
+                )
             except OSError:
                 pass
 
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                st, body, _ = http("POST", self.api + "/poll",
-                                   {"worker_id": self.worker_id, "queue": self.queue, "wait_secs": 1},
-                                   headers=self.headers, timeout=10)
+                st, body, _ = http(
+                    "POST",
+                    self.api + "/poll",
+                    {"worker_id": self.worker_id, "queue": self.queue, "wait_secs": 1},
+                    headers=self.headers,
+                    timeout=10,
+                )
             except OSError:
                 continue
             if st != 200 or not body or body.get("kind") is None:
                 continue
             task = body["task"]
             if body["kind"] == "activity_task":
-                st, _, _ = http("POST", f"{self.api}/tasks/{task['id']}/complete",
-                                {"result": {"echo": task["input"]}, "worker_id": self.worker_id}, headers=self.headers)
+                st, _, _ = http(
+                    "POST",
+                    f"{self.api}/tasks/{task['id']}/complete",
+                    {"result": {"echo": task["input"]}, "worker_id": self.worker_id},
+                    headers=self.headers,
+                )
                 if st == 200:
                     self.activities_done.append(task["id"])
                 continue
@@ -71,7 +88,11 @@ class RawWorker:
                 cmds = [{"type": "ScheduleActivity", "seq": 1, "name": "work", "input": task["input"]}]
             else:
                 cmds = [{"type": "CompleteWorkflow", "result": {"ok": True, "input": task["input"]}}]
-            st, _, _ = http("POST", f"{self.api}/workflow-tasks/{task['workflow_id']}/commands",
-                            {"worker_id": self.worker_id, "commands": cmds}, headers=self.headers)
+            st, _, _ = http(
+                "POST",
+                f"{self.api}/workflow-tasks/{task['workflow_id']}/commands",
+                {"worker_id": self.worker_id, "commands": cmds},
+                headers=self.headers,
+            )
             if st == 200 and cmds[0]["type"] == "CompleteWorkflow":
                 self.completed.append(task["workflow_id"])

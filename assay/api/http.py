@@ -12,8 +12,7 @@ from typing import Any
 
 import bottle
 
-from assay.errors import AssayError, BadRequest, PayloadTooLarge
-from assay.store import retryable_error
+from assay.errors import AssayError, BadRequest, PayloadTooLarge, retryable_error
 
 log = logging.getLogger("assay.api")
 
@@ -108,8 +107,12 @@ def wrap(spec: RouteSpec, guard: Callable[[RouteSpec], None] | None) -> Callable
                 except Exception as e:
                     if attempt == 3 or not retryable_error(e):
                         raise
-                    log.info("retrying %s %s after a transient conflict: %s", bottle.request.method,
-                             bottle.request.path, type(e).__name__)
+                    log.info(
+                        "retrying %s %s after a transient conflict: %s",
+                        bottle.request.method,
+                        bottle.request.path,
+                        type(e).__name__,
+                    )
         except AssayError as e:
             return error_body(e)
         except bottle.HTTPResponse:

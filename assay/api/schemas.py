@@ -381,8 +381,10 @@ SCHEMAS: dict[str, Any] = {
     "Health": obj({"service": STR, "status": STR, "version": STR, "backend": STR}, ("status",)),
     "Version": obj({"version": STR, "build_profile": STR}, ("version", "build_profile")),
     "Empty": nullable(obj({}, description=OPT_OBJECT_BODY)),
-    "Deregistered": obj({"known": BOOL, "leases_released": INT, "activities_released": INT},
-                        ("known", "leases_released", "activities_released")),
+    "Deregistered": obj(
+        {"known": BOOL, "leases_released": INT, "activities_released": INT},
+        ("known", "leases_released", "activities_released"),
+    ),
     "StreamTicket": obj({"ticket": STR, "expires_at": NUM}, ("ticket", "expires_at")),
 }
 

@@ -54,8 +54,14 @@ def register(r: Router, engine: Engine) -> None:
         )
         return json_response({"worker_id": wid})
 
-    @r("POST", "/workers/{id}/deregister", "A stopping worker: ends its held polls, gives back its tasks",
-       "workers", body="Empty", responses={200: "Deregistered", 400: "Error"})
+    @r(
+        "POST",
+        "/workers/{id}/deregister",
+        "A stopping worker: ends its held polls, gives back its tasks",
+        "workers",
+        body="Empty",
+        responses={200: "Deregistered", 400: "Error"},
+    )
     def deregister_worker(id: str) -> str:
         read_body(mb)
         return json_response(engine.deregister_worker(id))

@@ -22,8 +22,12 @@ class ArchiveOps(EngineBase):
         """Everything the archive keeps of a workflow, read in one consistent snapshot (store records)."""
         with self.store.read() as tx:
             wf = self._get_wf(tx, wf_id)
-            return {"workflow": wf, "events": tx.list_events(wf_id), "activities": tx.list_activities(wf_id),
-                    "snapshot": tx.get_snapshot(wf_id)}
+            return {
+                "workflow": wf,
+                "events": tx.list_events(wf_id),
+                "activities": tx.list_activities(wf_id),
+                "snapshot": tx.get_snapshot(wf_id),
+            }
 
     def mark_archived(self, wf_id: str, uri: str) -> bool:
         """Purge a verified-uploaded workflow's history in one transaction, keeping the row as a stub."""
@@ -47,11 +51,14 @@ class ArchiveOps(EngineBase):
         """Events of an archived workflow, read back from the archive (410 when it cannot be reached)."""
         uri = wf.get("archive_uri")
         if self.archive_reader is None or not uri:
-            raise Gone(f"workflow {wf['id']} is archived at {uri}; archive access is not configured",
-                       archive_uri=uri)
+            raise Gone(
+                f"workflow {wf['id']} is archived at {uri}; archive access is not configured", archive_uri=uri
+            )
         try:
             bundle = self.archive_reader.fetch(uri)
         except Exception as e:
-            raise Gone(f"workflow {wf['id']} is archived at {uri} and the archive is unreachable: {e}",
-                       archive_uri=uri) from None
+            raise Gone(
+                f"workflow {wf['id']} is archived at {uri} and the archive is unreachable: {e}",
+                archive_uri=uri,
+            ) from None
         return list(bundle.get("events") or [])

@@ -218,7 +218,11 @@ class EngineBase:
             tx.append_event(
                 parent["id"],
                 "ChildWorkflowFailed",
-                {"child_workflow_id": child.get("child_ref") or child["id"], "error": error or reason, "reason": reason},
+                {
+                    "child_workflow_id": child.get("child_ref") or child["id"],
+                    "error": error or reason,
+                    "reason": reason,
+                },
                 now,
             )
         tx.mark_dispatchable(parent["id"], now)
@@ -254,8 +258,6 @@ class EngineBase:
         self, tx: Tx, fx: Effects, wf: Record, reason: str | None, notify_parent: bool = True
     ) -> None:
         reason = reason or "terminated"
-        parent_id = wf.get("parent_id") if notify_parent else None
-        wf = dict(wf, parent_id=parent_id)
         self._finish(
             tx,
             fx,
@@ -267,6 +269,7 @@ class EngineBase:
             sse="workflow_terminated",
             child_error=f"terminated: {reason}",
             cascade="terminate",
+            notify_parent=notify_parent,
         )
 
 

@@ -139,8 +139,9 @@ class TaskOps(EngineBase):
     def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
         return self.claim_task(queue, worker_id, ("activity_task",))[1]
 
-    def claim_task(self, queue: str, worker_id: str,
-                   kinds: tuple[str, ...] = ("workflow_task", "activity_task")) -> tuple[str | None, Record | None]:
+    def claim_task(
+        self, queue: str, worker_id: str, kinds: tuple[str, ...] = ("workflow_task", "activity_task")
+    ) -> tuple[str | None, Record | None]:
         """One transaction: try each kind in order (lease a ready workflow task / claim a due activity)."""
         with self._tx() as (tx, fx):
             now = self.now()

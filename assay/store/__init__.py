@@ -16,10 +16,4 @@ def open_store(url: str, **options) -> Store:
     return SqliteStore(url, **options)
 
 
-def retryable_error(exc: BaseException) -> bool:
-    """A transient conflict (Postgres deadlock / serialization failure): the operation may simply be rerun."""
-    return type(exc).__module__.startswith("psycopg") and type(exc).__name__ in (
-        "DeadlockDetected", "SerializationFailure", "LockNotAvailable")
-
-
-__all__ = ["Store", "Tx", "open_store", "retryable_error"]
+__all__ = ["Store", "Tx", "open_store"]

@@ -22,8 +22,13 @@ def s3():
     port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     # moto keeps its state per process: a fresh bucket per test keeps tests apart
     bucket = "arch-" + uuid.uuid4().hex[:12]
     client.create_bucket(Bucket=bucket)
@@ -35,8 +40,12 @@ def s3():
 
 
 def _settings(**kw):
-    base = {"backend": "sqlite::memory:", "archive_s3_bucket": "unused", "archive_retention_days": 30.0,
-            "archive_batch_size": 50}
+    base = {
+        "backend": "sqlite::memory:",
+        "archive_s3_bucket": "unused",
+        "archive_retention_days": 30.0,
+        "archive_batch_size": 50,
+    }
     base.update(kw)
     return load_settings(base, environ={})
 
@@ -46,8 +55,14 @@ def _finished_workflow(engine, clock, wf_id, days_ago=40):
     wid = engine.register_worker(identity="t", queue="q")
     engine.start_workflow(workflow_type="T", workflow_id=wf_id, task_queue="q", input={"n": 1})
     engine.claim_workflow_task("q", wid)
-    engine.submit_commands(wf_id, wid, [{"type": "ScheduleActivity", "seq": 1, "name": "a", "input": [1]},
-                                        {"type": "RecordSnapshot", "state": {"progress": 1}}])
+    engine.submit_commands(
+        wf_id,
+        wid,
+        [
+            {"type": "ScheduleActivity", "seq": 1, "name": "a", "input": [1]},
+            {"type": "RecordSnapshot", "state": {"progress": 1}},
+        ],
+    )
     act = engine.claim_activity_task("q", wid)
     engine.complete_activity(act["id"], {"ok": True})
     engine.claim_workflow_task("q", wid)
@@ -170,16 +185,25 @@ def test_missing_boto3_is_a_startup_error(monkeypatch):
 @pytest.mark.e2e
 def test_engine_archives_on_its_own_with_env_settings(tmp_path, s3):
     _, s3c, port, bucket = s3
-    env = {"ASSAY_ARCHIVE_S3_BUCKET": bucket, "ASSAY_ARCHIVE_RETENTION_DAYS": "0", "ASSAY_ARCHIVE_POLL_SECS": "0.5",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "sekrit-value", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "ASSAY_ARCHIVE_S3_BUCKET": bucket,
+        "ASSAY_ARCHIVE_RETENTION_DAYS": "0",
+        "ASSAY_ARCHIVE_POLL_SECS": "0.5",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "sekrit-value",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     eng = start_engine(tmp_path, env=env)
     try:
         api = eng.api
         http("POST", api + "/workflows", {"workflow_type": "T", "workflow_id": "e1", "task_queue": "q"})
         http("POST", api + "/workflows/e1/terminate", {"reason": "done here"})
-        rec = wait_until(lambda: (r := http("GET", api + "/workflows/e1")[1])["archive_uri"] and r, timeout=15,
-                         what="the archiver to archive e1")
+        rec = wait_until(
+            lambda: (r := http("GET", api + "/workflows/e1")[1])["archive_uri"] and r,
+            timeout=15,
+            what="the archiver to archive e1",
+        )
         assert rec["archive_uri"] == f"s3://{bucket}/assay/main/e1.json"
         st, events, _ = http("GET", api + "/workflows/e1/events")
         assert st == 200 and [e["event_type"] for e in events] == ["WorkflowStarted", "WorkflowFailed"]

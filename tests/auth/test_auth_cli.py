@@ -13,8 +13,13 @@ pytestmark = pytest.mark.e2e
 
 
 def _serve(db: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*assay_cmd(), "serve", "--backend", "sqlite:///" + db, *args], capture_output=True,
-                          text=True, env=subprocess_env(), timeout=60)
+    return subprocess.run(
+        [*assay_cmd(), "serve", "--backend", "sqlite:///" + db, *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=60,
+    )
 
 
 def test_keys_managed_while_engine_runs(tmp_path):
@@ -37,7 +42,11 @@ def test_keys_managed_while_engine_runs(tmp_path):
         assert rev.returncode == 0, rev.stderr
         assert http("GET", eng.api + "/workflows", headers=auth)[0] == 401
         missing = _serve(db, "--revoke-api-key", "assay_00000000")
-        assert missing.returncode == 1 and missing.stderr.startswith("Error:") and "Traceback" not in missing.stderr
+        assert (
+            missing.returncode == 1
+            and missing.stderr.startswith("Error:")
+            and "Traceback" not in missing.stderr
+        )
     finally:
         assert eng.stop() == 0
 

@@ -724,8 +724,10 @@ def test_archived_rows_are_marked(open_page, live):
     assert api(live, "POST", f"/workflows/{wf_type.lower()}-a/terminate", {"reason": "x"})[0] == 200
     uri = f"s3://bucket/assay/main/{wf_type.lower()}-a.json"
     with sqlite3.connect(live.db) as conn:
-        conn.execute("UPDATE workflows SET archived_at = completed_at, archive_uri = ? WHERE id = ?",
-                     (uri, f"{wf_type.lower()}-a"))
+        conn.execute(
+            "UPDATE workflows SET archived_at = completed_at, archive_uri = ? WHERE id = ?",
+            (uri, f"{wf_type.lower()}-a"),
+        )
     p = open_page()
     page = p.goto(f"/workflow/?type={wf_type}")
     rows = page.locator(".wf-table tbody tr")

@@ -26,8 +26,9 @@ def test_chain_notifies_parent_once_with_the_original_id(engine):
     _run(engine, wid, "kid", [{"type": "ContinueAsNew", "input": {"round": 2}}])
     run2 = [w for w in engine.list_children("parent") if w["id"] != "kid"][0]
     assert run2["input"] == {"round": 2} and run2["status"] == "PENDING"
-    assert not any(t.startswith("ChildWorkflow") and t != "ChildWorkflowStarted"
-                   for t, _ in _events(engine, "parent"))  # not told yet: the chain goes on
+    assert not any(
+        t.startswith("ChildWorkflow") and t != "ChildWorkflowStarted" for t, _ in _events(engine, "parent")
+    )  # not told yet: the chain goes on
     _run(engine, wid, run2["id"], [{"type": "ContinueAsNew", "input": {"round": 3}}])
     run3 = [w for w in engine.list_children("parent") if w["id"] not in ("kid", run2["id"])][0]
     _run(engine, wid, run3["id"], [{"type": "CompleteWorkflow", "result": "final"}])
@@ -59,4 +60,5 @@ def test_continuing_a_finished_child_starts_a_parentless_run(engine):
     new = engine.continue_as_new("kid", {"again": True})
     assert engine.get_workflow(new["id"])["parent_id"] is None
     assert [p for t, p in _events(engine, "parent") if t == "ChildWorkflowCompleted"] == [
-        {"child_workflow_id": "kid", "result": 1}]
+        {"child_workflow_id": "kid", "result": 1}
+    ]

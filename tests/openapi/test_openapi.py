@@ -35,7 +35,7 @@ def _bottle_api_routes(app) -> set[tuple[str, str]]:
     for route in app.routes:
         for prefix in PREFIXES:
             if route.rule.startswith(prefix + "/"):
-                rel = route.rule[len(prefix):]
+                rel = route.rule[len(prefix) :]
                 if not rel.startswith("/docs/"):  # static files of the docs page are not operations
                     out.add((route.method.lower(), re.sub(r"<([^>:]+)(:[^>]*)?>", r"{\1}", rel)))
                 break
@@ -44,7 +44,7 @@ def _bottle_api_routes(app) -> set[tuple[str, str]]:
 
 def test_every_route_is_documented_and_every_path_has_a_route(app, spec):
     routes = _bottle_api_routes(app)
-    documented = {(m, p[len(CANONICAL_PREFIX):]) for p, item in spec["paths"].items() for m in item}
+    documented = {(m, p[len(CANONICAL_PREFIX) :]) for p, item in spec["paths"].items() for m in item}
     assert routes - documented == set(), "routes missing from the spec"
     assert documented - routes == set(), "spec paths without a route"
     # both prefixes are served for every documented operation
@@ -65,16 +65,37 @@ def test_every_operation_is_described(spec):
                     ref = media["schema"].get("$ref")
                     if ref:
                         assert ref.rsplit("/", 1)[1] in schemas
-    for name in ("Workflow", "Event", "Activity", "Schedule", "Namespace", "Worker", "QueueStatsList", "ApiKey",
-                 "Error", "Command"):
+    for name in (
+        "Workflow",
+        "Event",
+        "Activity",
+        "Schedule",
+        "Namespace",
+        "Worker",
+        "QueueStatsList",
+        "ApiKey",
+        "Error",
+        "Command",
+    ):
         assert name in schemas
     kinds = {c["properties"]["type"]["const"] for c in schemas["Command"]["oneOf"]}
-    assert kinds == {"ScheduleActivity", "ScheduleTimer", "WaitForSignal", "RecordSideEffect", "StartChildWorkflow",
-                     "UpsertSearchAttributes", "ContinueAsNew", "RecordSnapshot", "CompleteWorkflow", "FailWorkflow",
-                     "CancelWorkflow"}
+    assert kinds == {
+        "ScheduleActivity",
+        "ScheduleTimer",
+        "WaitForSignal",
+        "RecordSideEffect",
+        "StartChildWorkflow",
+        "UpsertSearchAttributes",
+        "ContinueAsNew",
+        "RecordSnapshot",
+        "CompleteWorkflow",
+        "FailWorkflow",
+        "CancelWorkflow",
+    }
     assert set(spec["components"]["securitySchemes"]) == {"apiKey", "oidc"}
-    assert spec["paths"][CANONICAL_PREFIX + "/workflows"]["post"]["requestBody"]["content"]["application/json"][
-        "example"]
+    assert spec["paths"][CANONICAL_PREFIX + "/workflows"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["example"]
 
 
 def test_spec_schemas_match_real_responses(client, spec):
@@ -92,7 +113,9 @@ def test_spec_schemas_match_real_responses(client, spec):
     wid = client.post("/workers/register", {"identity": "i", "queue": "default"}).json["worker_id"]
     check("WorkerList", client.get("/workers").json)
     check("CombinedPollResponse", client.post("/poll", {"worker_id": wid, "queue": "default"}).json)
-    check("Schedule", client.post("/schedules", {"name": "s", "workflow_type": "T", "cron_expr": "@daily"}).json)
+    check(
+        "Schedule", client.post("/schedules", {"name": "s", "workflow_type": "T", "cron_expr": "@daily"}).json
+    )
     check("QueueStatsList", client.get("/queues").json)
     check("NamespaceStats", client.get("/namespaces/main").json)
     check("Health", client.get("/health").json)
@@ -121,12 +144,31 @@ def test_schemathesis_fuzz_finds_nothing(tmp_path):
     eng = start_engine(tmp_path, env={"ASSAY_LONG_POLL_MAX_SECS": "0.2"})
     try:
         r = subprocess.run(
-            [exe, "run", eng.api.replace("/api/v1", CANONICAL_PREFIX) + "/openapi.json",
-             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
-                         "response_schema_conformance",
-             "--max-examples", "25", "--seed", "7", "--phases", "examples,coverage,fuzzing",
-             "--exclude-path-regex", "events/stream", "--workers", "2", "--request-timeout", "10"],
-            capture_output=True, text=True, timeout=240, cwd=tmp_path)
+            [
+                exe,
+                "run",
+                eng.api.replace("/api/v1", CANONICAL_PREFIX) + "/openapi.json",
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,"
+                "response_schema_conformance",
+                "--max-examples",
+                "25",
+                "--seed",
+                "7",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--exclude-path-regex",
+                "events/stream",
+                "--workers",
+                "2",
+                "--request-timeout",
+                "10",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=tmp_path,
+        )
         tail = (r.stdout + r.stderr)[-4000:]
         assert r.returncode == 0, tail
         assert re.search(r"\d+ generated, \d+ passed", tail), tail

@@ -18,8 +18,11 @@ from tests import pg
 from tests.helpers import assay_cmd, free_port, http, start_engine, subprocess_env, wait_until
 from tests.workerkit import RawWorker
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres,
-              pytest.mark.skipif(not pg.available(), reason="no PostgreSQL server binaries (initdb/pg_ctl)")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.postgres,
+    pytest.mark.skipif(not pg.available(), reason="no PostgreSQL server binaries (initdb/pg_ctl)"),
+]
 
 
 @pytest.fixture
@@ -41,19 +44,30 @@ def test_500_workflows_across_two_instances_without_double_execution(two_engines
     for w in workers:
         w.__enter__()
     try:
+
         def start(engine, lo, hi):
             for i in range(lo, hi):
-                st, body, _ = http("POST", engine.api + "/workflows",
-                                   {"workflow_type": "T", "workflow_id": f"mi-{i}", "input": {"i": i}})
+                st, body, _ = http(
+                    "POST",
+                    engine.api + "/workflows",
+                    {"workflow_type": "T", "workflow_id": f"mi-{i}", "input": {"i": i}},
+                )
                 assert st == 201, body
 
-        threads = [threading.Thread(target=start, args=(a, 0, 250)), threading.Thread(target=start, args=(b, 250, 500))]
+        threads = [
+            threading.Thread(target=start, args=(a, 0, 250)),
+            threading.Thread(target=start, args=(b, 250, 500)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        wait_until(lambda: sum(len(w.completed) for w in workers) >= 500, timeout=120, interval=0.2,
-                   what="500 completed workflows")
+        wait_until(
+            lambda: sum(len(w.completed) for w in workers) >= 500,
+            timeout=120,
+            interval=0.2,
+            what="500 completed workflows",
+        )
     finally:
         for w in workers:
             w.__exit__(None, None, None)
@@ -69,8 +83,12 @@ def test_500_workflows_across_two_instances_without_double_execution(two_engines
     assert len(rows) == 500
     for wf_id in ("mi-0", "mi-250", "mi-499"):
         st, events, _ = http("GET", b.api + f"/workflows/{wf_id}/events")
-        assert [e["event_type"] for e in events] == ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted",
-                                                     "WorkflowCompleted"]
+        assert [e["event_type"] for e in events] == [
+            "WorkflowStarted",
+            "ActivityScheduled",
+            "ActivityCompleted",
+            "WorkflowCompleted",
+        ]
         assert [e["seq"] for e in events] == [1, 2, 3, 4]
 
 
@@ -91,8 +109,11 @@ def _leader(engines):
 def test_every_second_schedule_fires_once_per_second_and_fails_over(two_engines):
     a, b, _ = two_engines
     wait_until(lambda: len(_leader([a, b])) == 1, timeout=15, what="exactly one leader")
-    st, body, _ = http("POST", a.api + "/schedules", {"name": "sec", "workflow_type": "T",
-                                                      "cron_expr": "*/1 * * * * *", "overlap_policy": "allow_all"})
+    st, body, _ = http(
+        "POST",
+        a.api + "/schedules",
+        {"name": "sec", "workflow_type": "T", "cron_expr": "*/1 * * * * *", "overlap_policy": "allow_all"},
+    )
     assert st == 201, body
     t0 = time.time()
     wait_until(lambda: len(_runs(a, "sec")) >= 5, timeout=15, what="five fires")
@@ -100,8 +121,9 @@ def test_every_second_schedule_fires_once_per_second_and_fails_over(two_engines)
     runs = _runs(b, "sec")
     ids = [r["id"] for r in runs]
     assert len(ids) == len(set(ids))
-    stamps = sorted(int(time.mktime(time.strptime(i.split("-", 1)[1], "%Y%m%dT%H%M%SZ")) - time.timezone)
-                    for i in ids)
+    stamps = sorted(
+        int(time.mktime(time.strptime(i.split("-", 1)[1], "%Y%m%dT%H%M%SZ")) - time.timezone) for i in ids
+    )
     assert len(stamps) == len(set(stamps)), "a second fired twice"
     assert stamps[-1] - stamps[0] == len(stamps) - 1, f"a second was skipped: {stamps}"
     assert len(stamps) <= int(t1 - t0) + 2
@@ -124,16 +146,21 @@ def test_start_on_one_instance_wakes_a_long_poll_on_the_other(two_engines):
 
     def poll():
         t = time.monotonic()
-        result["resp"] = http("POST", b.api + "/poll", {"worker_id": reg["worker_id"], "queue": "wake",
-                                                        "wait_secs": 20}, timeout=30)
+        result["resp"] = http(
+            "POST",
+            b.api + "/poll",
+            {"worker_id": reg["worker_id"], "queue": "wake", "wait_secs": 20},
+            timeout=30,
+        )
         result["t"] = time.monotonic() - t
 
     th = threading.Thread(target=poll)
     th.start()
     wait_until(lambda: http("GET", b.api + "/health")[1]["held_requests"] >= 1, timeout=5, what="poll held")
     started = time.monotonic()
-    st, _, _ = http("POST", a.api + "/workflows", {"workflow_type": "T", "workflow_id": "wake-1",
-                                                   "task_queue": "wake"})
+    st, _, _ = http(
+        "POST", a.api + "/workflows", {"workflow_type": "T", "workflow_id": "wake-1", "task_queue": "wake"}
+    )
     assert st == 201
     th.join(25)
     st, body, _ = result["resp"]
@@ -150,8 +177,13 @@ def test_password_never_printed(tmp_path):
     port = free_port()
     log = tmp_path / "e.log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([*assay_cmd(), "serve", "--port", str(port)], stdout=f, stderr=subprocess.STDOUT,
-                                env=subprocess_env({"DATABASE_URL": secret_url}), cwd=tmp_path)
+        proc = subprocess.Popen(
+            [*assay_cmd(), "serve", "--port", str(port)],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=subprocess_env({"DATABASE_URL": secret_url}),
+            cwd=tmp_path,
+        )
     try:
         wait_until(lambda: _up(port), timeout=20, what="engine up")
         assert "Sup3rS3cret" not in " ".join(proc.args)

@@ -25,15 +25,21 @@ def test_two_second_schedule_fires_pauses_and_resumes(tmp_path):
     eng = start_engine(tmp_path)
     try:
         with RawWorker(eng.api):
-            st, sched, _ = http("POST", eng.api + "/schedules", {
-                "name": "tick", "workflow_type": "Tick", "cron_expr": "*/2 * * * * *", "input": {"n": 1}})
+            st, sched, _ = http(
+                "POST",
+                eng.api + "/schedules",
+                {"name": "tick", "workflow_type": "Tick", "cron_expr": "*/2 * * * * *", "input": {"n": 1}},
+            )
             assert st == 201, sched
             assert sched["next_run_at"] > time.time() - 0.5  # not fired at registration
             assert len(sched["next_runs"]) == 5
             created = time.time()
             assert _runs(eng, "tick") == []
-            runs = wait_until(lambda: [r for r in _runs(eng, "tick") if r["status"] == "COMPLETED"][:2] or None,
-                              timeout=10, what="two completed scheduled runs")
+            runs = wait_until(
+                lambda: [r for r in _runs(eng, "tick") if r["status"] == "COMPLETED"][:2] or None,
+                timeout=10,
+                what="two completed scheduled runs",
+            )
             assert len(runs) >= 1
             rows = _runs(eng, "tick")
             for r in rows:

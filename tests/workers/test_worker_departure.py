@@ -12,8 +12,9 @@ from tests.helpers import http, start_engine, wait_until
 
 
 def _register(client, queue="q"):
-    return client.post("/workers/register", {"identity": "w", "queue": queue, "heartbeat_interval_secs": 5}).json[
-        "worker_id"]
+    return client.post(
+        "/workers/register", {"identity": "w", "queue": queue, "heartbeat_interval_secs": 5}
+    ).json["worker_id"]
 
 
 def test_deregister_releases_leases_and_activities(client, engine):
@@ -25,8 +26,10 @@ def test_deregister_releases_leases_and_activities(client, engine):
     client.post("/workflow-tasks/poll", {"queue": "q", "worker_id": w1})  # d2 leased too
     # d1 schedules an activity, which w1 then claims
     w0 = _register(client)
-    r = client.post("/workflow-tasks/d1/commands", {"worker_id": w1, "commands": [
-        {"type": "ScheduleActivity", "seq": 1, "name": "a"}]})
+    r = client.post(
+        "/workflow-tasks/d1/commands",
+        {"worker_id": w1, "commands": [{"type": "ScheduleActivity", "seq": 1, "name": "a"}]},
+    )
     assert r.status == 200
     act = client.post("/tasks/poll", {"queue": "q", "worker_id": w1}).json
     assert act["status"] == "RUNNING"
@@ -68,8 +71,16 @@ def test_state_seq_tells_whether_a_snapshot_exists(client):
     client.post("/workflows", {"workflow_type": "T", "workflow_id": "s1", "task_queue": "q"})
     assert client.get("/workflows/s1").json["state_seq"] is None
     client.post("/workflow-tasks/poll", {"queue": "q", "worker_id": w})
-    client.post("/workflow-tasks/s1/commands", {"worker_id": w, "commands": [
-        {"type": "RecordSnapshot", "state": {"k": 1}}, {"type": "ScheduleTimer", "seq": 1, "duration_secs": 60}]})
+    client.post(
+        "/workflow-tasks/s1/commands",
+        {
+            "worker_id": w,
+            "commands": [
+                {"type": "RecordSnapshot", "state": {"k": 1}},
+                {"type": "ScheduleTimer", "seq": 1, "duration_secs": 60},
+            ],
+        },
+    )
     rec = client.get("/workflows/s1").json
     state = client.get("/workflows/s1/state").json
     assert rec["state_seq"] == state["event_seq"] == 1
@@ -84,20 +95,26 @@ def test_hung_up_long_poll_does_not_swallow_work(tmp_path):
         st, reg, _ = http("POST", eng.api + "/workers/register", {"identity": "gone", "queue": "hq"})
         body = b'{"worker_id": "%s", "queue": "hq", "wait_secs": 30}' % reg["worker_id"].encode()
         s = socket.create_connection(("127.0.0.1", eng.port))
-        s.sendall(b"POST /api/v1/poll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        wait_until(lambda: http("GET", eng.api + "/health")[1]["held_requests"] >= 1, timeout=5, what="held poll")
+        s.sendall(
+            b"POST /api/v1/poll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        wait_until(
+            lambda: http("GET", eng.api + "/health")[1]["held_requests"] >= 1, timeout=5, what="held poll"
+        )
         s.close()  # the worker hangs up
-        wait_until(lambda: http("GET", eng.api + "/health")[1]["held_requests"] == 0, timeout=10,
-                   what="the held poll notices the hang-up")
+        wait_until(
+            lambda: http("GET", eng.api + "/health")[1]["held_requests"] == 0,
+            timeout=10,
+            what="the held poll notices the hang-up",
+        )
         http("POST", eng.api + "/workflows", {"workflow_type": "T", "workflow_id": "h1", "task_queue": "hq"})
         st, reg2, _ = http("POST", eng.api + "/workers/register", {"identity": "new", "queue": "hq"})
         t0 = time.monotonic()
-        st, got, _ = http("POST", eng.api + "/poll", {"worker_id": reg2["worker_id"], "queue": "hq",
-                                                      "wait_secs": 5})
+        st, got, _ = http(
+            "POST", eng.api + "/poll", {"worker_id": reg2["worker_id"], "queue": "hq", "wait_secs": 5}
+        )
         assert got["kind"] == "workflow_task" and got["task"]["workflow_id"] == "h1"
         assert time.monotonic() - t0 < 2
     finally:
         eng.stop()
-
-
