@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal as _signal
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import ROOT, http, subprocess_env, wait_until
+from tests.helpers import ROOT, http, kill_process, stop_process, subprocess_env, wait_until
 
 HERE = Path(__file__).resolve().parent
 WORKERS = HERE / "workers"
@@ -61,19 +60,10 @@ class Worker:
         wait_until(ready, timeout, what="worker to listen")
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(_signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        kill_process(self.proc)
 
 
 def start(engine, wf_type: str, wf_id: str, input=None, queue: str = "default", **extra) -> dict:
