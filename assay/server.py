@@ -100,14 +100,9 @@ class Server:
         self._stopping = threading.Event()
 
     def _extras(self) -> list:
-        hooks = []
-        try:
-            from assay.dashboard import register as dashboard_register  # the dashboard issue adds it
-        except ImportError:
-            dashboard_register = None
-        if dashboard_register is not None:
-            hooks.append(lambda app, router: dashboard_register(app, self.engine, self.settings))
-        return hooks
+        from assay.dashboard import register as dashboard_register
+
+        return [lambda app, router: dashboard_register(app, self.engine, self.settings)]
 
     def bind(self) -> Any:
         import waitress

@@ -301,7 +301,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def migrate(self) -> list[int]:
-        """Apply pending migrations; returns the versions applied."""
+        """Apply pending migrations, then `seed()`; returns the versions applied."""
+
+    def seed(self) -> None:
+        """Rows every database has: the `main` namespace (idempotent)."""
+        import time
+
+        with self.tx() as tx:
+            if tx.get_namespace("main") is None:
+                tx.insert_namespace("main", float(int(time.time())))
 
     @abc.abstractmethod
     def acquire_engine_lock(self, instance_id: str, now: float, stale_after: float) -> None:

@@ -119,6 +119,7 @@ class PostgresStore(Store):
         except Exception as e:
             raise ConfigError(f"cannot connect to Postgres: {_clean(str(e), url)}") from None
         self._leader_conn: Any = None
+        self._is_leader = False
         self._leader_lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
@@ -155,14 +156,9 @@ class PostgresStore(Store):
                         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                         (version, name, time.time()),
                     )
-                    if version == 1:
-                        conn.execute(
-                            "INSERT INTO namespaces (name, created_at) VALUES ('main', %s) "
-                            "ON CONFLICT DO NOTHING",
-                            (float(int(time.time())),),
-                        )
                     applied.append(version)
                     log.info("applied migration %s: %s", version, name)
+        self.seed()
         return applied
 
     # --- engine lock: Postgres runs several instances ------------------------------------------
@@ -206,8 +202,6 @@ class PostgresStore(Store):
                 log.info("this instance is now the leader (scheduler and other singletons run here)")
             self._is_leader = bool(got)
             return self._is_leader
-
-    _is_leader = False
 
     def _drop_leader_conn(self) -> None:
         try:

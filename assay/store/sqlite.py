@@ -212,17 +212,13 @@ class SqliteStore(Store):
                         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                         (version, name, time.time()),
                     )
-                    if version == 1:
-                        conn.execute(
-                            "INSERT OR IGNORE INTO namespaces (name, created_at) VALUES ('main', ?)",
-                            (float(int(time.time())),),
-                        )
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
                 applied.append(version)
                 log.info("applied migration %s: %s", version, name)
+        self.seed()
         return applied
 
     # --- engine lock ------------------------------------------------------------------------
