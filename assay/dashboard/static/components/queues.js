@@ -1,7 +1,7 @@
 // Queues: pending and running work per task queue, plus the workers polling each one.
 
 import { api } from "./api.js";
-import { clear, emptyState, errorState, h, pageHeader, reconcileRows, table } from "./ui.js";
+import { emptyState, h, liveRows, pageHeader, table } from "./ui.js";
 
 const COLS = [
   ["pending_workflows", "Pending workflows"],
@@ -19,7 +19,6 @@ export async function render(root, ctx) {
   const card = h("div", { class: "card card-flush" }, wrap);
   const empty = emptyState("No queues yet", "A queue appears once work is sent to it or a worker polls it.");
   root.append(totals, card);
-  let loaded = false;
 
   function row(q) {
     const tr = h("tr", {}, h("td", { class: "mono" }, h("strong", {}, q.queue)), COLS.map(([k]) => h("td", { class: `num${q[k] ? "" : " muted"}`, "data-col": k }, String(q[k] ?? 0))));
@@ -39,27 +38,18 @@ export async function render(root, ctx) {
     }
   }
 
-  async function load() {
-    let rows;
-    try {
-      rows = await api("/queues", { query: { namespace: ns } });
-    } catch (e) {
-      if (!loaded) clear(card).append(errorState(e));
-      return;
-    }
-    if (!ctx.isCurrent()) return;
-    const animate = loaded;
-    if (!loaded) {
-      loaded = true;
-      clear(card).append(wrap, empty);
-    }
-    reconcileRows(tbody, rows, (q) => q.queue, row, update, { animate });
-    empty.hidden = rows.length > 0;
-    wrap.hidden = rows.length === 0;
-    totals.replaceChildren(
-      ...COLS.slice(0, 4).map(([k, l]) => h("div", { class: "stat card" }, h("div", { class: "stat-value" }, String(rows.reduce((a, q) => a + (Number(q[k]) || 0), 0))), h("div", { class: "stat-label muted" }, l))),
-    );
-  }
+  const load = liveRows({
+    ctx, card, wrap, empty, tbody,
+    fetch: () => api("/queues", { query: { namespace: ns } }),
+    key: (q) => q.queue,
+    create: row,
+    update,
+    after: (rows) => {
+      totals.replaceChildren(
+        ...COLS.slice(0, 4).map(([k, l]) => h("div", { class: "stat card" }, h("div", { class: "stat-value" }, String(rows.reduce((a, q) => a + (Number(q[k]) || 0), 0))), h("div", { class: "stat-label muted" }, l))),
+      );
+    },
+  });
 
   await load();
   const poll = setInterval(load, 3000);

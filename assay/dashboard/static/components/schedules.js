@@ -3,7 +3,7 @@
 
 import { api, enc } from "./api.js";
 import * as live from "./live.js";
-import { clear, confirmDialog, emptyState, errorState, formDialog, h, pageHeader, pretty, reconcileRows, table, timeEl, toast } from "./ui.js";
+import { confirmDialog, emptyState, formDialog, h, liveRows, pageHeader, pretty, table, timeEl, toast } from "./ui.js";
 
 const OVERLAP = [
   ["skip", "skip — don't start while the previous run is open"],
@@ -45,26 +45,13 @@ export async function render(root, ctx) {
   const card = h("div", { class: "card card-flush" }, wrap);
   root.append(card);
   const empty = emptyState("No schedules yet", "Create one to start a workflow on a cron expression, in any timezone.");
-  let loadedOnce = false;
-
-  async function load() {
-    let rows;
-    try {
-      rows = await api("/schedules", { query: { namespace: ns } });
-    } catch (e) {
-      if (!loadedOnce) clear(card).append(errorState(e));
-      return;
-    }
-    if (!ctx.isCurrent()) return;
-    const animate = loadedOnce;
-    if (!loadedOnce) {
-      loadedOnce = true;
-      clear(card).append(wrap, empty);
-    }
-    reconcileRows(tbody, rows, (s) => s.name, createRow, (tr, s) => (tr._sig === JSON.stringify(s) ? undefined : createRow(s)), { animate });
-    empty.hidden = rows.length > 0;
-    wrap.hidden = rows.length === 0;
-  }
+  const load = liveRows({
+    ctx, card, wrap, empty, tbody,
+    fetch: () => api("/schedules", { query: { namespace: ns } }),
+    key: (s) => s.name,
+    create: (s) => createRow(s),
+    update: (tr, s) => (tr._sig === JSON.stringify(s) ? undefined : createRow(s)),
+  });
 
   function createRow(s) {
     const tr = h(

@@ -326,6 +326,31 @@ export function table(columns, { caption, className } = {}) {
 
 // Keyed reconciliation of table rows: create(item) -> <tr>, update(tr, item) patches in place.
 // New rows get a short highlight unless animate is false (e.g. the first render of a view).
+/** The load function of a polled table card. The first load shows the table (or the error); a failed later
+ *  load keeps the rows on screen. Rows are reconciled in place; `after(rows)` runs after each update. */
+export function liveRows({ ctx, card, wrap, empty, tbody, fetch, key, create, update, after }) {
+  let loaded = false;
+  return async function load() {
+    let rows;
+    try {
+      rows = await fetch();
+    } catch (e) {
+      if (!loaded) clear(card).append(errorState(e));
+      return;
+    }
+    if (!ctx.isCurrent()) return;
+    const animate = loaded;
+    if (!loaded) {
+      loaded = true;
+      clear(card).append(wrap, empty);
+    }
+    reconcileRows(tbody, rows, key, create, update, { animate });
+    empty.hidden = rows.length > 0;
+    wrap.hidden = rows.length === 0;
+    if (after) after(rows);
+  };
+}
+
 export function reconcileRows(tbody, items, key, create, update, { animate = true } = {}) {
   const existing = new Map();
   for (const tr of tbody.querySelectorAll(":scope > tr[data-key]")) existing.set(tr.dataset.key, tr);

@@ -2,7 +2,7 @@
 // ticking live) with a freshness dot.
 
 import { api } from "./api.js";
-import { clear, emptyState, errorState, h, pageHeader, reconcileRows, relTime, table, timeEl } from "./ui.js";
+import { emptyState, h, liveRows, pageHeader, relTime, table, timeEl } from "./ui.js";
 
 function health(w, now = Date.now() / 1000) {
   const interval = Number(w.heartbeat_interval_secs) || 10;
@@ -37,7 +37,6 @@ export async function render(root, ctx) {
   const card = h("div", { class: "card card-flush" }, wrap);
   const empty = emptyState("No workers connected", "Workers appear here when they register with the engine (assay run worker.lua, or the Python SDK).");
   root.append(card);
-  let loaded = false;
 
   function row(w) {
     const [cls, label] = health(w);
@@ -62,25 +61,16 @@ export async function render(root, ctx) {
     return h("div", { class: "tags" }, wfs.map((n) => h("span", { class: "tag", title: "workflow" }, n)), acts.map((n) => h("span", { class: "tag tag-alt", title: "activity" }, n)));
   }
 
-  async function load() {
-    let rows;
-    try {
-      rows = await api("/workers", { query: { namespace: ns } });
-    } catch (e) {
-      if (!loaded) clear(card).append(errorState(e));
-      return;
-    }
-    if (!ctx.isCurrent()) return;
-    const animate = loaded;
-    if (!loaded) {
-      loaded = true;
-      clear(card).append(wrap, empty);
-    }
-    reconcileRows(tbody, rows, (w) => w.id, row, (tr, w) => (tr._hb === w.last_heartbeat ? undefined : row(w)), { animate });
-    empty.hidden = rows.length > 0;
-    wrap.hidden = rows.length === 0;
-    count.textContent = `${rows.length} worker${rows.length === 1 ? "" : "s"} in namespace ${ns}`;
-  }
+  const load = liveRows({
+    ctx, card, wrap, empty, tbody,
+    fetch: () => api("/workers", { query: { namespace: ns } }),
+    key: (w) => w.id,
+    create: row,
+    update: (tr, w) => (tr._hb === w.last_heartbeat ? undefined : row(w)),
+    after: (rows) => {
+      count.textContent = `${rows.length} worker${rows.length === 1 ? "" : "s"} in namespace ${ns}`;
+    },
+  });
 
   await load();
   const poll = setInterval(load, 3000);
