@@ -22,6 +22,8 @@ STATUSES = ("PENDING", "RUNNING", "WAITING", "COMPLETED", "FAILED", "CANCELLED",
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 TERMINAL_EVENTS = frozenset({"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled"})
 OVERLAP_POLICIES = ("skip", "queue", "cancel_old", "allow_all")
+#: `format` of an exported history document (`assay workflow export`, `assay replay --history`)
+HISTORY_FORMAT = "assay-history/1"
 
 
 def _seg(value: str) -> str:
@@ -101,12 +103,16 @@ class Client:
         offset: int | None = None,
         namespace: str | None = None,
         timeout: float | None = None,
+        build_id: str | None = None,
+        stuck: bool | None = None,
     ) -> list[dict]:
         query = {
             "namespace": self._ns(namespace),
             "status": status,
             "type": workflow_type,
             "search_attrs": search_attrs,
+            "build_id": build_id,
+            "stuck": None if stuck is None else ("true" if stuck else "false"),
             "limit": limit,
             "offset": offset,
         }
@@ -135,6 +141,17 @@ class Client:
     def cancel_workflow(self, workflow_id: str, reason: str | None = None) -> Any:
         body = {"reason": reason} if reason is not None else NO_BODY
         return self.request("POST", f"/workflows/{_seg(workflow_id)}/cancel", body=body)
+
+    def export_workflow(self, workflow_id: str) -> dict:
+        """The replayable history document of `assay workflow export` (see docs/versioning.md)."""
+        record = self.describe_workflow(workflow_id)
+        return {"format": HISTORY_FORMAT, "workflow": record, "events": self.workflow_events(workflow_id)}
+
+    def reset_workflow(
+        self, workflow_id: str, *, to_event: int | None = None, to_last_task: bool = False
+    ) -> dict:
+        body: dict[str, Any] = {"to_last_task": True} if to_last_task else {"to_event": to_event}
+        return self.request("POST", f"/workflows/{_seg(workflow_id)}/reset", body=body)
 
     def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> Any:
         return self.request("POST", f"/workflows/{_seg(workflow_id)}/terminate", body={"reason": reason})
