@@ -199,7 +199,11 @@ def register(r: Router, engine: Engine) -> None:
     def fail_workflow_task(id: str) -> str:
         b = as_object(read_body(mb))
         err = b.get("error")
-        error = err if isinstance(err, str) and err else ("workflow task failed" if err in (None, "") else str(err))
+        error = (
+            err
+            if isinstance(err, str) and err
+            else ("workflow task failed" if err in (None, "") else str(err))
+        )
         return json_response(engine.fail_workflow_task(id, req_str(b, "worker_id"), error))
 
     @r(

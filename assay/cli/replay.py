@@ -41,17 +41,21 @@ def _read_history(path: str) -> dict[str, Any]:
         or not doc["workflow"].get("workflow_type")
     ):
         raise UsageError(
-            f"--history: {path} is not an exported history (expected {{\"workflow\": {{...}}, \"events\": [...]}}"
+            f'--history: {path} is not an exported history (expected {{"workflow": {{...}}, "events": [...]}}'
             " as written by `assay workflow export`)"
         )
     return doc
 
 
-def _fetch(workflow_ids: tuple[str, ...], workflow_type: str | None, status: str | None, limit: int) -> list[dict]:
+def _fetch(
+    workflow_ids: tuple[str, ...], workflow_type: str | None, status: str | None, limit: int
+) -> list[dict]:
     c = common.client()
     ids = list(workflow_ids)
     if workflow_type:
-        rows = c.list_workflows(workflow_type=workflow_type, status=status.upper() if status else None, limit=limit)
+        rows = c.list_workflows(
+            workflow_type=workflow_type, status=status.upper() if status else None, limit=limit
+        )
         ids += [r["id"] for r in rows if r["id"] not in ids]
     return [c.export_workflow(i) for i in ids]
 
@@ -86,9 +90,15 @@ def _replay(worker_file: str, docs: list[dict]) -> list[dict]:
     help="A history written by `assay workflow export` (repeatable).",
 )
 @click.option(
-    "--workflow-id", "workflow_ids", multiple=True, metavar="ID", help="Fetch this workflow's history (repeatable)."
+    "--workflow-id",
+    "workflow_ids",
+    multiple=True,
+    metavar="ID",
+    help="Fetch this workflow's history (repeatable).",
 )
-@click.option("-t", "--type", "workflow_type", metavar="TYPE", help="Fetch the histories of this workflow type.")
+@click.option(
+    "-t", "--type", "workflow_type", metavar="TYPE", help="Fetch the histories of this workflow type."
+)
 @click.option(
     "--status",
     type=common.CaseFreeChoice(STATUSES),

@@ -104,7 +104,9 @@ def start(
 @click.option("-t", "--type", "workflow_type", metavar="TYPE", help="Only workflows of this type.")
 @click.option("--search-attrs", metavar="JSON", help="Filter on search attributes: JSON object, @FILE or -.")
 @click.option(
-    "--stuck", is_flag=True, help="Only workflows whose workflow tasks keep failing (shows why and how often)."
+    "--stuck",
+    is_flag=True,
+    help="Only workflows whose workflow tasks keep failing (shows why and how often).",
 )
 @click.option("--build-id", metavar="ID", help="Only workflows a worker with this build id ran tasks of.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most rows to show.")
@@ -344,7 +346,9 @@ def export(workflow_id: str) -> None:
     ),
 )
 @workflow_id_arg
-@click.option("--to-event", type=click.IntRange(min=1), metavar="SEQ", help="Keep the history up to this event.")
+@click.option(
+    "--to-event", type=click.IntRange(min=1), metavar="SEQ", help="Keep the history up to this event."
+)
 @click.option(
     "--to-last-task",
     is_flag=True,

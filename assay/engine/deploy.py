@@ -46,7 +46,11 @@ def apply_record_version(tx: Tx, wf: Record, c: dict[str, Any], now: float) -> b
     """Append the marker unless this workflow already has one for the change id (first value wins)."""
     for ev in tx.list_events(wf["id"]):
         p = ev["payload"]
-        if ev["event_type"] == VERSION_MARKER and isinstance(p, dict) and p.get("change_id") == c["change_id"]:
+        if (
+            ev["event_type"] == VERSION_MARKER
+            and isinstance(p, dict)
+            and p.get("change_id") == c["change_id"]
+        ):
             return False
     tx.append_event(wf["id"], VERSION_MARKER, {"change_id": c["change_id"], "version": c["version"]}, now)
     return True

@@ -15,7 +15,6 @@ among them, the cancellation request if it is among them. What happens to the re
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from assay.engine import states
 from assay.engine.core import EngineBase
@@ -52,7 +51,9 @@ def last_task_seq(events: list[Record]) -> int:
 
 
 class ResetOps(EngineBase):
-    def reset_workflow(self, wf_id: str, *, to_event: int | None = None, to_last_task: bool = False) -> Record:
+    def reset_workflow(
+        self, wf_id: str, *, to_event: int | None = None, to_last_task: bool = False
+    ) -> Record:
         if (to_event is None) == (not to_last_task):
             raise BadRequest("give exactly one of 'to_event' (an event seq) or 'to_last_task': true")
         with self._tx() as (tx, fx):
@@ -101,7 +102,9 @@ class ResetOps(EngineBase):
             for ev in later_signals:
                 p = ev["payload"] if isinstance(ev["payload"], dict) else {}
                 tx.insert_signal(new_id, str(p.get("signal")), p.get("payload"), now)
-                tx.append_event(new_id, "SignalReceived", {"signal": p.get("signal"), "payload": p.get("payload")}, now)
+                tx.append_event(
+                    new_id, "SignalReceived", {"signal": p.get("signal"), "payload": p.get("payload")}, now
+                )
             for child_id in started_children:
                 child = tx.get_workflow(child_id)
                 if child and child.get("parent_id") == old["id"] and not states.is_terminal(child["status"]):

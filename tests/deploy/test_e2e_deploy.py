@@ -142,7 +142,10 @@ def test_versioning_gate_stuck_and_reset(engine, logdir, tmp_path):
     assert r2["result"]["path"] == "v2" and names(engine, "o-2") == ["reserve", "fraud_check", "charge"]
     assert r2["result"]["patched"] is True
     markers = [e["payload"] for e in events(engine, "o-2") if e["event_type"] == "VersionMarkerRecorded"]
-    assert markers == [{"change_id": "fraud-check", "version": 2}, {"change_id": "fraud-check-log", "version": 1}]
+    assert markers == [
+        {"change_id": "fraud-check", "version": 2},
+        {"change_id": "fraud-check-log", "version": 1},
+    ]
     assert r3["status"] == "COMPLETED" and r3["result"]["path"] == "v1" and r3["stuck"] is None
     assert set(r3["build_ids"]) >= {"unsafe-1", "v2-1"}
     listed = cli(engine, "workflow", "list", "--build-id", "unsafe-1", "-o", "json")
@@ -154,5 +157,7 @@ def test_versioning_gate_stuck_and_reset(engine, logdir, tmp_path):
 def test_upstream_style_registration_without_build_id(engine):
     status, out, _ = http("POST", engine.api + "/workers/register", {"identity": "old", "queue": "zz"})
     assert status == 200 and out["worker_id"]
-    status, out, _ = http("POST", engine.api + "/workers/register", {"identity": "x", "queue": "zz", "build_id": 7})
+    status, out, _ = http(
+        "POST", engine.api + "/workers/register", {"identity": "x", "queue": "zz", "build_id": 7}
+    )
     assert status == 400 and "build_id" in out["error"]
