@@ -70,6 +70,8 @@ class SseEvent(StrEnum):
     workflow_cancelled = "workflow_cancelled"
     workflow_terminated = "workflow_terminated"
     signal_received = "signal_received"
+    task_completed = "task_completed"
+    task_failed = "task_failed"
     schedule_triggered = "schedule_triggered"
 
 
