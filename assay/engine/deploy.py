@@ -17,12 +17,13 @@ from assay.engine.core import EngineBase
 from assay.engine.notify import Effects
 from assay.engine.validate import req_int, req_str
 from assay.errors import BadRequest, Conflict
+from assay.protocol import CommandType, EventType, SseEvent
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.deploy")
 
-RECORD_VERSION = "RecordVersion"
-VERSION_MARKER = "VersionMarkerRecorded"
+RECORD_VERSION = CommandType.RecordVersion
+VERSION_MARKER = EventType.VersionMarkerRecorded
 #: consecutive failed workflow tasks after which a workflow is flagged as stuck
 STUCK_AFTER = 3
 MAX_BUILD_ID = 128
@@ -128,7 +129,7 @@ class DeployOps(EngineBase):
                 fields["stuck_since"] = now
             tx.update_workflow(wf_id, **fields)
             if not wf.get("stuck_reason"):
-                fx.sse("workflow_stuck", {**wf, **fields})
+                fx.sse(SseEvent.workflow_stuck, {**wf, **fields})
         if delay:
             fx.wake_loop("activities")  # its retry wake-up wakes the queue when the delay ends
         else:

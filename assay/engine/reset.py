@@ -19,22 +19,25 @@ import re
 from assay.engine import states
 from assay.engine.core import EngineBase
 from assay.errors import BadRequest, Conflict
+from assay.protocol import EventType
 from assay.store.base import Record, Tx
 
 #: events that start a workflow task (everything after one of them up to the next is that task's output)
 WAKE_EVENTS = frozenset(
     {
-        "WorkflowStarted",
-        "ActivityCompleted",
-        "ActivityFailed",
-        "TimerFired",
-        "SignalReceived",
-        "ChildWorkflowCompleted",
-        "ChildWorkflowFailed",
-        "WorkflowCancelRequested",
+        EventType.WorkflowStarted,
+        EventType.ActivityCompleted,
+        EventType.ActivityFailed,
+        EventType.TimerFired,
+        EventType.SignalReceived,
+        EventType.ChildWorkflowCompleted,
+        EventType.ChildWorkflowFailed,
+        EventType.WorkflowCancelRequested,
     }
 )
-TERMINAL_EVENTS = frozenset({"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled", "WorkflowTimedOut"})
+TERMINAL_EVENTS = frozenset(
+    {EventType.WorkflowCompleted, EventType.WorkflowFailed, EventType.WorkflowCancelled}
+)
 _RESET_SUFFIX = re.compile(r"-reset-\d+(?:-\d+)?$")
 
 
@@ -98,12 +101,17 @@ class ResetOps(EngineBase):
                 if int(ev["seq"]) > seq:
                     break
                 self._copy_event(tx, new_id, ev, started_children)
-            later_signals = [e for e in events if int(e["seq"]) > seq and e["event_type"] == "SignalReceived"]
+            later_signals = [
+                e for e in events if int(e["seq"]) > seq and e["event_type"] == EventType.SignalReceived
+            ]
             for ev in later_signals:
                 p = ev["payload"] if isinstance(ev["payload"], dict) else {}
                 tx.insert_signal(new_id, str(p.get("signal")), p.get("payload"), now)
                 tx.append_event(
-                    new_id, "SignalReceived", {"signal": p.get("signal"), "payload": p.get("payload")}, now
+                    new_id,
+                    EventType.SignalReceived,
+                    {"signal": p.get("signal"), "payload": p.get("payload")},
+                    now,
                 )
             for child_id in started_children:
                 child = tx.get_workflow(child_id)
@@ -124,13 +132,13 @@ class ResetOps(EngineBase):
         t, p = ev["event_type"], ev["payload"]
         pd = p if isinstance(p, dict) else {}
         tx.append_event(new_id, t, p, ev["timestamp"])
-        if t == "SideEffectRecorded" and isinstance(pd.get("side_effect_seq"), int):
+        if t == EventType.SideEffectRecorded and isinstance(pd.get("side_effect_seq"), int):
             tx.insert_side_effect(new_id, pd["side_effect_seq"], str(pd.get("name") or ""), pd.get("value"))
-        elif t == "SignalReceived":
+        elif t == EventType.SignalReceived:
             tx.insert_signal(new_id, str(pd.get("signal")), pd.get("payload"), ev["timestamp"])
-        elif t == "WorkflowCancelRequested":
+        elif t == EventType.WorkflowCancelRequested:
             tx.update_workflow(new_id, cancel_requested=True)
-        elif t == "ChildWorkflowStarted" and pd.get("child_workflow_id"):
+        elif t == EventType.ChildWorkflowStarted and pd.get("child_workflow_id"):
             started_children.append(str(pd["child_workflow_id"]))
 
     def _derive_reset_id(self, tx: Tx, old_id: str) -> str:

@@ -15,6 +15,7 @@ import time
 import urllib.parse
 from typing import Any
 
+from assay.protocol import HISTORY_FORMAT
 from assay.sdk.sse import EventStream
 from assay.sdk.transport import DEFAULT_URL, NO_BODY, Transport
 
@@ -22,8 +23,6 @@ STATUSES = ("PENDING", "RUNNING", "WAITING", "COMPLETED", "FAILED", "CANCELLED",
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 TERMINAL_EVENTS = frozenset({"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled"})
 OVERLAP_POLICIES = ("skip", "queue", "cancel_old", "allow_all")
-#: `format` of an exported history document (`assay workflow export`, `assay replay --history`)
-HISTORY_FORMAT = "assay-history/1"
 
 
 def _seg(value: str) -> str:
