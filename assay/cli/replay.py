@@ -110,6 +110,7 @@ def _replay(worker_file: str, docs: list[dict]) -> list[dict]:
     type=click.IntRange(min=1, max=1000),
     default=100,
     show_default=True,
+    metavar="N",
     help="With --type: most workflows to fetch (newest first).",
 )
 def replay(
