@@ -61,15 +61,15 @@ def _fetch(
 
 
 def _replay(worker_file: str, docs: list[dict]) -> list[dict]:
-    ext = os.path.splitext(worker_file)[1].lower()
-    if ext == ".lua":
-        from assay.lua.replay_gate import ScriptError, replay_lua
+    from assay.replay_gate import GateError, replay_file
 
-        try:
-            return replay_lua(worker_file, docs)
-        except ScriptError as e:
-            raise click.ClickException(f"{worker_file} does not load: {e.message}") from None
-    raise UsageError(f"WORKER_FILE must be a .lua worker file, got {worker_file}")
+    ext = os.path.splitext(worker_file)[1].lower()
+    if ext not in (".lua", ".py"):
+        raise UsageError(f"WORKER_FILE must be a .lua or .py worker file, got {worker_file}")
+    try:
+        return replay_file(worker_file, docs)
+    except GateError as e:
+        raise click.ClickException(str(e)) from None
 
 
 @click.command(
@@ -121,7 +121,7 @@ def replay(
     status: str | None,
     limit: int,
 ) -> None:
-    """Replay workflow histories through WORKER_FILE's workflow code: the deploy gate.
+    """Replay workflow histories through WORKER_FILE's workflow code (.lua or .py): the deploy gate.
 
     Each history runs through the handlers the file defines, with no side effects: activities are not
     run, side effects are not computed, nothing is written to the engine (histories are only read), and

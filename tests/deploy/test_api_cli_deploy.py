@@ -94,7 +94,7 @@ def test_replay_usage_errors(tmp_path):
     good = tmp_path / "g.json"
     good.write_text(json.dumps({"workflow": {"id": "a", "workflow_type": "T"}, "events": []}))
     r = _cli("replay", str(other), "--history", str(good))
-    assert r.exit_code == 64 and ".lua" in r.output
+    assert r.exit_code == 64 and ".lua or .py" in r.output
     broken = tmp_path / "broken.lua"
     broken.write_text("this is not lua")
     r = _cli("replay", str(broken), "--history", str(good))
