@@ -2,9 +2,8 @@
 docs/versioning.md) through a worker file's workflow code, offline, and report the first divergence.
 
 Lua files go through the Lua runtime's replay mode (assay/lua/replay_gate.py). Python files go through
-`assay.workflow`'s pure replay (`replay.run(handler, task, history)`), driven from outside: the code is
-replayed over the history cut before each command event, and must produce that command there (the same
-check a workflow task makes, event by event). Each result is
+`assay.workflow`'s pure replay (`replay.run(handler, task, history)`); the run state its ctx carries
+says which of the history's commands the code reached, checked by the same rules as the Lua side. Each result is
 `{"ok", "outcome", "divergence": {"event_seq", "history", "code", "message"} | None, "error"}`.
 """
 
@@ -67,10 +66,24 @@ def replay_python(path: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]
                 }
             )
             continue
-        out.append(
-            check_history(lambda task, hist, h=handler: pyreplay.run(h, task, hist), wf, doc["events"])
-        )
+        out.append(check_history(_runner(pyreplay, handler), wf, doc["events"]))
     return out
+
+
+def _runner(pyreplay: Any, handler: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
+    """Run the pure replay and keep the run state its ctx carries (its counters say what the code reached)."""
+
+    def run(task: dict[str, Any], history: list[dict[str, Any]]) -> tuple[Any, Any]:
+        box: dict[str, Any] = {}
+
+        def spy(ctx: Any, input: Any) -> Any:
+            box["ctx"] = ctx
+            return handler(ctx, input)
+
+        result = pyreplay.run(spy, task, history)
+        return result, getattr(box.get("ctx"), "_rs", None)
+
+    return run
 
 
 def _task(wf: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -89,54 +102,119 @@ def _task(wf: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[st
     }
 
 
-def _expected(ev: Mapping[str, Any]) -> tuple[str, Callable[[Mapping[str, Any]], bool]] | None:
-    """What the code must produce at this history event: (description, matcher), or None (not a command)."""
-    t, p = ev.get("event_type"), ev.get("payload")
-    pd = p if isinstance(p, dict) else {}
-    if t == EventType.ActivityScheduled:
-        seq, name = pd.get("activity_seq"), pd.get("name")
-        return (
-            f"ActivityScheduled '{name}' (activity #{seq})",
-            lambda c: (
-                c.get("type") == CommandType.ScheduleActivity
-                and c.get("seq") == seq
-                and c.get("name") == name
-            ),
-        )
-    if t == EventType.TimerScheduled:
-        seq = pd.get("timer_seq")
-        return (
-            f"TimerScheduled {pd.get('duration_secs')}s (timer #{seq})",
-            lambda c: c.get("type") == CommandType.ScheduleTimer and c.get("seq") == seq,
-        )
-    if t == EventType.ChildWorkflowStarted:
-        cid = pd.get("child_workflow_id")
-        return (
-            f"ChildWorkflowStarted '{cid}'",
-            lambda c: c.get("type") == CommandType.StartChildWorkflow and c.get("workflow_id") == cid,
-        )
-    if t == EventType.WorkflowAwaitingSignal:
-        name = pd.get("signal")
-        return (
-            f"WorkflowAwaitingSignal '{name}'",
-            lambda c: c.get("type") == CommandType.WaitForSignal and c.get("name") == name,
-        )
-    if t == EventType.WorkflowCompleted:
-        if isinstance(p, dict) and p.get("continued_as_new"):
-            return (
-                "WorkflowCompleted (continued as new)",
-                lambda c: c.get("type") == CommandType.ContinueAsNew,
+def _commands(evs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The commands a history holds, each with how to tell the code reached it (see docs/versioning.md)."""
+    out: list[dict[str, Any]] = []
+    signals: dict[str, int] = {}
+    children = 0
+    for ev in evs:
+        t, p, seq = ev.get("event_type"), ev.get("payload"), ev.get("seq")
+        pd = p if isinstance(p, dict) else {}
+        if t == EventType.ActivityScheduled and isinstance(pd.get("activity_seq"), int):
+            k = pd["activity_seq"]
+            out.append(
+                {
+                    "seq": seq,
+                    "kind": "act",
+                    "key": k,
+                    "desc": f"ActivityScheduled '{pd.get('name')}' (activity #{k})",
+                }
             )
-        return ("WorkflowCompleted", lambda c: c.get("type") == CommandType.CompleteWorkflow)
-    if t == EventType.WorkflowFailed and not pd.get("terminated"):
-        return (f"WorkflowFailed ({pd.get('error')})", lambda c: c.get("type") == CommandType.FailWorkflow)
+        elif t == EventType.TimerScheduled and isinstance(pd.get("timer_seq"), int):
+            k = pd["timer_seq"]
+            out.append(
+                {
+                    "seq": seq,
+                    "kind": "timer",
+                    "key": k,
+                    "desc": f"TimerScheduled {pd.get('duration_secs')}s (timer #{k})",
+                }
+            )
+        elif t == EventType.SideEffectRecorded and isinstance(pd.get("side_effect_seq"), int):
+            k = pd["side_effect_seq"]
+            out.append(
+                {
+                    "seq": seq,
+                    "kind": "effect",
+                    "key": k,
+                    "desc": f"SideEffectRecorded '{pd.get('name')}' (#{k})",
+                }
+            )
+        elif t == EventType.ChildWorkflowStarted:
+            children += 1
+            out.append(
+                {
+                    "seq": seq,
+                    "kind": "child",
+                    "key": children,
+                    "desc": f"ChildWorkflowStarted '{pd.get('child_workflow_id')}'",
+                }
+            )
+        elif t == EventType.SignalReceived and pd.get("signal") is not None:
+            signals[str(pd["signal"])] = signals.get(str(pd["signal"]), 0) + 1
+        elif t == EventType.WorkflowAwaitingSignal and pd.get("signal") is not None:
+            name = str(pd["signal"])
+            out.append(
+                {
+                    "seq": seq,
+                    "kind": "wait",
+                    "key": name,
+                    "need": signals.get(name, 0) + 1,
+                    "timer": pd.get("timer_seq"),
+                    "desc": f"WorkflowAwaitingSignal '{name}'",
+                }
+            )
+    return out
+
+
+def _reached(c: Mapping[str, Any], rs: Any, result: Any) -> bool:
+    kind = c["kind"]
+    if kind == "act":
+        return c["key"] <= getattr(rs, "n_act", 0)
+    if kind == "timer":
+        return c["key"] <= getattr(rs, "n_timer", 0)
+    if kind == "effect":
+        return c["key"] <= getattr(rs, "n_effect", 0)
+    if kind == "child":
+        return c["key"] <= getattr(rs, "children_reached", 0)
+    # a wait: passed (that many signals consumed), timed out (its timer reached), or waiting now
+    if isinstance(c.get("timer"), int) and c["timer"] <= getattr(rs, "n_timer", 0):
+        return True
+    consumed = (getattr(rs, "sig_cursor", None) or {}).get(c["key"], 0)
+    if consumed >= c["need"]:
+        return True
+    waiting = any(
+        x.get("type") == CommandType.WaitForSignal and x.get("name") == c["key"] for x in result.commands
+    )
+    return consumed == c["need"] - 1 and waiting
+
+
+def _ending(evs: Sequence[Mapping[str, Any]]) -> tuple[Any, str, str] | None:
+    """(event seq, description, the command type the code must end with) of a code-made ending."""
+    for ev in evs:
+        t, p = ev.get("event_type"), ev.get("payload")
+        if t == EventType.WorkflowCompleted:
+            if isinstance(p, dict) and p.get("continued_as_new"):
+                return ev.get("seq"), "WorkflowCompleted (continued as new)", CommandType.ContinueAsNew
+            return ev.get("seq"), "WorkflowCompleted", CommandType.CompleteWorkflow
+        if t == EventType.WorkflowFailed:
+            pd = p if isinstance(p, dict) else {}
+            if pd.get("terminated"):
+                return None
+            return ev.get("seq"), f"WorkflowFailed ({pd.get('error')})", CommandType.FailWorkflow
     return None
 
 
 def _did(result: Any) -> str:
     if result.task_error:
         return f"fails the workflow task: {result.task_error}"
-    cmds = [c for c in result.commands if c.get("type") not in (CommandType.RecordSnapshot,)]
+    inline = (
+        CommandType.RecordSnapshot,
+        CommandType.RecordVersion,
+        CommandType.RecordSideEffect,
+        CommandType.UpsertSearchAttributes,
+    )
+    cmds = [c for c in result.commands if c.get("type") not in inline]
     if not cmds:
         return "sends no command"
     c = cmds[-1] if result.summary != "suspended" else cmds[0]
@@ -166,41 +244,44 @@ def _divergence(seq: Any, history: str, code: str) -> dict[str, Any]:
 
 
 def check_history(
-    run: Callable[[dict[str, Any], list[dict[str, Any]]], Any],
+    run: Callable[[dict[str, Any], list[dict[str, Any]]], tuple[Any, Any]],
     wf: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """Replay `events` through `run(task, history) -> result(commands, summary, task_error)`, event by event."""
+    """Replay `events` with `run(task, history) -> (result, run state)` and compare: every command of the
+    history reached, the same ending, no failed task."""
     evs = sorted((dict(e) for e in events), key=lambda e: int(e.get("seq") or 0))
     task = _task(wf, evs)
-    cancelled_at = next(
-        (int(e["seq"]) for e in evs if e.get("event_type") == EventType.WorkflowCancelRequested), None
-    )
-    for i, ev in enumerate(evs):
-        if cancelled_at is not None and int(ev["seq"]) > cancelled_at:
-            break  # after a cancellation request the code's path is the cancellation's
-        want = _expected(ev)
-        if want is None:
-            continue
-        prefix = evs[:i]
-        r = run(task, prefix)
-        if r.task_error or not any(want[1](c) for c in r.commands):
-            return {"ok": False, "outcome": r.summary, "divergence": _divergence(ev["seq"], want[0], _did(r))}
-    full = run(task, evs)
-    if full.task_error:
-        # find where: the shortest history on which the code fails its task
+    result, rs = run(task, evs)
+    if result.task_error:
+        # where: the shortest history on which the code fails its task
         for i in range(1, len(evs) + 1):
-            r = run(task, evs[:i])
+            r, _ = run(task, evs[:i])
             if r.task_error:
                 ev = evs[i - 1]
-                return {
-                    "ok": False,
-                    "outcome": "task failed",
-                    "divergence": _divergence(ev["seq"], str(ev.get("event_type")), _did(r)),
-                }
+                div = _divergence(ev["seq"], str(ev.get("event_type")), _did(r))
+                return {"ok": False, "outcome": "task failed", "divergence": div}
         return {
             "ok": False,
             "outcome": "task failed",
-            "divergence": _divergence("?", "its events", _did(full)),
+            "divergence": _divergence("?", "its events", _did(result)),
         }
-    return {"ok": True, "outcome": full.summary}
+    if getattr(rs, "cancelled", False):
+        return {"ok": True, "outcome": result.summary}
+    for c in _commands(evs):
+        if not _reached(c, rs, result):
+            return {
+                "ok": False,
+                "outcome": result.summary,
+                "divergence": _divergence(c["seq"], c["desc"], _did(result)),
+            }
+    end = _ending(evs)
+    if end is not None:
+        kinds = [c.get("type") for c in result.commands]
+        if end[2] not in kinds:
+            return {
+                "ok": False,
+                "outcome": result.summary,
+                "divergence": _divergence(end[0], end[1], _did(result)),
+            }
+    return {"ok": True, "outcome": result.summary}
