@@ -320,10 +320,13 @@ SCHEMAS: dict[str, Any] = {
         description="the code could not run this workflow task (nondeterminism); the workflow is kept",
     ),
     "FailedWorkflowTask": obj({"failures": INT, "stuck": BOOL}, ("failures", "stuck")),
-    "Reset": obj(
-        {"to_event": {"type": "integer", "minimum": 1}, "to_last_task": BOOL},
-        description="exactly one of to_event (an event seq) or to_last_task: true",
-    ),
+    "Reset": {
+        "oneOf": [
+            obj({"to_event": {"type": "integer", "minimum": 1}}, ("to_event",), extra=False),
+            obj({"to_last_task": {"const": True}}, ("to_last_task",), extra=False),
+        ],
+        "description": "exactly one of to_event (an event seq: keep the history up to it) or to_last_task: true",
+    },
     "CombinedPoll": obj(
         {
             "queue": STR,
