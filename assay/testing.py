@@ -162,15 +162,23 @@ class Engine:
 
     def result(self, workflow_id: str, *, max_skip_secs: float = 100 * 365 * 86400.0) -> Any:
         """Run (skipping time whenever nothing else can happen) until the workflow is terminal; return its
-        result. Raises WorkflowFailed when it did not complete and WorkflowStuck when it waits for
+        result (following continue-as-new to the last run of the chain). Raises WorkflowFailed when it did not complete and WorkflowStuck when it waits for
         something no timer will bring (a signal)."""
         limit = self.clock.now() + max_skip_secs
         for _ in range(_MAX_STEPS):
             self.run_until_idle()
             wf = self.engine.get_workflow(workflow_id)
             if states.is_terminal(wf["status"]):
+                res = wf.get("result")
+                if (
+                    wf["status"] == states.COMPLETED
+                    and isinstance(res, dict)
+                    and list(res) == ["continued_as_new"]
+                ):
+                    workflow_id = str(res["continued_as_new"])  # follow the chain to its last run
+                    continue
                 if wf["status"] == states.COMPLETED:
-                    return wf.get("result")
+                    return res
                 raise WorkflowFailed(workflow_id, wf["status"], wf.get("error"))
             nxt = self._next_due()
             if nxt is None or nxt > limit:
