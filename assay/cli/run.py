@@ -142,7 +142,9 @@ def run_python(path: str, args: list[str], debug: bool) -> int:
         else:
             # the user's own frames (not runpy's); ASSAY_DEBUG=1 shows the whole traceback
             tb = e.__traceback__
-            while tb is not None and "runpy" in tb.tb_frame.f_code.co_filename:
+            while tb is not None and (
+                "runpy" in tb.tb_frame.f_code.co_filename or tb.tb_frame.f_code.co_filename == __file__
+            ):
                 tb = tb.tb_next
             click.echo("".join(tb_mod.format_exception(type(e), e, tb)).rstrip(), err=True)
         return 1
