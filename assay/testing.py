@@ -140,7 +140,7 @@ class Engine:
         self.engine.cancel(workflow_id, reason)
         self.run_until_idle()
 
-    def create_schedule(self, **spec: Any) -> dict:
+    def create_schedule(self, **spec: Any) -> dict[str, Any]:
         """Create a cron schedule (the fields of `POST /schedules`); fires as the fake clock passes it."""
         self.queues.add(spec.get("task_queue") or "default")
         return self.engine.create_schedule(spec)
@@ -193,11 +193,11 @@ class Engine:
         raise WorkflowStuck(f"workflow {workflow_id}: gave up after {_MAX_STEPS} steps")
 
     # -- reading -------------------------------------------------------------------------------------------
-    def describe(self, workflow_id: str) -> dict:
+    def describe(self, workflow_id: str) -> dict[str, Any]:
         """The workflow record (as `GET /workflows/{id}` answers it)."""
         return records.workflow(self.engine.get_workflow(workflow_id))
 
-    def events(self, workflow_id: str) -> list[dict]:
+    def events(self, workflow_id: str) -> list[dict[str, Any]]:
         """The workflow's events (event_type, payload, seq, timestamp)."""
         return [records.event(e) for e in self.engine.list_events(workflow_id)]
 
@@ -248,7 +248,7 @@ class Engine:
                 return ran
         raise WorkflowStuck(f"more than {_MAX_STEPS} tasks without becoming idle (a workflow loops?)")
 
-    def _run_workflow(self, task: dict) -> None:
+    def _run_workflow(self, task: dict[str, Any]) -> None:
         res = replay.run(self.workflows.get(str(task["workflow_type"])), task)
         if res.task_error is not None:
             raise WorkflowTaskError(f"workflow {task['workflow_id']}: {res.task_error}")
@@ -257,7 +257,7 @@ class Engine:
                 self.queues.add(str(c["task_queue"]))
         self.engine.submit_commands(task["workflow_id"], self.worker_id, res.commands)
 
-    def _run_activity(self, task: dict) -> None:
+    def _run_activity(self, task: dict[str, Any]) -> None:
         def beat(details: Any) -> bool:
             try:
                 out = self.engine.heartbeat_activity(task["id"], details, self.worker_id)

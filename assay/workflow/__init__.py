@@ -97,14 +97,15 @@ def connect(
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
     _state["transport"] = transport
-    _state["client"] = Client(url, api_key=key, timeout=timeout)
-    return _state["client"]
+    c = Client(url, api_key=key, timeout=timeout)
+    _state["client"] = c
+    return c
 
 
 def client() -> Client:
     """The `assay.sdk.Client` of the current connection (every management method lives there)."""
     c = _state["client"]
-    if c is None:
+    if not isinstance(c, Client):
         raise WorkerError("workflow: not connected (call workflow.connect(url) first)")
     return c
 
@@ -141,7 +142,7 @@ def listen(
 
 
 # -- management: thin re-exports of assay.sdk.Client methods (no second implementation) ----------------
-def start(workflow_type: str, input: Any = None, **kw: Any) -> dict:
+def start(workflow_type: str, input: Any = None, **kw: Any) -> dict[str, Any]:
     """Client.start_workflow: start a workflow; kw: workflow_id, task_queue, search_attributes, namespace."""
     return client().start_workflow(workflow_type, kw.pop("workflow_id", None), input=input, **kw)
 
@@ -151,7 +152,7 @@ def signal(workflow_id: str, name: str, payload: Any = None) -> Any:
     return client().signal_workflow(workflow_id, name, payload)
 
 
-def describe(workflow_id: str) -> dict:
+def describe(workflow_id: str) -> dict[str, Any]:
     """Client.describe_workflow."""
     return client().describe_workflow(workflow_id)
 
@@ -166,31 +167,33 @@ def terminate(workflow_id: str, reason: str | None = None) -> Any:
     return client().terminate_workflow(workflow_id, reason)
 
 
-def list(**filters: Any) -> builtins.list[dict]:  # noqa: A001 - the Lua module's name
+def list(**filters: Any) -> builtins.list[dict[str, Any]]:  # noqa: A001 - the Lua module's name
     """Client.list_workflows (status=, workflow_type=, search_attrs=, limit=, offset=, namespace=)."""
     return client().list_workflows(**filters)
 
 
-def get_events(workflow_id: str) -> builtins.list[dict]:
+def get_events(workflow_id: str) -> builtins.list[dict[str, Any]]:
     """Client.workflow_events."""
     return client().workflow_events(workflow_id)
 
 
-def get_state(workflow_id: str, name: str | None = None) -> dict:
+def get_state(workflow_id: str, name: str | None = None) -> dict[str, Any]:
     """Client.workflow_state: the latest query snapshot (one query when `name` is given)."""
     return client().workflow_state(workflow_id, name)
 
 
-def list_children(workflow_id: str) -> builtins.list[dict]:
+def list_children(workflow_id: str) -> builtins.list[dict[str, Any]]:
     """Client.workflow_children."""
     return client().workflow_children(workflow_id)
 
 
-def continue_as_new(workflow_id: str, input: Any = None, new_workflow_id: str | None = None) -> dict:
+def continue_as_new(
+    workflow_id: str, input: Any = None, new_workflow_id: str | None = None
+) -> dict[str, Any]:
     """Client.continue_as_new (from outside the workflow)."""
     return client().continue_as_new(workflow_id, input, new_workflow_id)
 
 
-def wait(workflow_id: str, timeout: float | None = None) -> dict:
+def wait(workflow_id: str, timeout: float | None = None) -> dict[str, Any]:
     """Client.wait: block until the workflow is terminal; returns its record."""
     return client().wait(workflow_id, timeout=timeout)

@@ -314,7 +314,7 @@ class WorkflowContext:
                 raise TypeError(f"ctx.execute_parallel: item {i} must be (name, input, opts)")
             if opts is not None and not isinstance(opts, Mapping):
                 raise TypeError(f"ctx.execute_parallel: item {i} opts must be a dict")
-            _need_name("execute_parallel", f"item {i} name", name)
+            name = _need_name("execute_parallel", f"item {i} name", name)
             rs.n_act += 1
             seq = rs.n_act
             r = self._outcome(seq, name)

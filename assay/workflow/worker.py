@@ -492,7 +492,12 @@ def listen_with(
     signals.install()
     watcher = None
     if stop is not None:  # an embedding program's own stop switch
-        watcher = threading.Thread(target=lambda: (stop.wait(), w.request_stop()), daemon=True)
+
+        def watch() -> None:
+            stop.wait()
+            w.request_stop()
+
+        watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
     try:
         if not w.register():
