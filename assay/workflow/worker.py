@@ -217,10 +217,8 @@ class Worker:
             res = replay.run(registry.WORKFLOWS.get(str(task.get("workflow_type"))), task)
             cmds, summary, task_error = res.commands, res.summary, res.task_error
         if task_error is not None:
-            # The task fails, the workflow is untouched: the engine gives the task back (with a growing
-            # backoff) and a worker with the right code picks it up later.
-            log.error("%s (%s): workflow task failed: %s", what, task.get("workflow_type"), task_error)
-            cmds = [{"type": "FailWorkflowTask", "error": task_error}]
+            self.fail_workflow_task(wid, what, str(task.get("workflow_type")), task_error)
+            return
         body = {"worker_id": self.worker_id, "commands": cmds}
         out = self.deliver(what, f"/workflow-tasks/{_pct(wid)}/commands", body)
         if out is None:
@@ -230,12 +228,30 @@ class Worker:
             log.debug("%s (%s): %d command(s), %s", what, task.get("workflow_type"), len(cmds), summary)
         elif status == 409:
             log.info("%s: lease lost (another worker took the task over); commands discarded", what)
-        elif task_error is None:
+        else:
             msg = str(value.get("error") if isinstance(value, dict) else raw[:500].decode("utf-8", "replace"))
             log.error("%s: engine rejected the commands (HTTP %d): %s", what, status, msg)
             if status == 400:
                 with self._rej_lock:
                     self.rejected[wid] = (n_events, msg)
+
+    def fail_workflow_task(self, wid: str, what: str, wf_type: str, error: str) -> None:
+        """The code cannot run this task (nondeterminism): the task fails, the workflow is untouched. The
+        engine hands it out again after a growing backoff (and flags the workflow as stuck when it keeps
+        failing); a worker with the right code picks it up and it runs on."""
+        log.error("%s (%s): workflow task failed: %s", what, wf_type, error)
+        out = self.deliver(what, f"/workflow-tasks/{_pct(wid)}/fail", {"worker_id": self.worker_id, "error": error})
+        if out is None or out[0] not in (404, 405):
+            if out is not None and out[0] not in (200, 201, 204, 409):
+                log.error("%s: engine answered HTTP %d to the failed task: %s", what, out[0], out[2][:300])
+            return
+        # An engine without POST /workflow-tasks/{id}/fail: a batch it rejects (400) gives the task back the
+        # same way (release, backoff), and nothing is recorded.
+        self.deliver(
+            what,
+            f"/workflow-tasks/{_pct(wid)}/commands",
+            {"worker_id": self.worker_id, "commands": [{"type": "FailWorkflowTask", "error": error}]},
+        )
 
     # -- activity tasks -----------------------------------------------------------------------------
     def _heartbeat_activity(self, act_id: Any) -> Callable[[Any], bool]:
