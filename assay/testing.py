@@ -30,6 +30,7 @@ from assay.config import load_settings
 from assay.engine import Engine as _CoreEngine
 from assay.engine import states
 from assay.errors import AssayError
+from assay.protocol import DEFAULT_TASK_QUEUE, EventType, TaskKind
 from assay.store import open_store
 from assay.workflow import registry, replay
 from assay.workflow.errors import WorkflowError, WorkflowTaskError
@@ -74,9 +75,9 @@ class Engine:
         for name, fn in registry.ACTIVITIES.items():
             if module is None or getattr(fn, "__module__", None) == module.__name__:
                 self.activities[name] = fn
-        self.queues: set[str] = {"default"}
+        self.queues: set[str] = {DEFAULT_TASK_QUEUE}
         self.worker_id = self.engine.register_worker(
-            identity="assay.testing", queue="default", workflows=list(self.workflows),
+            identity="assay.testing", queue=DEFAULT_TASK_QUEUE, workflows=list(self.workflows),
             activities=list(self.activities),
         )  # fmt: skip
         self._retry_mark = self.clock.now() - 86400.0
@@ -117,7 +118,7 @@ class Engine:
         input: Any = None,
         *,
         workflow_id: str | None = None,
-        task_queue: str = "default",
+        task_queue: str = DEFAULT_TASK_QUEUE,
         search_attributes: Any = None,
     ) -> str:
         """Start a workflow and run it until it waits; returns its id."""
@@ -142,7 +143,7 @@ class Engine:
 
     def create_schedule(self, **spec: Any) -> dict[str, Any]:
         """Create a cron schedule (the fields of `POST /schedules`); fires as the fake clock passes it."""
-        self.queues.add(spec.get("task_queue") or "default")
+        self.queues.add(spec.get("task_queue") or DEFAULT_TASK_QUEUE)
         return self.engine.create_schedule(spec)
 
     def advance(self, seconds: float) -> None:
@@ -185,7 +186,7 @@ class Engine:
                 waiting = [
                     e["payload"]
                     for e in self.events(workflow_id)
-                    if e["event_type"] == "WorkflowAwaitingSignal"
+                    if e["event_type"] == EventType.WorkflowAwaitingSignal
                 ]
                 what = f" (last waiting for {waiting[-1]})" if waiting else ""
                 raise WorkflowStuck(f"workflow {workflow_id} is {wf['status']} and nothing is due{what}")
@@ -239,7 +240,7 @@ class Engine:
                     continue
                 progressed = True
                 ran += 1
-                if kind == "workflow_task":
+                if kind == TaskKind.workflow_task:
                     self._run_workflow(records.workflow_task(task))
                 else:
                     self._run_activity(records.activity(task))

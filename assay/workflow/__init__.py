@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any
 
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 from assay.sdk.client import Client
 from assay.workflow.errors import (
     ActivityError,
@@ -111,10 +112,10 @@ def client() -> Client:
 
 
 def listen(
-    queue: str = "default",
+    queue: str = DEFAULT_TASK_QUEUE,
     concurrency: int | None = None,
     *,
-    namespace: str = "main",
+    namespace: str = DEFAULT_NAMESPACE,
     identity: str | None = None,
     poll_wait_secs: float | None = None,
     heartbeat_interval_secs: float | None = None,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, CommandType, EventType
 from assay.workflow.errors import (
     ActivityError,
     Cancelled,
@@ -46,7 +47,10 @@ ACTIVITY_OPTIONS = (
     "schedule_to_close_secs",
     "non_retryable_errors",
 )
-_RAW_PAYLOAD = ("WorkflowStarted", "WorkflowCompleted")
+# Versioning words (board: #20). The engine side is deploy's; they move into assay.protocol with it.
+RECORD_VERSION = "RecordVersion"
+VERSION_MARKER = "VersionMarkerRecorded"
+_RAW_PAYLOAD = (EventType.WorkflowStarted, EventType.WorkflowCompleted)
 
 
 def maybe_json(v: Any, want: type | None = dict) -> Any:
@@ -108,46 +112,51 @@ def index(history: Sequence[Mapping[str, Any]] | None) -> HistoryIndex:
         seq = int(ev.get("seq") or 0)
         ts = ev.get("timestamp")
         idx.events += 1
-        if t == "ActivityScheduled":
+        if t == EventType.ActivityScheduled:
             if pt.get("activity_seq") is not None:
                 idx.scheduled[int(pt["activity_seq"])] = pt.get("name")
-        elif t in ("ActivityCompleted", "ActivityFailed"):
+        elif t in (EventType.ActivityCompleted, EventType.ActivityFailed):
             k = pt.get("activity_seq")
             if k is not None and int(k) not in idx.acts:
                 idx.acts[int(k)] = Outcome(
-                    t == "ActivityCompleted", pt.get("result"), pt.get("error"), seq, ts, pt.get("name")
+                    t == EventType.ActivityCompleted,
+                    pt.get("result"),
+                    pt.get("error"),
+                    seq,
+                    ts,
+                    pt.get("name"),
                 )
-        elif t == "TimerScheduled":
+        elif t == EventType.TimerScheduled:
             if pt.get("timer_seq") is not None:
                 idx.timer_seqs.add(int(pt["timer_seq"]))
-        elif t == "TimerFired":
+        elif t == EventType.TimerFired:
             k = pt.get("timer_seq")
             if k is not None and int(k) not in idx.timers:
                 idx.timers[int(k)] = (seq, ts)
-        elif t == "SideEffectRecorded":
+        elif t == EventType.SideEffectRecorded:
             k = pt.get("side_effect_seq")
             if k is not None and int(k) not in idx.effects:
                 idx.effects[int(k)] = (pt.get("value"), seq)
-        elif t == "SignalReceived":
+        elif t == EventType.SignalReceived:
             if pt.get("signal") is not None:
                 idx.signals.setdefault(str(pt["signal"]), []).append((seq, pt.get("payload"), ts))
-        elif t == "ChildWorkflowStarted":
+        elif t == EventType.ChildWorkflowStarted:
             if pt.get("child_workflow_id") is not None:
                 idx.child_types.setdefault(str(pt["child_workflow_id"]), pt.get("workflow_type"))
-        elif t in ("ChildWorkflowCompleted", "ChildWorkflowFailed"):
+        elif t in (EventType.ChildWorkflowCompleted, EventType.ChildWorkflowFailed):
             k = pt.get("child_workflow_id")
             if k is not None and str(k) not in idx.children:
                 idx.children[str(k)] = Outcome(
-                    t == "ChildWorkflowCompleted", pt.get("result"), pt.get("error"), seq, ts
+                    t == EventType.ChildWorkflowCompleted, pt.get("result"), pt.get("error"), seq, ts
                 )
-        elif t == "VersionMarkerRecorded":
+        elif t == VERSION_MARKER:
             cid, v = pt.get("change_id"), pt.get("version")
             if isinstance(cid, str) and isinstance(v, int) and cid not in idx.versions:
                 idx.versions[cid] = v
-        elif t == "WorkflowCancelRequested":
+        elif t == EventType.WorkflowCancelRequested:
             if idx.cancel is None:
                 idx.cancel = (pt.get("reason"), seq)
-        elif t == "WorkflowStarted":
+        elif t == EventType.WorkflowStarted:
             idx.started_at = ts
     return idx
 
@@ -218,8 +227,8 @@ class WorkflowContext:
         t = rs.task
         self.workflow_id: str = str(t.get("workflow_id"))
         self.workflow_type: str = str(t.get("workflow_type"))
-        self.namespace: str = str(t.get("namespace") or "main")
-        self.task_queue: str = str(t.get("task_queue") or "default")
+        self.namespace: str = str(t.get("namespace") or DEFAULT_NAMESPACE)
+        self.task_queue: str = str(t.get("task_queue") or DEFAULT_TASK_QUEUE)
         self.run_id: str | None = t.get("run_id")
 
     # -- internals ---------------------------------------------------------------------------------
@@ -254,7 +263,7 @@ class WorkflowContext:
         return exc
 
     def _schedule(self, seq: int, name: str, input: Any, opts: Mapping[str, Any]) -> Command:
-        cmd: Command = {"type": "ScheduleActivity", "seq": seq, "name": name,
+        cmd: Command = {"type": CommandType.ScheduleActivity, "seq": seq, "name": name,
                         "input": freeze(f"input of activity '{name}'", input)}  # fmt: skip
         for k, v in opts.items():
             if v is None:
@@ -351,7 +360,7 @@ class WorkflowContext:
             self._after_cancel(fired[0])
             self._advance(fired[1])
             return
-        self._suspend([{"type": "ScheduleTimer", "seq": seq, "duration_secs": float(seconds)}])
+        self._suspend([{"type": CommandType.ScheduleTimer, "seq": seq, "duration_secs": float(seconds)}])
 
     def _wait_signal(self, fname: str, name: str, timeout: float | None) -> tuple[bool, Any]:
         rs = self._rs
@@ -369,7 +378,7 @@ class WorkflowContext:
                 rs.sig_cursor[name] = cur
                 self._advance(sig[2])
                 return True, sig[1]
-            self._suspend([{"type": "WaitForSignal", "name": name}])
+            self._suspend([{"type": CommandType.WaitForSignal, "name": name}])
         rs.n_timer += 1
         tseq = rs.n_timer
         fired = rs.idx.timers.get(tseq)
@@ -384,8 +393,8 @@ class WorkflowContext:
             self._advance(fired[1])
             return False, None
         self._suspend([
-            {"type": "ScheduleTimer", "seq": tseq, "duration_secs": float(timeout)},  # type: ignore[arg-type]
-            {"type": "WaitForSignal", "name": name, "timer_seq": tseq},
+            {"type": CommandType.ScheduleTimer, "seq": tseq, "duration_secs": float(timeout)},  # type: ignore[arg-type]
+            {"type": CommandType.WaitForSignal, "name": name, "timer_seq": tseq},
         ])  # fmt: skip
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -427,7 +436,7 @@ class WorkflowContext:
                 workflow_id=workflow_id,
                 error=str(c.error),
             )
-        cmd: Command = {"type": "StartChildWorkflow", "workflow_id": workflow_id, "workflow_type": workflow_type,
+        cmd: Command = {"type": CommandType.StartChildWorkflow, "workflow_id": workflow_id, "workflow_type": workflow_type,
                         "input": freeze(f"input of child workflow '{workflow_id}'", input)}  # fmt: skip
         if task_queue is not None:
             cmd["task_queue"] = str(task_queue)
@@ -435,7 +444,7 @@ class WorkflowContext:
 
     def continue_as_new(self, input: Any = None) -> None:
         """End this run and start a fresh one (same id, empty history) with `input`."""
-        self._suspend([{"type": "ContinueAsNew", "input": freeze("continue_as_new input", input)}])
+        self._suspend([{"type": CommandType.ContinueAsNew, "input": freeze("continue_as_new input", input)}])
 
     # -- recorded values -------------------------------------------------------------------------------
     def side_effect(self, name: Any, fn: Callable[[], Any] | None = None) -> Any:
@@ -455,7 +464,7 @@ class WorkflowContext:
         if rs.idx.cancel is not None:
             raise self._cancel_error()
         v = freeze(f"value of side effect '{name}'", fn())
-        rs.inline.append({"type": "RecordSideEffect", "seq": seq, "name": name, "value": v})
+        rs.inline.append({"type": CommandType.RecordSideEffect, "seq": seq, "name": name, "value": v})
         rs.idx.effects[seq] = (v, 0)
         return json.loads(json.dumps(v))
 
@@ -491,7 +500,7 @@ class WorkflowContext:
             return v
         if self._unreached_history():
             return min_supported
-        rs.inline.append({"type": "RecordVersion", "change_id": change_id, "version": max_supported})
+        rs.inline.append({"type": RECORD_VERSION, "change_id": change_id, "version": max_supported})
         rs.idx.versions[change_id] = max_supported
         return max_supported
 
@@ -562,7 +571,7 @@ class ReplayResult:
 
 
 def _fail(msg: str) -> Command:
-    return {"type": "FailWorkflow", "error": msg}
+    return {"type": CommandType.FailWorkflow, "error": msg}
 
 
 def _errtext(e: BaseException) -> str:
@@ -587,7 +596,7 @@ def run(
     if handler is None:
         tail, summary = (
             [_fail(f"no workflow handler registered for type: {task.get('workflow_type')}")],
-            ("FailWorkflow (unknown type)"),
+            (f"{CommandType.FailWorkflow.value} (unknown type)"),
         )
     else:
         try:
@@ -600,7 +609,7 @@ def run(
             if rs.task_error is not None:
                 return ReplayResult([], "task failed", rs.task_error)
             if rs.cancelled or isinstance(e, Cancelled):
-                tail, summary = [{"type": "CancelWorkflow"}], "CancelWorkflow"
+                tail, summary = [{"type": CommandType.CancelWorkflow}], CommandType.CancelWorkflow.value
             elif rs.suspended is not None:  # the handler caught our suspension and raised something else
                 tail, summary = rs.suspended, "suspended"
             else:
@@ -612,22 +621,25 @@ def run(
                     msg,
                     "".join(traceback.format_exception(e)).rstrip(),
                 )
-                tail, summary = [_fail(msg)], "FailWorkflow"
+                tail, summary = [_fail(msg)], CommandType.FailWorkflow.value
         else:
             if rs.task_error is not None:
                 return ReplayResult([], "task failed", rs.task_error)
             if rs.suspended is not None:  # a handler swallowed the suspension: still suspended
                 tail, summary = rs.suspended, "suspended"
             elif rs.cancelled:
-                tail, summary = [{"type": "CancelWorkflow"}], "CancelWorkflow"
+                tail, summary = [{"type": CommandType.CancelWorkflow}], CommandType.CancelWorkflow.value
             else:
                 try:
                     result = freeze("result", value)
-                    tail, summary = [{"type": "CompleteWorkflow", "result": result}], "CompleteWorkflow"
+                    tail, summary = (
+                        [{"type": CommandType.CompleteWorkflow, "result": result}],
+                        CommandType.CompleteWorkflow.value,
+                    )
                 except TypeError as e:
                     tail = [_fail(f"workflow '{ctx.workflow_type}' returned a value that cannot be encoded as "
                                   f"JSON: {str(e).removeprefix('result cannot be encoded as JSON: ')}")]  # fmt: skip
-                    summary = "FailWorkflow"
+                    summary = CommandType.FailWorkflow.value
     cmds: list[Command] = []
     # query handlers see the state this run reached; their snapshot goes first in the batch
     if rs.queries:
@@ -647,9 +659,9 @@ def run(
                 log.warning("workflow %s: %s", ctx.workflow_id, e)
         rs.in_query = False
         if values:
-            cmds.append({"type": "RecordSnapshot", "state": values})
+            cmds.append({"type": CommandType.RecordSnapshot, "state": values})
     cmds.extend(rs.inline)
     if rs.upserts:
-        cmds.append({"type": "UpsertSearchAttributes", "patch": dict(sorted(rs.upserts.items()))})
+        cmds.append({"type": CommandType.UpsertSearchAttributes, "patch": dict(sorted(rs.upserts.items()))})
     cmds.extend(tail)
     return ReplayResult(cmds, summary)

@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, CommandType, TaskKind
 from assay.workflow import registry, replay
 from assay.workflow.errors import WorkerError
 
@@ -210,9 +211,12 @@ class Worker:
         task_error = None
         if rej is not None and rej[0] == n_events:
             cmds: list[dict[str, Any]] = [
-                {"type": "FailWorkflow", "error": "the engine rejected the workflow's commands: " + rej[1]}
+                {
+                    "type": CommandType.FailWorkflow,
+                    "error": "the engine rejected the workflow's commands: " + rej[1],
+                }
             ]
-            summary = "FailWorkflow (commands rejected)"
+            summary = f"{CommandType.FailWorkflow.value} (commands rejected)"
         else:
             res = replay.run(registry.WORKFLOWS.get(str(task.get("workflow_type"))), task)
             cmds, summary, task_error = res.commands, res.summary, res.task_error
@@ -240,7 +244,9 @@ class Worker:
         engine hands it out again after a growing backoff (and flags the workflow as stuck when it keeps
         failing); a worker with the right code picks it up and it runs on."""
         log.error("%s (%s): workflow task failed: %s", what, wf_type, error)
-        out = self.deliver(what, f"/workflow-tasks/{_pct(wid)}/fail", {"worker_id": self.worker_id, "error": error})
+        out = self.deliver(
+            what, f"/workflow-tasks/{_pct(wid)}/fail", {"worker_id": self.worker_id, "error": error}
+        )
         if out is None or out[0] not in (404, 405):
             if out is not None and out[0] not in (200, 201, 204, 409):
                 log.error("%s: engine answered HTTP %d to the failed task: %s", what, out[0], out[2][:300])
@@ -331,11 +337,11 @@ class Worker:
         if registry.WORKFLOWS:
             status, value, _ = self.t.call("POST", "/workflow-tasks/poll", who, timeout=40, abortable=True)
             if status == 200 and isinstance(value, dict) and value.get("workflow_id"):
-                return "workflow_task", value
+                return TaskKind.workflow_task, value
         if registry.ACTIVITIES:
             status, value, _ = self.t.call("POST", "/tasks/poll", who, timeout=40, abortable=True)
             if status == 200 and isinstance(value, dict) and value.get("id"):
-                return "activity_task", value
+                return TaskKind.activity_task, value
         self.stop.wait(0.5)
         return None, None
 
@@ -365,9 +371,9 @@ class Worker:
                 log.info("engine reachable again")
                 backoff, last_err = 0.0, None
             try:
-                if kind == "workflow_task":
+                if kind == TaskKind.workflow_task:
                     self.run_workflow_task(task)
-                elif kind == "activity_task":
+                elif kind == TaskKind.activity_task:
                     self.run_activity_task(task)
                 elif kind is not None:
                     log.warning("unknown task kind from the engine: %s", kind)
@@ -461,9 +467,9 @@ class _StopSignals:
 def listen_with(
     transport: Transport,
     *,
-    queue: str = "default",
+    queue: str = DEFAULT_TASK_QUEUE,
     concurrency: int | None = None,
-    namespace: str = "main",
+    namespace: str = DEFAULT_NAMESPACE,
     identity: str | None = None,
     poll_wait_secs: float | None = None,
     heartbeat_interval_secs: float | None = None,
