@@ -23,9 +23,11 @@ class _Formatter(logging.Formatter):
         return s
 
 
-def setup_logging() -> None:
-    from assay.lua.std_sys import log_level_from_env
+def setup_logging(level: int | None = None) -> None:
+    if level is None:
+        from assay.lua.std_sys import log_level_from_env
 
+        level = log_level_from_env()
     logger = logging.getLogger("assay")
     if not any(getattr(h, "_assay_run", False) for h in logger.handlers):
         h = logging.StreamHandler(sys.stderr)
@@ -33,7 +35,7 @@ def setup_logging() -> None:
         h._assay_run = True  # type: ignore[attr-defined]
         logger.addHandler(h)
         logger.propagate = False
-    logger.setLevel(log_level_from_env())
+    logger.setLevel(level)
 
 
 @click.command(
@@ -89,9 +91,13 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
             sys.exit(1)
     else:
         path, rest = None, list(args)
-    setup_logging()
     if path is not None and path.endswith(".py"):
+        # a Python worker needs no Lua runtime (nothing native is loaded, even from the zipapp)
+        name = os.environ.get("ASSAY_LOG_LEVEL", "info").strip().upper()
+        level = logging.getLevelName("WARNING" if name == "WARN" else name)
+        setup_logging(level if isinstance(level, int) else logging.INFO)
         sys.exit(run_python(path, rest, debug))
+    setup_logging()
     from assay.lua import Runtime, ScriptError
 
     try:
