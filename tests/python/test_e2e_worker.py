@@ -108,6 +108,22 @@ def test_nondeterminism_fails_the_task_and_the_right_code_resumes(engine, logdir
     assert wf["result"] == {"first": "one", "second": {"two": {"go": 1}}}
 
 
+def test_heartbeats_extend_the_lease_of_a_long_handler(engine, logdir):
+    q = "py-slow"
+    w = PyWorker(PY_WORKER, engine.url, logdir, queue=q)
+    w.wait_ready()
+    try:
+        start(
+            engine, "SlowHandler", "slow-1", {"secs": 3.5}, queue=q
+        )  # the lease lapses after 2 s unextended
+        wf = wait_status(engine, "slow-1", timeout=30, worker=w)
+    finally:
+        assert w.stop() == 0, w.log()
+    assert wf["status"] == "COMPLETED" and wf["result"]["took"] == 3.5, wf
+    assert "lease lost" not in w.log()
+    assert event_types(engine, "slow-1").count("SideEffectRecorded") == 2  # ran once, no takeover
+
+
 def running_activities(engine, wf_id: str) -> int:
     ids = [
         e["payload"]["activity_id"] for e in events(engine, wf_id) if e["event_type"] == "ActivityScheduled"

@@ -89,6 +89,13 @@ def step_two(actx, input):
     return {"two": input}
 
 
+# -- a handler that takes longer than the engine's workflow-task lease (ASSAY_WF_DISPATCH_TIMEOUT_SECS=2)
+@workflow.define("SlowHandler")
+def slow_handler(ctx, input):
+    took = ctx.side_effect("slow", lambda: time.sleep(input["secs"]) or input["secs"])
+    return {"took": took, "pid": ctx.side_effect("pid", os.getpid)}
+
+
 # -- graceful stop and concurrency
 @workflow.define("Nap")
 def nap(ctx, input):
