@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from assay.workflow.errors import ActivityError
-from assay.workflow.replay import freeze
+from assay.workflow.history import freeze
 
 log = logging.getLogger("assay.workflow")
 
