@@ -24,10 +24,12 @@ import builtins
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 from assay.sdk.client import Client
+from assay.workflow import registry
 from assay.workflow.errors import (
     ActivityError,
     Cancelled,
@@ -64,13 +66,14 @@ __all__ = [
     "list",
     "list_children",
     "listen",
+    "load_worker_file",
     "signal",
     "start",
     "terminate",
     "wait",
 ]
 
-_state: dict[str, Any] = {"transport": None, "client": None}
+_state: dict[str, Any] = {"transport": None, "client": None, "dry": False}
 
 
 def connect(
@@ -82,6 +85,8 @@ def connect(
     if not isinstance(url, str):
         raise TypeError("workflow.connect: url must be a string")
     key = api_key if api_key is not None else (os.environ.get("ASSAY_API_KEY") or None)
+    if _state["dry"]:  # load_worker_file: no engine is contacted
+        return Client(url, api_key=key, timeout=timeout)
     transport = Transport(url, key, timeout)
     deadline = time.monotonic() + max(0.0, wait_secs)
     delay = 0.25
@@ -125,6 +130,8 @@ def listen(
 ) -> bool:
     """Run a worker for everything registered so far until SIGTERM/SIGINT (or `stop` is set): finishes
     the tasks in hand, deregisters, returns True. `concurrency` slots (ASSAY_WORKER_CONCURRENCY, default 1)."""
+    if _state["dry"]:  # load_worker_file: handlers are registered, nothing listens
+        return False
     if _state["transport"] is None:
         raise WorkerError("workflow.listen: call workflow.connect(url) first")
     ensure_logging()
@@ -140,6 +147,27 @@ def listen(
         build_id=build_id,
         stop=stop,
     )
+
+
+def load_worker_file(path: str) -> tuple[dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]]:
+    """Run a Python worker file as `__main__` with `connect` and `listen` made inert (no engine is
+    contacted, nothing listens) and return its handlers: ({workflow type: fn}, {activity name: fn}).
+    The handlers registered before stay as they were. For replaying histories offline (`assay replay`)."""
+    import runpy
+
+    saved = (dict(registry.WORKFLOWS), dict(registry.ACTIVITIES))
+    registry.WORKFLOWS.clear()
+    registry.ACTIVITIES.clear()
+    _state["dry"] = True
+    try:
+        runpy.run_path(path, run_name="__main__")
+        return dict(registry.WORKFLOWS), dict(registry.ACTIVITIES)
+    finally:
+        _state["dry"] = False
+        registry.WORKFLOWS.clear()
+        registry.WORKFLOWS.update(saved[0])
+        registry.ACTIVITIES.clear()
+        registry.ACTIVITIES.update(saved[1])
 
 
 # -- management: thin re-exports of assay.sdk.Client methods (no second implementation) ----------------

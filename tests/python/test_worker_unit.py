@@ -116,3 +116,21 @@ def test_assay_run_python_file_errors_and_args(tmp_path):
     code = tmp_path / "code.py"
     code.write_text("import sys\nsys.exit(3)\n")
     assert assay_run(str(code)).returncode == 3
+
+
+def test_load_worker_file_registers_nothing_globally_and_contacts_no_engine(monkeypatch):
+    from tests.python.e2e import PY_WORKER
+
+    monkeypatch.setenv("ASSAY_ENGINE_URL", "http://127.0.0.1:1")  # unreachable: connect must not try
+    before = dict(workflow.registry.WORKFLOWS)
+    wfs, acts = workflow.load_worker_file(str(PY_WORKER))
+    assert {"PyCrashy", "Shift", "Gather"} <= set(wfs) and {"count_me", "nap"} <= set(acts)
+    assert "UnitNoop" not in wfs and workflow.registry.WORKFLOWS == before
+    # the loaded handler replays a history offline
+    from assay.workflow import replay
+
+    hist = [{"seq": 1, "event_type": "WorkflowStarted", "payload": None, "timestamp": 1.0},
+            {"seq": 2, "event_type": "ActivityScheduled", "payload": {"activity_seq": 1, "name": "other"},
+             "timestamp": 2.0}]  # fmt: skip
+    task = {"workflow_id": "s", "workflow_type": "Shift", "run_id": "r", "history": hist}
+    assert "activity #1 was 'other'" in replay.run(wfs["Shift"], task).task_error
