@@ -89,6 +89,28 @@ def step_two(actx, input):
     return {"two": input}
 
 
+# -- versioning: VERSIONED=1 is the old code, VERSIONED=2 the new one (guarded with get_version)
+VERSIONED = os.environ.get("VERSIONED", "1")
+
+
+@workflow.define("Versioned")
+def versioned(ctx, input):
+    v = ctx.get_version("charge-v2", 1, 2) if VERSIONED == "2" else 1
+    step = ctx.execute_activity("charge_v2" if v == 2 else "charge", input)
+    ctx.wait_for_signal("go")
+    return {"step": step, "v": v}
+
+
+@workflow.activity("charge")
+def charge(actx, input):
+    return "charged-v1"
+
+
+@workflow.activity("charge_v2")
+def charge_v2(actx, input):
+    return "charged-v2"
+
+
 # -- a handler that takes longer than the engine's workflow-task lease (ASSAY_WF_DISPATCH_TIMEOUT_SECS=2)
 @workflow.define("SlowHandler")
 def slow_handler(ctx, input):
