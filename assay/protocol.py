@@ -126,6 +126,10 @@ class OverlapPolicy(StrEnum):
 
 DEFAULT_OVERLAP_POLICY = OverlapPolicy.skip
 
+#: a command type no engine accepts: a batch holding it is rejected (400), which gives the workflow task back
+#: with a backoff. Workers use it to fail a task on engines without POST /workflow-tasks/{id}/fail.
+REJECTED_COMMAND = "FailWorkflowTask"
+
 #: `format` of an exported workflow history (`assay workflow export`, read by `assay replay --history`)
 HISTORY_FORMAT = "assay-history/1"
 

@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assay.protocol import EventType
+from assay.protocol import CommandType, EventType
 
-# Versioning words (board: #20). The engine side is deploy's; they move into assay.protocol with it.
-RECORD_VERSION = "RecordVersion"
-VERSION_MARKER = "VersionMarkerRecorded"
+# Versioning words (#20), declared in assay.protocol.
+RECORD_VERSION = CommandType.RecordVersion
+VERSION_MARKER = EventType.VersionMarkerRecorded
 _RAW_PAYLOAD = (EventType.WorkflowStarted, EventType.WorkflowCompleted)
 
 
