@@ -166,15 +166,16 @@ def test_upstream_style_registration_without_build_id(engine):
 def test_replay_gate_for_python_worker_files(engine, logdir, tmp_path):
     """The same gate for Python worker files, on histories the Lua v1 worker produced (same protocol)."""
     pytest.importorskip("assay.workflow")
-    py1, pyunsafe = HERE / "order_v1.py", HERE / "order_v2_unsafe.py"
+    py1, py2, pyunsafe = HERE / "order_v1.py", HERE / "order_v2.py", HERE / "order_v2_unsafe.py"
     w = worker(engine, logdir, V1)
     start(engine, "Order", "p-1", {"sku": "p1"}, queue=Q)
     parked(engine, "p-1")
     assert w.stop() == 0, w.log()
     hist = tmp_path / "p-1.json"
     hist.write_text(cli(engine, "workflow", "export", "p-1").stdout)
-    r = cli(engine, "replay", str(py1), "--history", str(hist), "-o", "json")
-    assert r.returncode == 0, r.stdout + r.stderr
+    for good in (py1, py2):
+        r = cli(engine, "replay", str(good), "--history", str(hist), "-o", "json")
+        assert r.returncode == 0, r.stdout + r.stderr
     r = cli(engine, "replay", str(pyunsafe), "--workflow-id", "p-1", "-o", "json")
     assert r.returncode == 1, r.stdout + r.stderr
     div = json.loads(r.stdout)["results"][0]["divergence"]
