@@ -181,3 +181,31 @@ def test_replay_gate_for_python_worker_files(engine, logdir, tmp_path):
     div = json.loads(r.stdout)["results"][0]["divergence"]
     awaiting = next(e["seq"] for e in events(engine, "p-1") if e["event_type"] == "WorkflowAwaitingSignal")
     assert div["event_seq"] == awaiting and "fraud_check" in div["code"], div
+
+
+def test_python_worker_stuck_then_fixed(engine, logdir):
+    """A Python worker with unsafe code fails the task (the run is flagged stuck, nothing else runs); the
+    versioned code continues it on its old path."""
+    pytest.importorskip("assay.workflow")
+    q = "py-orders"
+
+    def pyworker(name: str) -> Worker:
+        w = Worker(HERE / name, engine.url, logdir, queue=q)
+        w.wait_ready()
+        return w
+
+    w = pyworker("order_v1.py")
+    start(engine, "Order", "py-7", {"sku": "p7"}, queue=q)
+    parked(engine, "py-7")
+    assert w.stop() == 0, w.log()
+    w = pyworker("order_v2_unsafe.py")
+    signal(engine, "py-7", "go")
+    wait_until(lambda: describe(engine, "py-7")["stuck"], 60, what="py-7 to be flagged stuck")
+    assert "fraud_check" in describe(engine, "py-7")["stuck"]["reason"]
+    assert names(engine, "py-7") == ["reserve"]
+    assert w.stop() == 0, w.log()
+    w = pyworker("order_v2.py")
+    done = wait_status(engine, "py-7", timeout=90, worker=w)
+    assert w.stop() == 0, w.log()
+    assert done["status"] == "COMPLETED" and done["result"]["path"] == "v1" and done["stuck"] is None
+    assert names(engine, "py-7") == ["reserve", "charge"]

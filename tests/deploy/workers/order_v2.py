@@ -18,5 +18,20 @@ def order(ctx, input):
     return {"path": f"v{v}", "reserved": reserved, "charged": charged}
 
 
+@workflow.activity("reserve")
+def reserve(actx, input):
+    return f"reserved {input['sku']}"
+
+
+@workflow.activity("fraud_check")
+def fraud_check(actx, input):
+    return "clean"
+
+
+@workflow.activity("charge")
+def charge(actx, input):
+    return f"charged {input['sku']}"
+
+
 if __name__ == "__main__":
     workflow.listen(queue=os.environ.get("ASSAY_QUEUE", "default"))
