@@ -246,16 +246,15 @@ def test_wait_follows_the_change_promptly(engine, assay, cli_env):
         # the spinner appears once the waiter has opened the stream and described the workflow
         read_pty_until(master, f"waiting for {wid}")
         w.commands(wid, {"type": "CompleteWorkflow", "result": "done"})
-        changed = time.monotonic()
-        out, _ = proc.communicate(timeout=20)
-        latency = time.monotonic() - changed
+        out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
         os.close(master)
     assert proc.returncode == 0
     assert json.loads(out)["status"] == "COMPLETED"
-    assert latency < 0.45, latency  # woken by the event stream, not by a polling interval
+    # that the stream (not a polling interval) wakes the waiter is shown without a clock in
+    # tests/cli/test_sdk.py::test_wait_returns_promptly_after_the_change
 
 
 def test_wait_target_status(assay, engine):
