@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import signal
@@ -56,8 +57,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class PortUnavailable(AssayError):
+    """The listening socket could not be bound (port in use, no permission): nothing else was touched."""
+
+
 class Server:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._wsgi = None
+        self._stopping = threading.Event()
+        self.app: Any = None
+        # The port first: a port in use must fail before the database is created, migrated or locked.
+        self.bind()
+        try:
+            self._open()
+        except BaseException:
+            self._close_listener()
+            raise
+
+    def _open(self) -> None:
         from assay.api import make_app
         from assay.archive import Archiver
         from assay.auth import AuthConfig, Authenticator
@@ -65,7 +83,7 @@ class Server:
         from assay.engine import Engine
         from assay.store import open_store
 
-        self.settings = settings
+        settings = self.settings
         self.store = open_store(settings.backend, synchronous=settings.sqlite_synchronous)
         self.engine = Engine(self.store, settings=settings)
         if self.store.multi_instance:
@@ -96,20 +114,34 @@ class Server:
         self.app = make_app(
             self.engine, settings, health_extra=self.supervisor.report, auth=auth, extra=self._extras()
         )
-        self._wsgi = None
-        self._stopping = threading.Event()
 
     def _extras(self) -> list:
         from assay.dashboard import register as dashboard_register
 
         return [lambda app, router: dashboard_register(app, self.engine, self.settings)]
 
+    def _application(self, environ: dict, start_response: Any) -> Any:
+        return self.app(environ, start_response)  # bound before the app exists: look it up per request
+
     def bind(self) -> Any:
         import waitress
 
+        if self._wsgi is not None:
+            return self._wsgi
         s = self.settings
-        self._wsgi = waitress.create_server(
-            self.app,
+        try:
+            self._wsgi = self._create(waitress, s)
+        except OSError as e:
+            flag = "--port N (env ASSAY_PORT)" if e.errno == errno.EADDRINUSE else "--host/--port"
+            raise PortUnavailable(
+                f"cannot listen on {s.host}:{s.port}: {e.strerror or e}; is an engine already running there? "
+                f"Choose another with {flag}"
+            ) from None
+        return self._wsgi
+
+    def _create(self, waitress: Any, s: Settings) -> Any:
+        return waitress.create_server(
+            self._application,
             host=s.host,
             port=int(s.port),
             threads=int(s.threads),
@@ -120,7 +152,18 @@ class Server:
             clear_untrusted_proxy_headers=True,
             channel_request_lookahead=1,  # lets a held long-poll see that its client hung up
         )
-        return self._wsgi
+
+    def _close_listener(self) -> None:
+        if self._wsgi is None:
+            return
+        try:
+            self._wsgi.task_dispatcher.shutdown(timeout=1)
+        except Exception:  # pragma: no cover
+            pass
+        try:
+            self._wsgi.close()
+        except Exception:  # pragma: no cover
+            pass
 
     @property
     def port(self) -> int:

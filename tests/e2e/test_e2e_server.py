@@ -114,9 +114,27 @@ def test_a_second_engine_on_the_same_file_is_refused(tmp_path):
         )  # fmt: skip
         assert proc.returncode == 1, proc.stderr
         assert "another assay engine" in proc.stderr and "SQLite supports one engine instance" in proc.stderr
+        assert "--backend sqlite:///other.db" in proc.stderr  # the way out for a second local engine
         assert "Traceback" not in proc.stderr
         assert health(e.api)["status"] == "ok"  # the first one is unharmed
         assert http("GET", e.api + "/workflows/before")[0] == 200
+    finally:
+        assert e.stop() == 0
+
+
+def test_a_port_in_use_fails_before_the_database_is_touched(tmp_path):
+    e = start_engine(tmp_path)
+    try:
+        fresh = tmp_path / "fresh" / "new.db"
+        proc = subprocess.run(
+            [*assay_cmd(), "serve", "--port", str(e.port), "--backend", "sqlite:///" + str(fresh)],
+            capture_output=True, text=True, timeout=30, env=e.env, cwd=str(tmp_path),
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert line.startswith(f"Error: cannot listen on 127.0.0.1:{e.port}: ") and "--port" in line, line
+        assert not (tmp_path / "fresh").exists()  # no database (nor its directory) was created
+        assert health(e.api)["status"] == "ok"
     finally:
         assert e.stop() == 0
 
