@@ -27,6 +27,20 @@ class _Formatter(logging.Formatter):
         return line
 
 
+class _HangUpsAreRoutine(logging.Filter):
+    """waitress logs every client that hangs up mid-response at INFO; for an SSE stream or a held
+    long-poll that is how a client normally leaves. Say it at debug, on our logger, with the route."""
+
+    PREFIX = "Client disconnected while serving "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if not msg.startswith(self.PREFIX):
+            return True
+        log.debug("client hung up on %s", msg[len(self.PREFIX) :])
+        return False
+
+
 def setup_logging(level: str) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -36,6 +50,9 @@ def setup_logging(level: str) -> None:
     root.addHandler(h)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    waitress_log = logging.getLogger("waitress")
+    if not any(isinstance(f, _HangUpsAreRoutine) for f in waitress_log.filters):
+        waitress_log.addFilter(_HangUpsAreRoutine())
 
 
 def mask_url(url: str) -> str:

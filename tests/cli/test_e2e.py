@@ -202,8 +202,9 @@ def test_wait_exit_codes_on_completed_and_failed(assay, engine):
     assert error_line(res, 1) == f"Error: workflow {bad} ended FAILED: kaput"
 
 
-def test_wait_on_running_times_out_with_2(assay):
-    wid = start(assay)
+def test_wait_on_running_times_out_with_2(assay, engine):
+    w = Worker(engine)  # registered on the queue (declaring no types): it could take the workflow
+    wid = start(assay, queue=w.queue)
     res = assay("workflow", "wait", wid, "--timeout", "0.3")
     assert error_line(res, 2) == f"Error: timeout after 0.3s waiting for {wid} (last status: PENDING)"
     assert res.stdout == ""
@@ -453,7 +454,10 @@ def test_config_discovery_and_env_precedence(engine, assay, tmp_path, cli_env):
 
 def test_unreachable_engine_and_usage_errors(assay, tmp_path):
     res = assay("--engine-url", "http://127.0.0.1:9", "workflow", "list", url=False)
-    assert error_line(res, 1) == "Error: engine unreachable at http://127.0.0.1:9: connection refused"
+    assert error_line(res, 1) == (
+        "Error: engine unreachable at http://127.0.0.1:9: connection refused. Start the engine with "
+        "`assay serve`, or point at yours with --engine-url URL (env ASSAY_ENGINE_URL)"
+    )
     assert "invalid JSON" in error_line(assay("workflow", "start", "-t", "T", "--input", "{x"), 64)
     assert "cannot read" in error_line(
         assay("workflow", "start", "-t", "T", "--input", f"@{tmp_path}/no"), 64

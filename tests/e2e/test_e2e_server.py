@@ -152,3 +152,28 @@ def test_sqlite_url_creates_its_file_and_parent_directories(tmp_path):
         assert http("GET", again.api + "/workflows/persisted")[0] == 200
     finally:
         assert again.stop() == 0
+
+
+def test_a_client_hanging_up_a_stream_is_logged_at_debug_with_the_route(tmp_path):
+    """waitress would log an INFO line per disconnect; a client leaving an SSE stream is routine."""
+    e = start_engine(tmp_path, extra_args=["-v"], env={"ASSAY_SSE_KEEPALIVE_SECS": "0.1"})
+    try:
+        for _ in range(2):
+            s = SseConn(e.port)
+            assert s.status == 200
+            wait_until(lambda: health(e.api)["held_requests"] == 1, what="stream held")
+            s.close()
+            wait_until(lambda: health(e.api)["held_requests"] == 0, what="hang-up noticed")
+        lines = wait_until(
+            lambda: (
+                [ln for ln in e.log().splitlines() if "client hung up on" in ln][1:] and e.log().splitlines()
+            ),
+            what="the debug lines",
+        )
+        hung = [ln for ln in lines if "client hung up on" in ln]
+        assert len(hung) == 2 and all(
+            " DEBUG " in ln and "assay.server: client hung up on /api/v1/events/stream" in ln for ln in hung
+        ), hung
+        assert not [ln for ln in lines if "Client disconnected" in ln or " INFO    waitress" in ln]
+    finally:
+        assert e.stop() == 0
