@@ -322,7 +322,7 @@ def test_spinner_only_on_a_terminal_stderr(engine, assay, cli_env):
     master, slave = pty.openpty()
     try:
         proc = subprocess.run(
-            [*assay_cmd(), "--engine-url", engine.url, "workflow", "wait", wid, "--timeout", "0.6"],
+            [*assay_cmd(), "--engine-url", engine.url, "workflow", "wait", wid, "--timeout", "2"],
             stdout=subprocess.PIPE,
             stderr=slave,
             text=True,
@@ -348,7 +348,7 @@ def test_spinner_only_on_a_terminal_stderr(engine, assay, cli_env):
     assert proc.returncode == 2
     assert proc.stdout == ""  # nothing on stdout, spinner or otherwise
     assert f"waiting for {wid}" in err and "PENDING" in err and "s  PENDING" in err
-    assert "Error: timeout after 0.6s" in err
+    assert "Error: timeout after 2s" in err
 
 
 # -- schedules, namespaces, workers, queues ------------------------------------------------------------

@@ -117,7 +117,7 @@ def test_worker_falls_back_to_the_separate_poll_endpoints(legacy_engine):
     )
     try:
         wait_until(lambda: any(s[0] == "/tasks/7/complete" for s in LegacyEngine.seen), 15, what="completion")
-        wait_until(lambda: any(s[0] == "/workers/heartbeat" for s in LegacyEngine.seen), 5, what="heartbeat")
+        wait_until(lambda: any(s[0] == "/workers/heartbeat" for s in LegacyEngine.seen), 15, what="heartbeat")
     finally:
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=15)

@@ -149,7 +149,7 @@ def test_start_on_one_instance_wakes_a_long_poll_on_the_other(two_engines):
 
     th = threading.Thread(target=poll)
     th.start()
-    wait_until(lambda: http("GET", b.api + "/health")[1]["held_requests"] >= 1, timeout=5, what="poll held")
+    wait_until(lambda: http("GET", b.api + "/health")[1]["held_requests"] >= 1, timeout=15, what="poll held")
     st, _, _ = http(
         "POST", a.api + "/workflows", {"workflow_type": "T", "workflow_id": "wake-1", "task_queue": "wake"}
     )

@@ -99,7 +99,7 @@ def test_hung_up_long_poll_does_not_swallow_work(tmp_path):
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
         wait_until(
-            lambda: http("GET", eng.api + "/health")[1]["held_requests"] >= 1, timeout=5, what="held poll"
+            lambda: http("GET", eng.api + "/health")[1]["held_requests"] >= 1, timeout=15, what="held poll"
         )
         s.close()  # the worker hangs up
         wait_until(
