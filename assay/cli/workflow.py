@@ -9,6 +9,7 @@ from assay.cli.common import STATUSES, complete_workflow_ids
 from assay.cli.options import examples, group
 from assay.errors import UsageError, WaitTimeout
 from assay.output import Column, fmt_time
+from assay.protocol import WorkflowStatus
 
 WORKFLOW_COLUMNS = [
     Column("ID", "id", "id"),
@@ -297,7 +298,7 @@ def wait(workflow_id: str, timeout: float, target: str | None) -> None:
             workflow_id, timeout=timeout, target=target, on_tick=spin.update if spin.enabled else None
         )
     except WaitTimeout as e:
-        why = _nobody_polls(c, workflow_id) if e.detail.get("last_status") == "PENDING" else None
+        why = _nobody_polls(c, workflow_id) if e.detail.get("last_status") == WorkflowStatus.PENDING else None
         if why is None:
             raise
         raise WaitTimeout(f"{e.message}: {why}", **e.detail) from None
