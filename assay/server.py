@@ -149,11 +149,11 @@ class Server:
         try:
             self._wsgi = self._create(waitress, s)
         except OSError as e:
-            flag = "--port N (env ASSAY_PORT)" if e.errno == errno.EADDRINUSE else "--host/--port"
-            raise PortUnavailable(
-                f"cannot listen on {s.host}:{s.port}: {e.strerror or e}; is an engine already running there? "
-                f"Choose another with {flag}"
-            ) from None
+            if e.errno == errno.EADDRINUSE:
+                hint = "is an engine already running there? Choose another with --port N (env ASSAY_PORT)"
+            else:
+                hint = "choose another address with --host / --port"
+            raise PortUnavailable(f"cannot listen on {s.host}:{s.port}: {e.strerror or e}; {hint}") from None
         return self._wsgi
 
     def _create(self, waitress: Any, s: Settings) -> Any:
