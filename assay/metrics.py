@@ -17,7 +17,6 @@ process (tests) do not clash. `ASSAY_METRICS=0` replaces all of it with `NullMet
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -312,7 +311,7 @@ class Metrics(NullMetrics):
     def gauges(self) -> dict[str, Any]:
         """The database gauges, read at most once a second."""
         with self._gauge_lock:
-            mono = time.monotonic()
+            mono = self.engine.clock.monotonic()
             if self._gauge_cache is not None and mono - self._gauge_cache[0] < GAUGE_CACHE_SECS:
                 return self._gauge_cache[1]
             now = self.engine.now()
