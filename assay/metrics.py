@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from assay.engine import states
+from assay.protocol import TaskKind, WorkflowStatus
 
 LATENCY_BUCKETS = (
     0.001,
@@ -47,7 +47,7 @@ GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 SAMPLE_SECS = 10.0
 WINDOW_SECS = 3600.0
 GAUGE_CACHE_SECS = 1.0
-FAILED_STATUSES = (states.FAILED, states.TIMED_OUT)
+FAILED_STATUSES = (WorkflowStatus.FAILED.value, WorkflowStatus.TIMED_OUT.value)
 
 
 class NullMetrics:
@@ -228,7 +228,7 @@ class Metrics(NullMetrics):
     def workflow_finished(self, fx: Any, wf: dict[str, Any], status: str) -> None:
         labels = (wf["namespace"], wf["task_queue"], wf["workflow_type"])
         _later(fx, self._inc, self.finished, (*labels, status))
-        if status == states.FAILED and "nondetermin" in str(wf.get("error") or "").lower():
+        if status == WorkflowStatus.FAILED and "nondetermin" in str(wf.get("error") or "").lower():
             _later(fx, self._inc, self.wf_task_failures, (*labels, "nondeterminism"))
 
     def workflow_task_failed(self, fx: Any, wf: dict[str, Any], reason: str) -> None:
@@ -242,7 +242,7 @@ class Metrics(NullMetrics):
     def task_claimed(
         self, fx: Any, kind: str, rec: dict[str, Any], now: float, namespace: str | None
     ) -> None:
-        if kind == "workflow_task":
+        if kind == TaskKind.workflow_task:
             ready = rec.get("ready_at")
             labels = (rec["namespace"], rec["task_queue"], "workflow")
             _later(fx, self._observe, self.schedule_to_start, labels, 0.0 if ready is None else now - ready)
@@ -369,8 +369,12 @@ class Metrics(NullMetrics):
             pts.append(self._snapshot(now))
         ts: list[float] = []
         out: dict[str, list[Any]] = {k: [] for k in ("started", "completed", "failed", "cancelled")}
-        keys = {"started": ("started",), "completed": (states.COMPLETED,), "failed": FAILED_STATUSES}
-        keys["cancelled"] = (states.CANCELLED,)
+        keys = {
+            "started": ("started",),
+            "completed": (WorkflowStatus.COMPLETED.value,),
+            "failed": FAILED_STATUSES,
+            "cancelled": (WorkflowStatus.CANCELLED.value,),
+        }
         queue_names = sorted(
             {q for p in pts for (ns, q) in p["depth"] if ns == namespace}
             | {q for p in pts for (ns, q) in p["s2s"] if ns == namespace}

@@ -12,6 +12,7 @@ import bottle
 from assay.api.http import PREFIXES, Router, error_body, json_response, q_str
 from assay.engine import Engine
 from assay.errors import NotFound
+from assay.protocol import DEFAULT_NAMESPACE
 
 DISABLED = "metrics are switched off on this engine (ASSAY_METRICS=0)"
 
@@ -52,7 +53,7 @@ def register(r: Router, engine: Engine) -> None:
     def series() -> str:
         if not m.enabled:
             return error_body(NotFound(DISABLED))
-        return json_response(m.series(q_str("namespace", "main") or "main"))
+        return json_response(m.series(q_str("namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE))
 
     if m.enabled:
         r.app.install(HttpTimer(m.http_request))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from assay.protocol import ActivityStatus, WorkflowStatus
 from assay.store.base import Record
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase
@@ -13,7 +14,8 @@ class MetricsVerbs(SqlBase):
             (ns, q, t, st, int(n))
             for ns, q, t, st, n in self._exec(
                 """SELECT namespace, task_queue, workflow_type, status, COUNT(*) FROM workflows
-                   WHERE status IN ('PENDING', 'RUNNING') GROUP BY namespace, task_queue, workflow_type, status"""
+                   WHERE status IN (?, ?) GROUP BY namespace, task_queue, workflow_type, status""",
+                (WorkflowStatus.PENDING.value, WorkflowStatus.RUNNING.value),
             ).fetchall()
         ]
         ready: list[tuple[str, str, str, int, float | None]] = []
@@ -26,9 +28,9 @@ class MetricsVerbs(SqlBase):
             ready.append((ns, q, "workflow", int(n), oldest))
         for ns, q, n, oldest in self._exec(
             """SELECT w.namespace, a.task_queue, COUNT(*), MIN(a.scheduled_at) FROM workflow_activities a
-               JOIN workflows w ON w.id = a.workflow_id WHERE a.status = 'PENDING' AND a.scheduled_at <= ?
+               JOIN workflows w ON w.id = a.workflow_id WHERE a.status = ? AND a.scheduled_at <= ?
                GROUP BY w.namespace, a.task_queue""",
-            (now,),
+            (ActivityStatus.PENDING.value, now),
         ).fetchall():
             ready.append((ns, q, "activity", int(n), oldest))
         workers = [
