@@ -156,7 +156,10 @@ def test_counters_and_histograms_move_by_the_workload(api, clock, engine):
     assert value(m, "assay_http_request_duration_seconds_count", route="/workflows", method="POST") == 4
     # the store committed, and every commit covered at least one transaction
     assert value(m, "assay_store_commit_seconds_count") >= 10
-    assert value(m, "assay_store_group_commit_size_count") == value(m, "assay_store_commit_seconds_count")
+    commits = value(m, "assay_store_commit_seconds_count")
+    assert (
+        commits <= value(m, "assay_store_committed_transactions_total") < commits * 2
+    )  # one request at a time
     assert value(m, "assay_cluster_gauges_exported") == 1
     assert "process_cpu_seconds_total" in m or "python_info" in m
 
