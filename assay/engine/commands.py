@@ -159,6 +159,7 @@ class CommandOps(EngineBase):
             wf = tx.get_workflow(wf_id)
             if wf is None or wf["dispatch_claimed_by"] != worker_id:
                 return
+            self.metrics.workflow_task_failed(fx, wf, "rejected")
             self._task_failed(tx, fx, wf, worker_id, error)  # type: ignore[attr-defined]
 
     def _apply(self, tx: Tx, fx: Effects, wf: Record, c: dict[str, Any]) -> None:

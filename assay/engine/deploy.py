@@ -108,6 +108,8 @@ class DeployOps(EngineBase):
                     workflow_id=wf_id,
                     lease_lost=True,
                 )
+            reason = "nondeterminism" if "nondetermin" in error.lower() else "failed"
+            self.metrics.workflow_task_failed(fx, wf, reason)
             failures = self._task_failed(tx, fx, wf, worker_id, error)
         log.warning("workflow %s: workflow task failed (%d in a row): %s", wf_id, failures, error)
         return {"failures": failures, "stuck": failures >= STUCK_AFTER}
