@@ -3,19 +3,17 @@ and direct activity scheduling."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from assay.api import records
 from assay.api.http import Router, empty, json_response, path_int, q_int, q_json_object, q_str, read_body
 from assay.engine import Engine
 from assay.engine.commands import activity_spec
-from assay.engine.states import WORKFLOW_STATUSES
 from assay.engine.validate import as_object, opt_str, req_id, req_str, url_safe
 from assay.errors import BadRequest
+from assay.protocol import WorkflowStatus
 
 WF_QUERY = [
     ("namespace", "string", "namespace (default main)"),
-    ("status", "string", "exact status: " + ", ".join(WORKFLOW_STATUSES)),
+    ("status", "string", "exact status: " + ", ".join(WorkflowStatus)),
     ("type", "string", "workflow type"),
     ("search_attrs", "string", "URL-encoded JSON object: AND of equalities"),
     ("task_queue", "string", "task queue"),
@@ -63,9 +61,9 @@ def register(r: Router, engine: Engine) -> None:
         status = q_str("status")
         if status is not None:
             status = status.upper()
-            if status not in WORKFLOW_STATUSES:
+            if status not in list(WorkflowStatus):
                 raise BadRequest(
-                    f"unknown status '{q_str('status')}' (expected one of {', '.join(WORKFLOW_STATUSES)})"
+                    f"unknown status '{q_str('status')}' (expected one of {', '.join(WorkflowStatus)})"
                 )
         rows = engine.list_workflows(
             namespace=q_str("namespace", "main"),
@@ -199,7 +197,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={201: "Activity", 400: "Error", 404: "Error"},
     )
     def schedule_activity(id: str) -> str:
-        spec: dict[str, Any] = activity_spec(as_object(read_body(mb)))
+        spec = activity_spec(as_object(read_body(mb)))
         return json_response(records.activity(engine.schedule_activity(id, spec)), 201)
 
     @r(

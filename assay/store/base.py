@@ -299,6 +299,12 @@ class Store(abc.ABC):
     def read(self) -> AbstractContextManager[Tx]:
         """A read-only view (a consistent snapshot where the backend offers one)."""
 
+    def is_transient(self, exc: BaseException) -> bool:
+        """True when `exc` means the transaction lost a race the database resolved by aborting it
+        (deadlock, serialization failure, lock not available): the same work may simply be run again.
+        The engine's transaction helper retries on it; nothing outside the store inspects driver errors."""
+        return False
+
     @abc.abstractmethod
     def migrate(self) -> list[int]:
         """Apply pending migrations, then `seed()`; returns the versions applied."""

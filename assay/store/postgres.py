@@ -126,6 +126,14 @@ class PostgresStore(Store):
         self.migrate()
 
     # --- transactions -------------------------------------------------------------------------
+    def is_transient(self, exc: BaseException) -> bool:
+        """A deadlock, serialization failure or lock timeout: Postgres aborted the transaction to resolve
+        a race, and the same work may be run again."""
+        errors = self._psycopg.errors
+        return isinstance(
+            exc, errors.DeadlockDetected | errors.SerializationFailure | errors.LockNotAvailable
+        )
+
     @contextmanager
     def tx(self) -> Iterator[PgTx]:
         with self.pool.connection() as conn, conn.transaction():

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from assay.protocol import ScheduleActivity
 from tests.engine.support import Worker, act
 
 WORKFLOW_KEYS = {
@@ -354,7 +355,7 @@ EMPTY_FORMS = [
 
 def _fresh_running_activity(engine, world, i):
     seq = 1000 + i
-    engine.schedule_activity("wf-1", {"seq": seq, "name": "fresh", "task_queue": f"fresh-{seq}"})
+    engine.schedule_activity("wf-1", ScheduleActivity(seq=seq, name="fresh", task_queue=f"fresh-{seq}"))
     return engine.claim_activity_task(f"fresh-{seq}", world.worker_id)["id"]
 
 
