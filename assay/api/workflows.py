@@ -9,10 +9,10 @@ from assay.engine import Engine
 from assay.engine.commands import activity_spec
 from assay.engine.validate import as_object, opt_str, req_id, req_str, url_safe
 from assay.errors import BadRequest
-from assay.protocol import WorkflowStatus
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, WorkflowStatus
 
 WF_QUERY = [
-    ("namespace", "string", "namespace (default main)"),
+    ("namespace", "string", f"namespace (default {DEFAULT_NAMESPACE})"),
     ("status", "string", "exact status: " + ", ".join(WorkflowStatus)),
     ("type", "string", "workflow type"),
     ("search_attrs", "string", "URL-encoded JSON object: AND of equalities"),
@@ -42,8 +42,8 @@ def register(r: Router, engine: Engine) -> None:
         rec = engine.start_workflow(
             workflow_type=req_str(b, "workflow_type"),
             workflow_id=req_id(b, "workflow_id"),
-            namespace=opt_str(b, "namespace", "main") or "main",
-            task_queue=opt_str(b, "task_queue", "default") or "default",
+            namespace=opt_str(b, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
+            task_queue=opt_str(b, "task_queue", DEFAULT_TASK_QUEUE) or DEFAULT_TASK_QUEUE,
             input=b.get("input"),
             search_attributes=b.get("search_attributes"),
         )
@@ -66,7 +66,7 @@ def register(r: Router, engine: Engine) -> None:
                     f"unknown status '{q_str('status')}' (expected one of {', '.join(WorkflowStatus)})"
                 )
         rows = engine.list_workflows(
-            namespace=q_str("namespace", "main"),
+            namespace=q_str("namespace", DEFAULT_NAMESPACE),
             status=status,
             workflow_type=q_str("type"),
             search=q_json_object("search_attrs"),

@@ -14,9 +14,9 @@ import abc
 from contextlib import AbstractContextManager
 from typing import Any
 
-Record = dict[str, Any]
+from assay.protocol import DEFAULT_NAMESPACE
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+Record = dict[str, Any]
 
 
 class Tx(abc.ABC):
@@ -314,8 +314,8 @@ class Store(abc.ABC):
         import time
 
         with self.tx() as tx:
-            if tx.get_namespace("main") is None:
-                tx.insert_namespace("main", float(int(time.time())))
+            if tx.get_namespace(DEFAULT_NAMESPACE) is None:
+                tx.insert_namespace(DEFAULT_NAMESPACE, float(int(time.time())))
 
     @abc.abstractmethod
     def acquire_engine_lock(self, instance_id: str, now: float, stale_after: float) -> None:

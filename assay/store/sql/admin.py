@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from assay.protocol import ActivityStatus
 from assay.store.base import Record
+from assay.store.sql.core import ACT_RUNNING_SQL as _RUNNING
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase
 
@@ -88,8 +90,8 @@ class AdminVerbs(SqlBase):
         # A worker that declared a heartbeat interval keeps its row while it still holds work: the
         # lost-worker recovery (which needs the row) re-queues that work first.
         return self._exec(
-            """DELETE FROM workflow_workers WHERE last_heartbeat < ? AND NOT (lost_after_secs IS NOT NULL AND (
-                EXISTS (SELECT 1 FROM workflow_activities a WHERE a.status = 'RUNNING'
+            f"""DELETE FROM workflow_workers WHERE last_heartbeat < ? AND NOT (lost_after_secs IS NOT NULL AND (
+                EXISTS (SELECT 1 FROM workflow_activities a WHERE a.status = {_RUNNING}
                         AND a.claimed_by = workflow_workers.id)
                 OR EXISTS (SELECT 1 FROM workflows wf WHERE wf.dispatch_claimed_by = workflow_workers.id)))""",
             (cutoff,),
@@ -121,9 +123,9 @@ class AdminVerbs(SqlBase):
             (namespace,),
         ).fetchall():
             r = row(q)
-            if st == "PENDING":
+            if st == ActivityStatus.PENDING:
                 r["pending_activities"] += n
-            elif st == "RUNNING":
+            elif st == ActivityStatus.RUNNING:
                 r["running_activities"] += n
         for q, n_ready, n_held in self._exec(
             f"""SELECT task_queue,

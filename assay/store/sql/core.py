@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from assay.store.base import TERMINAL, Record, Tx
+from assay.protocol import TERMINAL_STATUSES, ActivityStatus, WorkflowStatus
+from assay.store.base import Record, Tx
 
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflows": ("input", "result", "search_attributes"),
@@ -22,7 +23,11 @@ BOOL_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflows": ("needs_dispatch", "cancel_requested"),
     "workflow_activities": ("cancel_requested",),
 }
-TERMINAL_SQL = "(" + ",".join(f"'{s}'" for s in TERMINAL) + ")"
+#: SQL literals of the protocol's statuses, for queries whose text must name them (partial indexes match
+#: on the literal): `TERMINAL_SQL` is the parenthesised list of terminal workflow statuses
+TERMINAL_SQL = "(" + ",".join(f"'{s}'" for s in WorkflowStatus if s in TERMINAL_STATUSES) + ")"
+ACT_PENDING_SQL = f"'{ActivityStatus.PENDING}'"
+ACT_RUNNING_SQL = f"'{ActivityStatus.RUNNING}'"
 
 
 def dump_json(value: Any) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from assay.protocol import WorkflowStatus
 from assay.store.base import Record
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase
@@ -32,11 +33,11 @@ class WorkflowVerbs(SqlBase):
         return {
             "namespace": name,
             "total_workflows": sum(counts.values()),
-            "running": counts.get("RUNNING", 0),
-            "pending": counts.get("PENDING", 0),
-            "completed": counts.get("COMPLETED", 0),
-            "failed": counts.get("FAILED", 0),
-            "cancelled": counts.get("CANCELLED", 0),
+            "running": counts.get(WorkflowStatus.RUNNING, 0),
+            "pending": counts.get(WorkflowStatus.PENDING, 0),
+            "completed": counts.get(WorkflowStatus.COMPLETED, 0),
+            "failed": counts.get(WorkflowStatus.FAILED, 0),
+            "cancelled": counts.get(WorkflowStatus.CANCELLED, 0),
             "schedules": self._scalar("SELECT COUNT(*) FROM workflow_schedules WHERE namespace = ?", (name,)),
             "workers": self._scalar("SELECT COUNT(*) FROM workflow_workers WHERE namespace = ?", (name,)),
         }
@@ -145,8 +146,8 @@ class WorkflowVerbs(SqlBase):
             "claimed_by": worker_id,
             "dispatch_count": rec["dispatch_count"] + 1,
         }
-        if prev == "PENDING":
-            fields.update(status="RUNNING", updated_at=now)
+        if prev == WorkflowStatus.PENDING:
+            fields.update(status=WorkflowStatus.RUNNING, updated_at=now)
         self.update_workflow(wf_id, **fields)
         rec.update(fields)
         rec["needs_dispatch"] = False
