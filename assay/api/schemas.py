@@ -53,6 +53,7 @@ STATUS = {"type": "string", "enum": [s.value for s in WorkflowStatus]}
 ACT_STATUS = {"type": "string", "enum": [s.value for s in ActivityStatus]}
 OVERLAP = {"type": "string", "enum": [p.value for p in OverlapPolicy]}
 EVENT_TYPE = {"type": "string", "enum": [e.value for e in EventType]}
+SSE_EVENT = {"type": "string", "enum": [e.value for e in SseEvent]}
 COMMAND_TYPE = {"type": "string", "enum": [c.value for c in CommandType]}
 #: wait_secs of a poll: capped by ASSAY_LONG_POLL_MAX_SECS (the server answers 400 above it)
 WAIT_SECS = {
@@ -408,7 +409,9 @@ SCHEMAS: dict[str, Any] = {
             "terminal_statuses": array(STATUS),
             "activity_statuses": array(ACT_STATUS),
             "event_types": array(EVENT_TYPE),
-            "sse_events": array({"type": "string", "enum": [e.value for e in SseEvent]}),
+            "terminal_events": array(EVENT_TYPE),
+            "sse_events": array(SSE_EVENT),
+            "terminal_sse_events": array(SSE_EVENT),
             "command_types": array(COMMAND_TYPE),
             "terminal_commands": array(COMMAND_TYPE),
             "task_kinds": array({"type": "string", "enum": [k.value for k in TaskKind]}),

@@ -16,6 +16,7 @@ import click
 
 from assay import __version__
 from assay.cli.options import AssayGroup
+from assay.protocol import ExitStatus
 
 # name -> "module:attribute"; each module owns one command or group.
 COMMANDS: dict[str, str] = {
@@ -41,7 +42,7 @@ SHORT_HELP: dict[str, str] = {
     "completion": "Print a shell completion script.",
 }
 
-EXIT_USAGE = 64
+EXIT_USAGE = ExitStatus.USAGE
 
 
 class LazyGroup(AssayGroup):
@@ -94,7 +95,7 @@ class LazyGroup(AssayGroup):
             code = 0
         except click.exceptions.Abort:
             click.echo("Error: aborted", err=True)
-            code = 130
+            code = ExitStatus.INTERRUPTED
         except click.ClickException as e:
             code = _report_click(e, show_tb)
         except BrokenPipeError:
@@ -102,7 +103,7 @@ class LazyGroup(AssayGroup):
             code = 0
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
-            code = 130
+            code = ExitStatus.INTERRUPTED
         except Exception as e:  # noqa: BLE001 - the one place errors become an exit code
             code = _report(e, show_tb)
         if not standalone_mode:
@@ -127,7 +128,7 @@ def _report_click(e: click.ClickException, show_tb: bool) -> int:
         click.echo(f"Error: {msg}{hint}", err=True)
         return EXIT_USAGE
     click.echo(f"Error: {msg}", err=True)
-    return e.exit_code or 1
+    return e.exit_code or ExitStatus.FAILURE
 
 
 def _report(e: BaseException, show_tb: bool) -> int:
@@ -142,12 +143,12 @@ def _report(e: BaseException, show_tb: bool) -> int:
         text = _one_line(e.message)
         if status is not None:
             click.echo(f"Error: {text} (HTTP {status})", err=True)
-            return 1
+            return ExitStatus.FAILURE
         click.echo(f"Error: {text}", err=True)
         return e.exit_code
     hint = "" if show_tb else " (run with --traceback for details)"
     click.echo(f"Error: unexpected {type(e).__name__}: {_one_line(str(e))}{hint}", err=True)
-    return 1
+    return ExitStatus.FAILURE
 
 
 def _quiet_broken_pipe() -> None:
