@@ -85,7 +85,12 @@ def describe(name: str) -> None:
 @click.option("--timezone", metavar="TZ", help="IANA zone the cron is read in [default: UTC].")
 @click.option("--input", "input_", metavar="JSON", help="Input of every run: JSON text, @FILE or -.")
 @click.option("--queue", default=DEFAULT_TASK_QUEUE, show_default=True, help="Task queue of the runs.")
-@click.option("--overlap", type=overlap_type, metavar="POLICY", help=OVERLAP_HELP + f" [default: {DEFAULT_OVERLAP_POLICY}]")
+@click.option(
+    "--overlap",
+    type=overlap_type,
+    metavar="POLICY",
+    help=OVERLAP_HELP + f" [default: {DEFAULT_OVERLAP_POLICY}]",
+)
 def create(
     name: str,
     workflow_type: str,
