@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from assay import auth
-from assay.api import records
+from assay import auth, records
 from assay.api.http import Router, empty, json_response, q_str, read_body
 from assay.engine import Engine
 from assay.engine.validate import as_object, opt_bool, opt_str, req_id

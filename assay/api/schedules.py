@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assay.api import records
+from assay import records
 from assay.api.http import Router, empty, json_response, q_str, read_body
 from assay.engine import Engine
 from assay.protocol import DEFAULT_NAMESPACE

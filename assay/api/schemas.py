@@ -270,12 +270,14 @@ SCHEMAS: dict[str, Any] = {
     "EventList": array(ref("Event")),
     "Signal": nullable(obj({"payload": ANY}, description=OPT_OBJECT_BODY)),
     "Reason": nullable(obj({"reason": NSTR}, description=OPT_OBJECT_BODY)),
-    "ContinueAsNew": nullable(obj({"input": ANY, "workflow_id": NSTR}, description=OPT_OBJECT_BODY)),
+    CommandType.ContinueAsNew: nullable(
+        obj({"input": ANY, "workflow_id": NSTR}, description=OPT_OBJECT_BODY)
+    ),
     "State": obj({"state": ANY, "event_seq": INT, "created_at": NUM}, ("state", "event_seq", "created_at")),
     "StateValue": obj(
         {"value": ANY, "event_seq": INT, "created_at": NUM}, ("value", "event_seq", "created_at")
     ),
-    "ScheduleActivity": obj(
+    CommandType.ScheduleActivity: obj(
         {"seq": INT, "name": STR, "task_queue": STR, "input": ANY, **RETRY}, ("seq", "name")
     ),
     "Activity": ACTIVITY,
@@ -442,7 +444,7 @@ _NON_BLANK = {
     "CreateSchedule": ("name", "workflow_type", "cron_expr", "namespace", "task_queue"),
     "PatchSchedule": ("cron_expr", "task_queue", "workflow_type"),
     "CreateNamespace": ("name",),
-    "ScheduleActivity": ("name", "task_queue"),
+    CommandType.ScheduleActivity: ("name", "task_queue"),
 }
 for _schema, _fields in _NON_BLANK.items():
     _s = SCHEMAS[_schema]

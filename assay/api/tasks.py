@@ -6,7 +6,7 @@ from typing import Any
 
 import bottle
 
-from assay.api import records
+from assay import records
 from assay.api.http import Router, empty, json_response, path_int, read_body
 from assay.engine import Engine
 from assay.engine.commands import parse_commands_body

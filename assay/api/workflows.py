@@ -3,13 +3,13 @@ and direct activity scheduling."""
 
 from __future__ import annotations
 
-from assay.api import records
+from assay import records
 from assay.api.http import Router, empty, json_response, path_int, q_int, q_json_object, q_str, read_body
 from assay.engine import Engine
 from assay.engine.commands import activity_spec
 from assay.engine.validate import as_object, opt_str, req_id, req_str, url_safe
 from assay.errors import BadRequest
-from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, WorkflowStatus
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, CommandType, WorkflowStatus
 
 WF_QUERY = [
     ("namespace", "string", f"namespace (default {DEFAULT_NAMESPACE})"),
@@ -158,7 +158,7 @@ def register(r: Router, engine: Engine) -> None:
         "/workflows/{id}/continue-as-new",
         "Close this run and start a fresh one",
         "workflows",
-        body="ContinueAsNew",
+        body=CommandType.ContinueAsNew,
         responses={201: "StartResponse", 404: "Error", 409: "Error"},
     )
     def continue_as_new(id: str) -> str:
@@ -192,7 +192,7 @@ def register(r: Router, engine: Engine) -> None:
         "/workflows/{id}/activities",
         "Schedule an activity directly (idempotent on seq)",
         "activities",
-        body="ScheduleActivity",
+        body=CommandType.ScheduleActivity,
         body_required=True,
         responses={201: "Activity", 400: "Error", 404: "Error"},
     )
