@@ -104,8 +104,8 @@ class ScheduleOps(Service):
             if not changes:
                 return cur
             now = self.now()
-            expr = changes.get("cron_expr", cur["cron_expr"])
-            tz = changes.get("timezone", cur["timezone"])
+            expr = changes["cron_expr"] if "cron_expr" in changes else cur["cron_expr"]
+            tz = changes["timezone"] if "timezone" in changes else cur["timezone"]
             changes["next_run_at"] = self._next_run(expr, tz, now)
             changes["updated_at"] = now
             tx.update_schedule(namespace, name, **changes)

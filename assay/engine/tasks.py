@@ -39,8 +39,8 @@ def retry_delay(act: Record) -> float:
     if cap is not None:
         limit = min(limit, float(cap))
     try:
-        delay = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
-            0, act["attempt"] - 1
+        delay: float = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
+            0, int(act["attempt"]) - 1
         )
     except OverflowError:
         delay = limit

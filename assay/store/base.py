@@ -11,6 +11,7 @@ NULL). Timestamps are float seconds since the Unix epoch.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -334,7 +335,9 @@ class Store(abc.ABC):
     def release_leadership(self) -> None:
         return None
 
-    def listen(self, callback) -> None:  # pragma: no cover - overridden by multi-instance stores
+    def listen(
+        self, callback: Callable[[str, str], None]
+    ) -> None:  # pragma: no cover - multi-instance stores
         """Deliver cross-instance notifications to `callback(channel, payload)` (Postgres)."""
         return None
 

@@ -32,7 +32,7 @@ CHANNEL = "assay_events"
 _JSON_NAMES = sorted({c for cols in JSON_COLUMNS.values() for c in cols})
 
 
-def _import_psycopg():
+def _import_psycopg() -> tuple[Any, Any]:
     try:
         import psycopg
         import psycopg_pool

@@ -8,7 +8,7 @@ from assay.protocol import ActivityStatus
 from assay.store.base import Record
 from assay.store.sql.core import ACT_RUNNING_SQL as _RUNNING
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
-from assay.store.sql.core import SqlBase
+from assay.store.sql.core import SqlBase, opt_float
 
 
 class AdminVerbs(SqlBase):
@@ -54,7 +54,7 @@ class AdminVerbs(SqlBase):
         )
 
     def next_schedule_due(self) -> float | None:
-        return self._scalar("SELECT MIN(next_run_at) FROM workflow_schedules WHERE paused = 0")
+        return opt_float(self._scalar("SELECT MIN(next_run_at) FROM workflow_schedules WHERE paused = 0"))
 
     def schedules_with_queued_fires(self) -> list[Record]:
         return self._rows(
@@ -98,7 +98,7 @@ class AdminVerbs(SqlBase):
         ).rowcount
 
     def oldest_worker_heartbeat(self) -> float | None:
-        return self._scalar("SELECT MIN(last_heartbeat) FROM workflow_workers")
+        return opt_float(self._scalar("SELECT MIN(last_heartbeat) FROM workflow_workers"))
 
     def queue_stats(self, namespace: str) -> list[Record]:
         stats: dict[str, Record] = {}

@@ -8,13 +8,15 @@ from assay.protocol import ActivityStatus
 from assay.store.base import Record
 from assay.store.sql.core import ACT_PENDING_SQL as _PENDING
 from assay.store.sql.core import ACT_RUNNING_SQL as _RUNNING
-from assay.store.sql.core import SqlBase
+from assay.store.sql.core import SqlBase, opt_float
 
 
 class TaskVerbs(SqlBase):
     # --- activities ---------------------------------------------------------------------------
     def insert_activity(self, rec: Record) -> int:
-        return int(self._insert("workflow_activities", rec, returning="id"))
+        act_id = self._insert("workflow_activities", rec, returning="id")
+        assert act_id is not None
+        return act_id
 
     def get_activity(self, act_id: int) -> Record | None:
         return self._row("workflow_activities", "SELECT * FROM workflow_activities WHERE id = ?", (act_id,))
@@ -29,7 +31,7 @@ class TaskVerbs(SqlBase):
     def update_activity(self, act_id: int, **fields: Any) -> None:
         self._update("workflow_activities", {"id": act_id}, fields)
 
-    def list_activities(self, wf_id: str, statuses=None) -> list[Record]:
+    def list_activities(self, wf_id: str, statuses: tuple[str, ...] | None = None) -> list[Record]:
         sql = "SELECT * FROM workflow_activities WHERE workflow_id = ?"
         params: list[Any] = [wf_id]
         if statuses:
@@ -37,7 +39,7 @@ class TaskVerbs(SqlBase):
             params += list(statuses)
         return self._rows("workflow_activities", sql + " ORDER BY seq", params)
 
-    def claim_activity(self, queue, namespace, worker_id, now) -> Record | None:
+    def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
         if namespace is None:
             sql = f"""SELECT a.id FROM workflow_activities a WHERE a.status = {_PENDING} AND a.task_queue = ?
                      AND a.scheduled_at <= ? ORDER BY a.scheduled_at, a.id LIMIT 1"""
@@ -169,7 +171,7 @@ class TaskVerbs(SqlBase):
         ).rowcount
 
     def next_timer_due(self) -> float | None:
-        return self._scalar("SELECT MIN(fire_at) FROM workflow_timers WHERE fired = 0")
+        return opt_float(self._scalar("SELECT MIN(fire_at) FROM workflow_timers WHERE fired = 0"))
 
     def insert_signal(self, wf_id: str, name: str, payload: Any, now: float) -> None:
         self._insert(
