@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from assay.api import records
+from assay import records
 from assay.clock import FakeClock
 from assay.config import load_settings
 from assay.engine import Engine as _CoreEngine
