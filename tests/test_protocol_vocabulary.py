@@ -70,11 +70,12 @@ def _python_literals(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _other_literals(text: str) -> list[tuple[int, str]]:
-    """(line, word) for quoted words in Lua / JavaScript source (comments skipped)."""
+def _other_literals(text: str, comment: str = "//") -> list[tuple[int, str]]:
+    """(line, word) for quoted words in Lua (`comment="--"`) or JavaScript source; line comments skipped."""
     out = []
+    marker = re.compile(r"--" if comment == "--" else r"(?<![:\w])//")  # (not the // of a URL)
     for n, line in enumerate(text.splitlines(), 1):
-        code = re.split(r"(?<![:\w])//|--", line, maxsplit=1)[0]
+        code = marker.split(line, maxsplit=1)[0]
         for m in _QUOTED.finditer(code):
             if m.group(2) in WORDS:
                 out.append((n, m.group(2)))
@@ -90,7 +91,10 @@ def test_no_protocol_word_is_written_out_outside_the_protocol_module() -> None:
     found = []
     for path in _sources():
         text = path.read_text(encoding="utf-8")
-        lits = _python_literals(text) if path.suffix == ".py" else _other_literals(text)
+        if path.suffix == ".py":
+            lits = _python_literals(text)
+        else:
+            lits = _other_literals(text, "--" if path.suffix == ".lua" else "//")
         rel = path.relative_to(ROOT).as_posix()
         found += [f"assay/{rel}:{n}: {w!r}" for n, w in lits if (rel, w) not in NOT_PROTOCOL]
     assert not found, "protocol words written out (import them from assay.protocol):\n" + "\n".join(found)
@@ -101,7 +105,7 @@ def test_the_scanner_finds_what_it_should() -> None:
     py = 'x = "RUNNING"\nsql = "WHERE status = \'PENDING\'"\ncmd = \'{"type":"ScheduleTimer"}\'\nok = "RUNNINGX"\n'
     assert _python_literals(py) == [(1, "RUNNING"), (2, "PENDING"), (3, "ScheduleTimer")]
     lua = 'if t == "TimerFired" then -- "SignalReceived" in a comment\nlocal s = "skipper"\n'
-    assert _other_literals(lua) == [(1, "TimerFired")]
+    assert _other_literals(lua, "--") == [(1, "TimerFired")]
     js = 'if (x === "workflow_started") {} // "task_failed"\nconst u = "https://x/y";\n'
     assert _other_literals(js) == [(1, "workflow_started")]
 
