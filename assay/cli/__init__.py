@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "worker": "assay.cli.worker:worker",
     "queue": "assay.cli.queue:queue",
     "completion": "assay.cli.completion:completion",
+    "db": "assay.cli.db:db",
 }
 
 # Short descriptions for the top-level help, so listing commands does not import them all.
@@ -40,6 +41,7 @@ SHORT_HELP: dict[str, str] = {
     "worker": "List registered workers.",
     "queue": "Show task queue statistics.",
     "completion": "Print a shell completion script.",
+    "db": "Back up, check and compact the engine's database.",
 }
 
 EXIT_USAGE = ExitStatus.USAGE

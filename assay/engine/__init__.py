@@ -48,6 +48,7 @@ class Engine:
         self.settings = core.settings
         self.notifier = core.notifier
         self.broadcaster = core.broadcaster
+        self.metrics = core.metrics
         self.instance_id = core.instance_id
         self.started_at = core.started_at
         self.now = core.now

@@ -25,6 +25,7 @@ from assay.clock import Clock
 from assay.config import Settings, load_settings
 from assay.engine.notify import Broadcaster, Effects, Notifier
 from assay.errors import NotFound
+from assay.metrics import NullMetrics, for_engine
 from assay.store.base import Record, Store, Tx
 
 log = logging.getLogger("assay.engine")
@@ -54,6 +55,7 @@ class EngineCore:
         self.started_at = self.clock.now()
         self._held = 0
         self._held_lock = threading.Lock()
+        self.metrics: NullMetrics = for_engine(self)  # assay/metrics.py (NullMetrics when ASSAY_METRICS=0)
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
@@ -137,6 +139,10 @@ class Service:
     @property
     def started_at(self) -> float:
         return self.core.started_at
+
+    @property
+    def metrics(self) -> NullMetrics:
+        return self.core.metrics
 
     def _tx(self) -> AbstractContextManager[tuple[Tx, Effects]]:
         return self.core.tx()

@@ -66,6 +66,7 @@ class Lifecycle(Service):
         tx.append_event(workflow_id, EventType.WorkflowStarted, input, now)
         fx.wake_workflows(task_queue)
         fx.sse(SseEvent.workflow_started, rec)
+        self.metrics.workflow_started(fx, rec)
         return rec
 
     # --- finishing workflows ------------------------------------------------------------------------
@@ -106,6 +107,7 @@ class Lifecycle(Service):
         tx.append_event(wf["id"], event_type, payload, now)
         self.cancel_pending_work(tx, wf["id"])
         fx.sse(sse, wf)
+        self.metrics.workflow_finished(fx, wf, status)
         sa = wf.get("search_attributes")
         if isinstance(sa, dict) and "schedule" in sa:
             fx.wake_loop("scheduler")  # an overlap-queued fire may now start
