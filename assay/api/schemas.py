@@ -452,7 +452,10 @@ SCHEMAS: dict[str, Any] = {
             "failures": array(
                 obj(
                     {
-                        "kind": {"type": "string", "enum": ["workflow", "activity", "workflow_task"]},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["workflow", "activity", TaskKind.workflow_task.value],
+                        },
                         "name": STR,
                         "count": INT,
                     },
