@@ -241,8 +241,9 @@ class SqliteStore(Store):
                 else:
                     raise EngineLocked(
                         f"another assay engine (pid {pid} on {holder_host}) is using {self.path}; "
-                        "SQLite supports one engine instance. Stop it, or use --backend postgres://... "
-                        "to run several instances."
+                        "SQLite supports one engine instance. Stop it, give this engine its own file "
+                        "(--backend sqlite:///other.db), or use --backend postgres://... to run several "
+                        "instances on one database."
                     )
             tx.conn.execute(
                 """INSERT INTO engine_lock (id, instance_id, pid, hostname, started_at, last_heartbeat)
