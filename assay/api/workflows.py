@@ -6,7 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from assay.api import records
-from assay.api.http import Router, empty, json_response, path_int, q_int, q_json_object, q_str, read_body
+from assay.api.http import (
+    Router,
+    empty,
+    json_response,
+    path_int,
+    q_bool,
+    q_int,
+    q_json_object,
+    q_str,
+    read_body,
+)
 from assay.engine import Engine
 from assay.engine.commands import activity_spec
 from assay.engine.states import WORKFLOW_STATUSES
@@ -21,6 +31,17 @@ WF_QUERY = [
     ("task_queue", "string", "task queue"),
     ("parent_id", "string", "parent workflow id"),
     ("claimed_by", "string", "worker id that last ran the workflow"),
+    ("id", "string", "exact workflow id"),
+    (
+        "terminated",
+        "boolean",
+        "true: only runs ended by terminate (FAILED + terminated); false: none of them",
+    ),
+    (
+        "continued",
+        "boolean",
+        "true: only runs closed by continue-as-new (COMPLETED + marker); false: none of them",
+    ),
     ("limit", "integer", "page size (default 50, max 1000)"),
     ("offset", "integer", "rows to skip"),
 ]
@@ -75,6 +96,9 @@ def register(r: Router, engine: Engine) -> None:
             task_queue=q_str("task_queue"),
             parent_id=q_str("parent_id"),
             claimed_by=q_str("claimed_by"),
+            workflow_id=q_str("id"),
+            terminated=q_bool("terminated"),
+            continued=q_bool("continued"),
             limit=q_int("limit", 50, max_value=1000),
             offset=q_int("offset", 0, max_value=10**9),
         )

@@ -41,6 +41,7 @@ def activity_spec(c: dict[str, Any]) -> dict[str, Any]:
         "maximum_interval_secs": opt_num(c, "maximum_interval_secs", min_value=0),
         "start_to_close_secs": opt_num(c, "start_to_close_secs", min_value=0.001),
         "heartbeat_timeout_secs": opt_num(c, "heartbeat_timeout_secs", min_value=0.001),
+        "schedule_to_close_secs": opt_num(c, "schedule_to_close_secs", min_value=0.001),
         "non_retryable_errors": opt_str_list(c, "non_retryable_errors"),
     }
 

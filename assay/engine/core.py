@@ -271,6 +271,8 @@ class EngineBase:
             cascade="terminate",
             notify_parent=notify_parent,
         )
+        tx.update_workflow(wf["id"], terminated=True)  # FAILED natively; TERMINATED in the Temporal-era API
+        wf["terminated"] = True
 
 
 def stamp_search_attributes(value: Any) -> Any:

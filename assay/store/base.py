@@ -63,8 +63,12 @@ class Tx(abc.ABC):
         task_queue: str | None = None,
         limit: int | None = 50,
         offset: int = 0,
+        workflow_id: str | None = None,
+        terminated: bool | None = None,
+        continued: bool | None = None,
     ) -> list[Record]:
-        """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities."""
+        """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities.
+        `terminated`: only (un)terminated runs; `continued`: only runs that did (not) continue-as-new."""
 
     @abc.abstractmethod
     def list_children(self, parent_id: str) -> list[Record]: ...
@@ -137,7 +141,12 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
-        """Claim the due (scheduled_at <= now) PENDING activity with the smallest scheduled_at."""
+        """Claim the due (scheduled_at <= now) PENDING activity with the smallest scheduled_at (never one
+        whose schedule_to_close deadline_at has passed)."""
+
+    @abc.abstractmethod
+    def activities_past_deadline(self, now: float, limit: int = 200) -> list[Record]:
+        """PENDING or RUNNING activities whose schedule_to_close deadline (deadline_at) is <= now."""
 
     @abc.abstractmethod
     def expired_activities(self, now: float, grace_since: float, limit: int = 200) -> list[Record]:
@@ -145,7 +154,8 @@ class Tx(abc.ABC):
         max(last heartbeat or start, grace_since))."""
 
     @abc.abstractmethod
-    def next_activity_deadline(self, grace_since: float) -> float | None: ...
+    def next_activity_deadline(self, grace_since: float) -> float | None:
+        """The soonest start_to_close / heartbeat / schedule_to_close deadline of a live activity."""
 
     @abc.abstractmethod
     def next_pending_activity(self, after: float) -> Record | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from assay.errors import ConfigError
 from assay.store.base import Store
-from assay.store.migrations import SQLITE
+from assay.store.migrations import PG_TERMINATED_BACKFILL, SQLITE
 from assay.store.sql import JSON_COLUMNS, SqlTx
 
 log = logging.getLogger("assay.store.postgres")
@@ -63,12 +63,21 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX wf_search ON workflows USING GIN (search_attributes jsonb_path_ops)",
         ],
     ),
+    (
+        2,
+        SQLITE[1][1],
+        [translate_ddl(s) for s in SQLITE[1][2][:-1]] + [PG_TERMINATED_BACKFILL],
+    ),
 ]
 
 
 class PgTx(SqlTx):
     lock_clause = " FOR UPDATE SKIP LOCKED"
     search_object_condition = "search_attributes IS NOT NULL AND jsonb_typeof(search_attributes) = 'object'"
+    continued_condition = (
+        "(status = 'COMPLETED' AND result IS NOT NULL AND jsonb_typeof(result) = 'object'"
+        " AND jsonb_exists(result, 'continued_as_new'))"
+    )
 
     def __init__(self, conn: Any, write: bool) -> None:
         super().__init__(conn)

@@ -19,7 +19,7 @@ JSON_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 BOOL_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflow_schedules": ("paused",),
-    "workflows": ("needs_dispatch", "cancel_requested"),
+    "workflows": ("needs_dispatch", "cancel_requested", "terminated"),
     "workflow_activities": ("cancel_requested",),
 }
 TERMINAL_SQL = "(" + ",".join(f"'{s}'" for s in TERMINAL) + ")"

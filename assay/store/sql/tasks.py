@@ -37,13 +37,14 @@ class TaskVerbs(SqlBase):
     def claim_activity(self, queue, namespace, worker_id, now) -> Record | None:
         if namespace is None:
             sql = """SELECT a.id FROM workflow_activities a WHERE a.status = 'PENDING' AND a.task_queue = ?
-                     AND a.scheduled_at <= ? ORDER BY a.scheduled_at, a.id LIMIT 1"""
-            params: list[Any] = [queue, now]
+                     AND a.scheduled_at <= ? AND (a.deadline_at IS NULL OR a.deadline_at > ?)
+                     ORDER BY a.scheduled_at, a.id LIMIT 1"""
+            params: list[Any] = [queue, now, now]
         else:
             sql = """SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
                      WHERE a.status = 'PENDING' AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?
-                     ORDER BY a.scheduled_at, a.id LIMIT 1"""
-            params = [queue, now, namespace]
+                     AND (a.deadline_at IS NULL OR a.deadline_at > ?) ORDER BY a.scheduled_at, a.id LIMIT 1"""
+            params = [queue, now, namespace, now]
         act_id = self._scalar(sql + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a"), params)
         if act_id is None:
             return None
@@ -62,10 +63,25 @@ class TaskVerbs(SqlBase):
             (now, now, grace_since, now, limit),
         )
 
+    def activities_past_deadline(self, now: float, limit: int = 200) -> list[Record]:
+        """PENDING or RUNNING activities whose schedule_to_close deadline has passed."""
+        return self._rows(
+            "workflow_activities",
+            """SELECT * FROM workflow_activities WHERE deadline_at IS NOT NULL AND deadline_at <= ?
+               AND status IN ('PENDING', 'RUNNING') ORDER BY id LIMIT ?""",
+            (now, limit),
+        )
+
     def next_activity_deadline(self, grace_since: float) -> float | None:
         a = self._scalar(
             "SELECT MIN(started_at + start_to_close_secs) FROM workflow_activities WHERE status = 'RUNNING'"
         )
+        d = self._scalar(
+            """SELECT MIN(deadline_at) FROM workflow_activities
+               WHERE deadline_at IS NOT NULL AND status IN ('PENDING', 'RUNNING')"""
+        )
+        if d is not None and (a is None or d < a):
+            a = d
         rows = self._exec("""SELECT COALESCE(last_heartbeat, started_at), heartbeat_timeout_secs FROM workflow_activities
                              WHERE status = 'RUNNING' AND heartbeat_timeout_secs IS NOT NULL""").fetchall()
         cands = [x for x in [a] if x is not None]

@@ -53,6 +53,11 @@ class WorkflowVerbs(SqlBase):
 
     #: SQL that holds when search_attributes is a JSON object
     search_object_condition = "search_attributes IS NOT NULL AND json_type(search_attributes) = 'object'"
+    # a run closed by continue-as-new: COMPLETED with result {"continued_as_new": "<new id>"}
+    continued_condition = (
+        "(status = 'COMPLETED' AND json_valid(result) AND json_type(result) = 'object'"
+        " AND json_type(result, '$.continued_as_new') IS NOT NULL)"
+    )
 
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
         """SQL for `search_attributes[key] == value` with JSON-typed equality. The key is a top-level
@@ -80,10 +85,20 @@ class WorkflowVerbs(SqlBase):
         task_queue=None,
         limit=50,
         offset=0,
+        workflow_id=None,
+        terminated=None,
+        continued=None,
     ) -> list[Record]:
         conds: list[str] = []
         params: list[Any] = []
+        if terminated is not None:
+            conds.append("terminated = ?")
+            params.append(self.encode_bool(terminated))
+        if continued is not None:
+            cond = self.continued_condition
+            conds.append(cond if continued else f"NOT COALESCE({cond}, 0 = 1)")
         for col, val in (
+            ("id", workflow_id),
             ("namespace", namespace),
             ("status", status),
             ("workflow_type", workflow_type),
