@@ -25,7 +25,7 @@ from assay.errors import BadRequest
 
 WF_QUERY = [
     ("namespace", "string", "namespace (default main)"),
-    ("status", "string", "exact status: " + ", ".join(WORKFLOW_STATUSES)),
+    ("status", "string", "exact status, or several separated by commas: " + ", ".join(WORKFLOW_STATUSES)),
     ("type", "string", "workflow type"),
     ("search_attrs", "string", "URL-encoded JSON object: AND of equalities"),
     ("task_queue", "string", "task queue"),
@@ -81,13 +81,15 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "WorkflowList", 400: "Error"},
     )
     def list_workflows() -> str:
-        status = q_str("status")
+        status: str | list[str] | None = q_str("status")
         if status is not None:
-            status = status.upper()
-            if status not in WORKFLOW_STATUSES:
-                raise BadRequest(
-                    f"unknown status '{q_str('status')}' (expected one of {', '.join(WORKFLOW_STATUSES)})"
-                )
+            wanted = [s.strip().upper() for s in status.split(",")]
+            for s in wanted:
+                if s not in WORKFLOW_STATUSES:
+                    raise BadRequest(
+                        f"unknown status '{s}' (expected one of {', '.join(WORKFLOW_STATUSES)})"
+                    )
+            status = wanted[0] if len(wanted) == 1 else wanted
         rows = engine.list_workflows(
             namespace=q_str("namespace", "main"),
             status=status,

@@ -251,6 +251,7 @@ class CommandOps(EngineBase):
                 states.CANCELLED,
                 event_type="WorkflowCancelled",
                 payload={"reason": reason} if reason else None,
+                error=reason or None,  # ctx:cancel(reason): the reason is the workflow's error too
                 sse="workflow_cancelled",
                 child_error="cancelled" + (f": {reason}" if reason else ""),
                 cascade="cancel",

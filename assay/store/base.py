@@ -55,7 +55,7 @@ class Tx(abc.ABC):
         self,
         *,
         namespace: str | None,
-        status: str | None = None,
+        status: str | list[str] | None = None,
         workflow_type: str | None = None,
         search: dict[str, Any] | None = None,
         parent_id: str | None = None,

@@ -97,6 +97,10 @@ class WorkflowVerbs(SqlBase):
         if continued is not None:
             cond = self.continued_condition
             conds.append(cond if continued else f"NOT COALESCE({cond}, 0 = 1)")
+        if isinstance(status, list | tuple):
+            conds.append("status IN (" + ",".join("?" for _ in status) + ")")
+            params.extend(status)
+            status = None
         for col, val in (
             ("id", workflow_id),
             ("namespace", namespace),
