@@ -86,9 +86,7 @@ def register(r: Router, engine: Engine) -> None:
             wanted = [s.strip().upper() for s in status.split(",")]
             for s in wanted:
                 if s not in WORKFLOW_STATUSES:
-                    raise BadRequest(
-                        f"unknown status '{s}' (expected one of {', '.join(WORKFLOW_STATUSES)})"
-                    )
+                    raise BadRequest(f"unknown status '{s}' (expected one of {', '.join(WORKFLOW_STATUSES)})")
             status = wanted[0] if len(wanted) == 1 else wanted
         rows = engine.list_workflows(
             namespace=q_str("namespace", "main"),

@@ -101,7 +101,13 @@ class Runtime:
         self.worker = WorkerNatives(self.lua, self)
         self.temporal = TemporalNatives()
         natives: dict[str, Any] = {}
-        for obj in (SysNatives(self.lua), DataNatives(self.lua), HttpNatives(self.lua), self.worker, self.temporal):
+        for obj in (
+            SysNatives(self.lua),
+            DataNatives(self.lua),
+            HttpNatives(self.lua),
+            self.worker,
+            self.temporal,
+        ):
             natives.update(collect(obj))
         table = self.lua.table()
         for name, fn in natives.items():

@@ -53,9 +53,13 @@ class TemporalNatives:
         self.watches = []
 
     @native("_watch_open")
-    def watch_open(self, url: Any = None, token: Any = None, workflow_id: Any = None, namespace: Any = None) -> Watch:
+    def watch_open(
+        self, url: Any = None, token: Any = None, workflow_id: Any = None, namespace: Any = None
+    ) -> Watch:
         try:
-            w = Watch(text(url, "url"), opt_text(token), text(workflow_id, "workflow_id"), opt_text(namespace))
+            w = Watch(
+                text(url, "url"), opt_text(token), text(workflow_id, "workflow_id"), opt_text(namespace)
+            )
         except LuaRaise:
             raise
         except Exception as e:  # a bad URL and the like: a Lua error, never a traceback

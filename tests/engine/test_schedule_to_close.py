@@ -60,7 +60,14 @@ def test_deadline_spans_attempts(engine, w, clock):
     (a_id,) = scheduled(
         engine,
         w,
-        act("x", 1, schedule_to_close_secs=10, max_attempts=100, initial_interval_secs=1, backoff_coefficient=1),
+        act(
+            "x",
+            1,
+            schedule_to_close_secs=10,
+            max_attempts=100,
+            initial_interval_secs=1,
+            backoff_coefficient=1,
+        ),
     )
     attempts = 0
     while True:

@@ -203,12 +203,18 @@ client:start_workflow({{ task_queue = "tq", workflow_type = "Retry", workflow_id
     )
     aid = wait_until(
         lambda: next(
-            (e["payload"]["activity_id"] for e in events(engine, "retry-0") if e["event_type"] == "ActivityScheduled"),
+            (
+                e["payload"]["activity_id"]
+                for e in events(engine, "retry-0")
+                if e["event_type"] == "ActivityScheduled"
+            ),
             None,
         ),
         20,
     )
-    wait_until(lambda: http("GET", engine.api + f"/activities/{aid}")[1]["attempt"] >= 4, 30, what="4 attempts")
+    wait_until(
+        lambda: http("GET", engine.api + f"/activities/{aid}")[1]["attempt"] >= 4, 30, what="4 attempts"
+    )
     rec = http("GET", engine.api + f"/activities/{aid}")[1]
     assert rec["max_attempts"] >= 10_000 and rec["status"] in ("PENDING", "RUNNING")
     http("POST", engine.api + "/workflows/retry-0/terminate", {"reason": "enough"})
@@ -290,7 +296,10 @@ end
         "promo-1": "COMPLETED",
     }
     # natively: terminate is FAILED + terminated; ctx:cancel(reason) is on the event and in `error`
-    assert describe(engine, "st-term")["status"] == "FAILED" and describe(engine, "st-term")["terminated"] is True
+    assert (
+        describe(engine, "st-term")["status"] == "FAILED"
+        and describe(engine, "st-term")["terminated"] is True
+    )
     d = describe(engine, "st-self")
     assert d["status"] == "CANCELLED" and d["error"] == "not needed any more"
     (ev,) = [e for e in events(engine, "st-self") if e["event_type"] == "WorkflowCancelled"]
@@ -300,12 +309,12 @@ end
 
 def test_unknown_option_keys_are_reported_once_each(engine, logdir, tmp_path):
     tail = """
-local client = temporal.connect({ url = "%s" })
+local client = temporal.connect({ url = "HOST" })
 for i = 1, 2 do
   client:start_workflow({ task_queue = "tq-warn", workflow_type = "Retry", workflow_id = "warn-" .. i,
     input = { activity = "double", opts = { bogus_option = 1, retry_policy = { maximum_attempts = 2, jitter = 1 } } } })
 end
-""" % hostport(engine)
+""".replace("HOST", hostport(engine))
     w = Worker(write_worker(tmp_path, engine, "tq-warn", tail), engine.url, logdir, queue="tq-warn")
     try:
         w.wait_ready()
@@ -320,8 +329,11 @@ end
 
 def test_bad_option_types_fail_the_workflow_naming_the_field(engine, tworker):
     cases = {
-        "bad-stc": ('{ start_to_close_timeout = "30" }', "opts.start_to_close_timeout must be a number, got string"),
-        "bad-rp": ('{ retry_policy = 3 }', "opts.retry_policy must be a table"),
+        "bad-stc": (
+            '{ start_to_close_timeout = "30" }',
+            "opts.start_to_close_timeout must be a number, got string",
+        ),
+        "bad-rp": ("{ retry_policy = 3 }", "opts.retry_policy must be a table"),
         "bad-max": (
             "{ retry_policy = { maximum_attempts = 1.5 } }",
             "opts.retry_policy.maximum_attempts must be a non-negative integer",
@@ -330,7 +342,10 @@ def test_bad_option_types_fail_the_workflow_naming_the_field(engine, tworker):
             '{ retry_policy = { non_retryable_errors = { "X", 4 } } }',
             "opts.retry_policy.non_retryable_errors[2] must be a string",
         ),
-        "bad-coef": ("{ retry_policy = { backoff_coefficient = 0.5 } }", "backoff_coefficient must be a number >= 1"),
+        "bad-coef": (
+            "{ retry_policy = { backoff_coefficient = 0.5 } }",
+            "backoff_coefficient must be a number >= 1",
+        ),
     }
     code = "\n".join(
         f'client:start_workflow({{ task_queue = "tq", workflow_type = "Retry", workflow_id = "{wid}", '
@@ -346,22 +361,34 @@ def test_bad_option_types_fail_the_workflow_naming_the_field(engine, tworker):
 def test_client_bad_input_is_a_lua_error_naming_the_field(engine):
     checks = [
         ('temporal.connect({ url = "not a url" })', "url must be host:port"),
-        ('temporal.connect({ url = 8080 })', "temporal.connect: url must be a string"),
+        ("temporal.connect({ url = 8080 })", "temporal.connect: url must be a string"),
         ("temporal.connect()", "temporal.connect: expects a table"),
         ('temporal.connect({ url = "127.0.0.1:1" })', "cannot reach the assay engine at http://127.0.0.1:1"),
         ('temporal.start_workflow({ workflow_type = "X", workflow_id = "x" })', "call temporal.connect"),
-        ('C:start_workflow({ workflow_type = "X" })', "client:start_workflow: workflow_id must be a non-empty string"),
-        ('C:start_workflow({ workflow_type = 5, workflow_id = "x" })', "workflow_type must be a non-empty string"),
+        (
+            'C:start_workflow({ workflow_type = "X" })',
+            "client:start_workflow: workflow_id must be a non-empty string",
+        ),
+        (
+            'C:start_workflow({ workflow_type = 5, workflow_id = "x" })',
+            "workflow_type must be a non-empty string",
+        ),
         ('C:signal_workflow({ workflow_id = "x" })', "client:signal_workflow: signal_name must be"),
         ("C:describe_workflow(42)", "client:describe_workflow: workflow_id must be"),
         ('C:describe_workflow("nope-nope")', "workflow 'nope-nope' not found"),
         ('C:get_result({ workflow_id = "nope-nope" })', "workflow 'nope-nope' not found"),
         ('C:get_result({ workflow_id = "x", follow_runs = "yes" })', "follow_runs must be a boolean"),
         ('C:query_workflow({ workflow_id = "x" })', "query_type must be a non-empty string"),
-        ('C:start_workflow({ workflow_type = "X", workflow_id = "x", input = { f = print } })', "cannot be encoded"),
+        (
+            'C:start_workflow({ workflow_type = "X", workflow_id = "x", input = { f = print } })',
+            "cannot be encoded",
+        ),
         ('temporal.worker({ url = "HOST", activities = {} })', "temporal.worker: task_queue must be"),
         ('temporal.worker({ url = "HOST", task_queue = "q" })', "give at least one workflow or activity"),
-        ('temporal.worker({ url = "HOST", task_queue = "q", activities = { a = 1 } })', "activities.a must be a function"),
+        (
+            'temporal.worker({ url = "HOST", task_queue = "q", activities = { a = 1 } })',
+            "activities.a must be a function",
+        ),
         ('temporal.worker({ url = "HOST", task_queue = "q", workflows = "x" })', "workflows must be a table"),
     ]
     for code, msg in checks:
@@ -376,7 +403,9 @@ def test_worker_script_serves_until_sigterm_and_deregisters(engine, logdir, tmp_
     w = Worker(write_worker(tmp_path, engine, "tq-life"), engine.url, logdir, queue="tq-life")
     w.wait_ready()
     wid = wait_until(
-        lambda: next((x["id"] for x in http("GET", engine.api + "/workers")[1] if x["task_queue"] == "tq-life"), None),
+        lambda: next(
+            (x["id"] for x in http("GET", engine.api + "/workers")[1] if x["task_queue"] == "tq-life"), None
+        ),
         10,
     )
     assert w.proc.poll() is None  # the script has ended; the handle keeps `assay run` serving
@@ -425,7 +454,12 @@ def test_example_temporal_promotion(engine, logdir):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitOps)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{srv.server_address[1]}"
-    env = {"GITOPS_URL": base + "/api", "CHAT_WEBHOOK": base + "/hook", "PROMOTION_QUEUE": "ex-promo", "USER": "ada"}
+    env = {
+        "GITOPS_URL": base + "/api",
+        "CHAT_WEBHOOK": base + "/hook",
+        "PROMOTION_QUEUE": "ex-promo",
+        "USER": "ada",
+    }
     w = Worker(EXAMPLE / "worker.lua", engine.url, logdir, queue="ex-promo", env=env)
     try:
         w.wait_ready()
