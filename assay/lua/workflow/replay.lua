@@ -91,7 +91,6 @@ R.Ctx = Ctx
 
 local function cancel_error(rs, reason)
   rs.cancelled = true
-  if reason ~= nil and rs.cancel_reason == nil then rs.cancel_reason = tostring(reason) end
   return setmetatable({ reason = reason }, CANCEL_MT)
 end
 
@@ -188,8 +187,7 @@ function R.activity_options(opts, level)
       end
       out.task_queue = v
     elseif NATIVE_KIND[k] then
-      check_opt(field, NATIVE_KIND[k], v, level + 1)
-      put(k, field, v)
+      put(k, field, v) -- native names go to the engine as given (it validates them and names the field)
     elseif TEMPORAL_TOP[k] then
       check_opt(field, "pos", v, level + 1)
       put(TEMPORAL_TOP[k], field, v)
@@ -414,7 +412,9 @@ function Ctx:continue_as_new(input)
   suspend(rs, { '{"input":' .. encode_for("continue_as_new input", input, 2) .. ',"type":"ContinueAsNew"}' })
 end
 
+-- Cancel this workflow from inside; the reason is recorded on WorkflowCancelled and as its error.
 function Ctx:cancel(reason)
+  if reason ~= nil then self._rs.cancel_reason = tostring(reason) end
   error(cancel_error(self._rs, reason), 0)
 end
 
@@ -423,7 +423,7 @@ function Ctx:workflow_info()
   return {
     workflow_id = t.workflow_id, workflow_type = t.workflow_type, namespace = t.namespace,
     task_queue = t.task_queue, queue = t.task_queue, run_id = t.run_id, parent_id = t.parent_id,
-    attempt = t.attempt or 1, start_time = self._rs.idx.started_at or t.created_at,
+    attempt = t.attempt, start_time = self._rs.idx.started_at or t.created_at,
     search_attributes = client.maybe_json(t.search_attributes, "table"),
     history_length = self._rs.idx.events,
   }
@@ -464,7 +464,6 @@ function R.run(task, handler, log)
     local ok, a, b = coroutine.resume(co, ctx, input)
     if not ok then
       if rs.cancelled or R.is_cancel(a) then
-        if R.is_cancel(a) and a.reason ~= nil and rs.cancel_reason == nil then rs.cancel_reason = tostring(a.reason) end
         tail, summary = { cancel_cmd(rs) }, "CancelWorkflow"
       else
         local msg = errtext(a)
