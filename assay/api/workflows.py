@@ -34,13 +34,13 @@ WF_QUERY = [
     ("id", "string", "exact workflow id"),
     (
         "terminated",
-        "boolean",
-        "true: only runs ended by terminate (FAILED + terminated); false: none of them",
+        "string",
+        "true or false. true: only runs ended by terminate (FAILED + terminated); false: none of them",
     ),
     (
         "continued",
-        "boolean",
-        "true: only runs closed by continue-as-new (COMPLETED + marker); false: none of them",
+        "string",
+        "true or false. true: only runs closed by continue-as-new (COMPLETED + marker); false: none of them",
     ),
     ("limit", "integer", "page size (default 50, max 1000)"),
     ("offset", "integer", "rows to skip"),

@@ -88,11 +88,14 @@ def test_health_and_system_info(engine, world):
 
 
 def test_namespaces(engine, world):
-    r = out_json(engine, 'return { c.namespaces:list(), c.namespaces:get("tmon"), c:list_namespaces() }')
+    r = out_json(
+        engine,
+        'return { c.namespaces:list(), c.namespaces:get("tmon"), c:namespaces(), c:namespace_info("tmon") }',
+    )
     names = [n["name"] if isinstance(n, dict) and "name" in n else n for n in r[0]["namespaces"]]
     assert NS in json.dumps(names)
     assert r[1]["namespace"] == NS and r[1]["total_workflows"] >= 7
-    assert r[2] == r[0]
+    assert r[2] == r[0] and r[3] == r[1]  # legacy colon methods delegate
     bad = lua(engine, 'c.namespaces:get("no-such-ns")', expect_ok=False)
     assert "namespace 'no-such-ns' not found" in bad.stderr
 
@@ -312,7 +315,7 @@ def test_task_queues_and_schedules(engine, world):
         """
 return { c.task_queues:get("qraw"), c.task_queues:get("qa", { task_queue_type = "workflow" }),
   c.schedules:list(), c.schedules:get("nightly"), c:task_queue("qraw"), c:schedule("nightly"),
-  c:list_schedules({ maximum_page_size = 1 }) }
+  c:schedules({ maximum_page_size = 1 }) }
 """,
     )
     assert r[0]["name"] == "qraw" and [p["worker_id"] for p in r[0]["pollers"]] == [world.id]
