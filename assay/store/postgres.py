@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from assay.errors import ConfigError
+from assay.protocol import WorkflowStatus
 from assay.store.base import Store
 from assay.store.migrations import PG_TERMINATED_BACKFILL, SQLITE
 from assay.store.sql import JSON_COLUMNS, SqlTx
@@ -75,7 +76,7 @@ class PgTx(SqlTx):
     lock_clause = " FOR UPDATE SKIP LOCKED"
     search_object_condition = "search_attributes IS NOT NULL AND jsonb_typeof(search_attributes) = 'object'"
     continued_condition = (
-        "(status = 'COMPLETED' AND result IS NOT NULL AND jsonb_typeof(result) = 'object'"
+        f"(status = '{WorkflowStatus.COMPLETED.value}' AND result IS NOT NULL AND jsonb_typeof(result) = 'object'"
         " AND jsonb_exists(result, 'continued_as_new'))"
     )
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from assay.protocol import ActivityStatus
 from assay.store.base import Record
 from assay.store.sql.core import SqlBase
+
+LIVE_ACTIVITY = f"'{ActivityStatus.PENDING.value}', '{ActivityStatus.RUNNING.value}'"
 
 
 class TaskVerbs(SqlBase):
@@ -67,8 +70,8 @@ class TaskVerbs(SqlBase):
         """PENDING or RUNNING activities whose schedule_to_close deadline has passed."""
         return self._rows(
             "workflow_activities",
-            """SELECT * FROM workflow_activities WHERE deadline_at IS NOT NULL AND deadline_at <= ?
-               AND status IN ('PENDING', 'RUNNING') ORDER BY id LIMIT ?""",
+            f"""SELECT * FROM workflow_activities WHERE deadline_at IS NOT NULL AND deadline_at <= ?
+               AND status IN ({LIVE_ACTIVITY}) ORDER BY id LIMIT ?""",
             (now, limit),
         )
 
@@ -77,8 +80,8 @@ class TaskVerbs(SqlBase):
             "SELECT MIN(started_at + start_to_close_secs) FROM workflow_activities WHERE status = 'RUNNING'"
         )
         d = self._scalar(
-            """SELECT MIN(deadline_at) FROM workflow_activities
-               WHERE deadline_at IS NOT NULL AND status IN ('PENDING', 'RUNNING')"""
+            f"""SELECT MIN(deadline_at) FROM workflow_activities
+               WHERE deadline_at IS NOT NULL AND status IN ({LIVE_ACTIVITY})"""
         )
         if d is not None and (a is None or d < a):
             a = d

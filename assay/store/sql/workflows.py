@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from assay.protocol import WorkflowStatus
 from assay.store.base import Record
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase
@@ -55,7 +56,7 @@ class WorkflowVerbs(SqlBase):
     search_object_condition = "search_attributes IS NOT NULL AND json_type(search_attributes) = 'object'"
     # a run closed by continue-as-new: COMPLETED with result {"continued_as_new": "<new id>"}
     continued_condition = (
-        "(status = 'COMPLETED' AND json_valid(result) AND json_type(result) = 'object'"
+        f"(status = '{WorkflowStatus.COMPLETED.value}' AND json_valid(result) AND json_type(result) = 'object'"
         " AND json_type(result, '$.continued_as_new') IS NOT NULL)"
     )
 
