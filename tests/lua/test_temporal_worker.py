@@ -318,6 +318,9 @@ end
     w = Worker(write_worker(tmp_path, engine, "tq-warn", tail), engine.url, logdir, queue="tq-warn")
     try:
         w.wait_ready()
+        # the script starts them after temporal.worker{...} returned: wait until they exist
+        for wid in ("warn-1", "warn-2"):
+            wait_until(lambda wid=wid: http("GET", engine.api + f"/workflows/{wid}")[0] == 200, 20, what=wid)
         wait_status(engine, "warn-1", worker=w)
         wait_status(engine, "warn-2", worker=w)
         log = w.log()
