@@ -23,7 +23,7 @@ from typing import Any
 from assay.errors import ConfigError
 from assay.protocol import WorkflowStatus
 from assay.store.base import Store
-from assay.store.migrations import PG_TERMINATED_BACKFILL, SQLITE
+from assay.store.migrations import PG_TERMINATED_BACKFILL, SQLITE, TEMPORAL_DDL, TEMPORAL_MIGRATION_NAME
 from assay.store.sql import JSON_COLUMNS, SqlTx
 
 log = logging.getLogger("assay.store.postgres")
@@ -64,11 +64,7 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX wf_search ON workflows USING GIN (search_attributes jsonb_path_ops)",
         ],
     ),
-    (
-        2,
-        SQLITE[1][1],
-        [translate_ddl(s) for s in SQLITE[1][2][:-1]] + [PG_TERMINATED_BACKFILL],
-    ),
+    (2, TEMPORAL_MIGRATION_NAME, [translate_ddl(s) for s in TEMPORAL_DDL] + [PG_TERMINATED_BACKFILL]),
 ]
 
 
