@@ -62,6 +62,8 @@ class Tx(abc.ABC):
         parent_id: str | None = None,
         claimed_by: str | None = None,
         task_queue: str | None = None,
+        build_id: str | None = None,
+        stuck: bool | None = None,
         limit: int | None = 50,
         offset: int = 0,
         workflow_id: str | None = None,
@@ -69,6 +71,7 @@ class Tx(abc.ABC):
         continued: bool | None = None,
     ) -> list[Record]:
         """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities.
+        `build_id`: one of the build ids that ran the workflow's tasks. `stuck`: flagged (or not) as stuck.
         `terminated`: only (un)terminated runs; `continued`: only runs that did (not) continue-as-new."""
 
     @abc.abstractmethod

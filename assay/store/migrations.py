@@ -6,7 +6,7 @@ same version numbers.
 
 from __future__ import annotations
 
-# Migration 2 (Temporal-era API): schedule_to_close deadline on activities, terminated flag on workflows.
+# Migration 3 (Temporal-era API): schedule_to_close deadline on activities, terminated flag on workflows.
 TEMPORAL_MIGRATION_NAME = "activity schedule_to_close deadline; terminated flag on workflows"
 TEMPORAL_DDL = [
     "ALTER TABLE workflow_activities ADD COLUMN schedule_to_close_secs REAL",
@@ -177,7 +177,20 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             last_heartbeat REAL NOT NULL)""",
         ],
     ),
-    (2, TEMPORAL_MIGRATION_NAME, TEMPORAL_DDL + [TERMINATED_BACKFILL_SQLITE]),
+    (
+        2,
+        "safe deploys: build ids, stuck runs, reset links",
+        [
+            "ALTER TABLE workflows ADD COLUMN build_ids TEXT",
+            "ALTER TABLE workflows ADD COLUMN stuck_reason TEXT",
+            "ALTER TABLE workflows ADD COLUMN stuck_since REAL",
+            "ALTER TABLE workflows ADD COLUMN reset_to TEXT",
+            "ALTER TABLE workflows ADD COLUMN reset_from TEXT",
+            "ALTER TABLE workflow_workers ADD COLUMN build_id TEXT",
+            "CREATE INDEX wf_stuck ON workflows(namespace, stuck_since) WHERE stuck_reason IS NOT NULL",
+        ],
+    ),
+    (3, TEMPORAL_MIGRATION_NAME, TEMPORAL_DDL + [TERMINATED_BACKFILL_SQLITE]),
 ]
 
 # Postgres: the same DDL (translated) and this backfill (JSONB instead of json_extract).

@@ -60,6 +60,10 @@ class WorkflowVerbs(SqlBase):
         " AND json_type(result, '$.continued_as_new') IS NOT NULL)"
     )
 
+    def build_id_condition(self, build_id: str) -> tuple[str, list[Any]]:
+        """SQL for "build_id is one of the build ids that ran this workflow's tasks"."""
+        return ("EXISTS (SELECT 1 FROM json_each(build_ids) j WHERE j.value = ?)", [build_id])
+
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
         """SQL for `search_attributes[key] == value` with JSON-typed equality. The key is a top-level
         literal (no JSON-path interpretation: dots, quotes and brackets are just characters)."""
@@ -84,6 +88,8 @@ class WorkflowVerbs(SqlBase):
         parent_id=None,
         claimed_by=None,
         task_queue=None,
+        build_id=None,
+        stuck=None,
         limit=50,
         offset=0,
         workflow_id=None,
@@ -114,6 +120,12 @@ class WorkflowVerbs(SqlBase):
             if val is not None:
                 conds.append(f"{col} = ?")
                 params.append(val)
+        if build_id is not None:
+            c, p = self.build_id_condition(build_id)
+            conds.append(c)
+            params.extend(p)
+        if stuck is not None:
+            conds.append("stuck_reason IS NOT NULL" if stuck else "stuck_reason IS NULL")
         if search:
             conds.append(self.search_object_condition)
             for k, v in search.items():
