@@ -21,7 +21,7 @@ JSON_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 BOOL_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflow_schedules": ("paused",),
-    "workflows": ("needs_dispatch", "cancel_requested"),
+    "workflows": ("needs_dispatch", "cancel_requested", "terminated"),
     "workflow_activities": ("cancel_requested",),
 }
 #: SQL literals of the protocol's statuses, for queries whose text must name them (partial indexes match
