@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from assay.engine.archive_ops import ArchiveOps
 from assay.engine.commands import CommandOps
+from assay.engine.dispatch import DispatchOps
 from assay.engine.schedule_ops import ScheduleOps
 from assay.engine.tasks import TaskOps
 from assay.engine.workflows import WorkflowOps
 
 
-class Engine(WorkflowOps, TaskOps, CommandOps, ScheduleOps, ArchiveOps):
+class Engine(WorkflowOps, TaskOps, DispatchOps, CommandOps, ScheduleOps, ArchiveOps):
     """All engine operations. Construct with Engine(store, clock=..., settings=...)."""
 
 

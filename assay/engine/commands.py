@@ -110,7 +110,18 @@ def parse_command(i: int, raw: Any) -> dict[str, Any]:
 
 
 class CommandOps(EngineBase):
-    def submit_commands(self, wf_id: str, worker_id: str, commands: list[Any]) -> dict[str, Any]:
+    def submit_commands(
+        self,
+        wf_id: str,
+        worker_id: str,
+        commands: list[Any],
+        *,
+        eager_activities: int = 0,
+        eager_workflow_task: bool = False,
+    ) -> dict[str, Any]:
+        """Apply a batch atomically. Opt-in eager dispatch (dispatch.py): claim for this worker up to
+        `eager_activities` of the activity tasks the batch schedules, and the workflow's next task when
+        the batch leaves it dispatchable; returned as "activity_tasks" / "workflow_task"."""
         try:
             if not isinstance(commands, list):
                 raise BadRequest("'commands' must be an array")
@@ -140,8 +151,18 @@ class CommandOps(EngineBase):
                     tx.update_workflow(wf_id, dispatch_failures=0)
                 after = tx.get_workflow(wf_id)
                 if after and after["needs_dispatch"] and not states.is_terminal(after["status"]):
-                    fx.wake_workflows(after["task_queue"])
-                return {"applied": applied, "status": after["status"] if after else None}
+                    fx.ready_workflow(after)
+                out: dict[str, Any] = {"applied": applied, "status": after["status"] if after else None}
+                if eager_activities or eager_workflow_task:
+                    acts, wfs = self.eager_claim(  # type: ignore[attr-defined]
+                        tx,
+                        fx,
+                        worker_id,
+                        activities=eager_activities,
+                        workflow_ids=(wf_id,) if eager_workflow_task else (),
+                    )
+                    out.update(activity_tasks=acts, workflow_task=wfs[0] if wfs else None)
+                return out
         except AssayError as e:
             if isinstance(e, Conflict) and e.detail.get("lease_lost"):
                 raise

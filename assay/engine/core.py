@@ -50,9 +50,18 @@ class EngineBase:
     def _tx(self) -> Iterator[tuple[Tx, Effects]]:
         """A write transaction whose effects (wake-ups, SSE) are delivered only after it commits."""
         fx = Effects()
-        with self.store.tx() as tx:
-            yield tx, fx
+        try:
+            with self.store.tx() as tx:
+                yield tx, fx
+                if fx.ready:
+                    self._hand_over(tx, fx)  # claimed for held polls in this transaction
+        except BaseException:
+            fx.abort(self.notifier)
+            raise
         fx.flush(self.notifier, self.broadcaster)
+
+    def _hand_over(self, tx: Tx, fx: Effects) -> None:
+        """Claim the tasks this transaction made ready for polls held on their queues (dispatch.py)."""
 
     def now(self) -> float:
         return self.clock.now()
@@ -132,7 +141,7 @@ class EngineBase:
         if not tx.insert_workflow(rec):
             raise Conflict(f"workflow already exists: {workflow_id}", workflow_id=workflow_id)
         tx.append_event(workflow_id, "WorkflowStarted", input, now)
-        fx.wake_workflows(task_queue)
+        fx.ready_workflow(rec)
         fx.sse("workflow_started", rec)
         return rec
 
@@ -226,7 +235,7 @@ class EngineBase:
                 now,
             )
         tx.mark_dispatchable(parent["id"], now)
-        fx.wake_workflows(parent["task_queue"])
+        fx.ready_workflow(parent)
 
     def _request_cancel(self, tx: Tx, fx: Effects, wf: Record, reason: str | None) -> None:
         """Phase one of cancellation: stop pending work, record the request, wake the workflow, cascade."""
@@ -252,7 +261,7 @@ class EngineBase:
             )
         else:
             tx.mark_dispatchable(wf["id"], now)
-            fx.wake_workflows(wf["task_queue"])
+            fx.ready_workflow(wf)
 
     def _terminate(
         self, tx: Tx, fx: Effects, wf: Record, reason: str | None, notify_parent: bool = True

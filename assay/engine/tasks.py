@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from assay.engine import states
@@ -111,7 +110,7 @@ class TaskOps(EngineBase):
         with self._tx() as (tx, fx):
             leases = tx.release_worker_leases(worker_id, self.now())
             for q in tx.dispatchable_queues():
-                fx.wake_workflows(q)
+                fx.wake_workflows(q, len(leases) or 1)
             acts = 0
             for act_id in tx.activities_held_by(worker_id):
                 act = tx.get_activity(act_id)
@@ -128,82 +127,12 @@ class TaskOps(EngineBase):
         with self.store.read() as tx:
             return tx.queue_stats(namespace)
 
-    def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
-        w = tx.get_worker(worker_id)
-        return w["namespace"] if w else None
-
     # --- claims ---------------------------------------------------------------------------------
     def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
         return self.claim_task(queue, worker_id, ("workflow_task",))[1]
 
     def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
         return self.claim_task(queue, worker_id, ("activity_task",))[1]
-
-    def claim_task(
-        self, queue: str, worker_id: str, kinds: tuple[str, ...] = ("workflow_task", "activity_task")
-    ) -> tuple[str | None, Record | None]:
-        """One transaction: try each kind in order (lease a ready workflow task / claim a due activity)."""
-        with self._tx() as (tx, fx):
-            now = self.now()
-            namespace = self._worker_namespace(tx, worker_id)
-            for kind in kinds:
-                if kind == "workflow_task":
-                    wf = tx.claim_workflow_task(queue, namespace, worker_id, now)
-                    if wf is not None:
-                        if wf["previous_status"] == states.PENDING:
-                            fx.sse("workflow_running", wf)
-                        wf["history"] = tx.list_events(wf["id"])
-                        return kind, wf
-                else:
-                    act = tx.claim_activity(queue, namespace, worker_id, now)
-                    if act is not None:
-                        limits = [act["start_to_close_secs"], act["heartbeat_timeout_secs"]]
-                        if min(x for x in limits if x is not None) < float(self.settings.loop_max_sleep_secs):
-                            fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
-                        return kind, act
-            return None, None
-
-    def poll(
-        self,
-        queue: str,
-        worker_id: str,
-        wait_secs: float = 0.0,
-        *,
-        workflows: bool = True,
-        activities: bool = True,
-        gone: Callable[[], bool] | None = None,
-    ) -> tuple[str | None, Record | None]:
-        """Claim a workflow task or an activity task, holding up to `wait_secs` for one to arrive.
-
-        `gone()` tells whether the caller hung up: a held poll whose client disconnected (or whose worker
-        deregistered) returns without claiming, so no task is handed to a worker that is not there."""
-        keys = ([f"wf:{queue}"] if workflows else []) + ([f"act:{queue}"] if activities else [])
-        keys.append("worker-gone:" + worker_id)
-        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
-        kinds = (["workflow_task"] if workflows else []) + (["activity_task"] if activities else [])
-        if len(kinds) == 2 and next(self._poll_turn) % 2:
-            kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
-        held = False
-        try:
-            while True:
-                since = self.notifier.versions(keys)
-                if (gone is not None and gone()) or worker_id in self._departed:
-                    return None, None
-                kind, task = self.claim_task(queue, worker_id, tuple(kinds))
-                if task is not None:
-                    return kind, task
-                remaining = deadline - self.clock.monotonic()
-                if remaining <= 0 or self.notifier.closed:
-                    return None, None
-                if not held:
-                    held = self.try_hold("poll")
-                    if not held:  # only the reserve is left: answer at once
-                        return None, None
-                # wake at least every second when we can notice a hung-up client, to free its thread
-                self.notifier.wait(since, min(remaining, 1.0 if gone is not None else 5.0))
-        finally:
-            if held:
-                self.release_hold()
 
     # --- activities -------------------------------------------------------------------------------
     def schedule_activity(self, wf_id: str, spec: dict[str, Any]) -> Record:
@@ -248,7 +177,7 @@ class TaskOps(EngineBase):
             tx.update_workflow(wf["id"], status=states.RUNNING, updated_at=now)
             wf["status"] = states.RUNNING
             fx.sse("workflow_running", wf)
-        fx.wake_activities(queue)
+        fx.ready_activity(act_id, spec["name"], queue, wf["namespace"])
         act = tx.get_activity(act_id)
         assert act is not None
         return act
@@ -280,7 +209,11 @@ class TaskOps(EngineBase):
             )
         return act, wf
 
-    def complete_activity(self, act_id: int, result: Any, worker_id: str | None = None) -> None:
+    def complete_activity(
+        self, act_id: int, result: Any, worker_id: str | None = None, *, eager_workflow_task: bool = False
+    ) -> Record | None:
+        """Complete; with eager_workflow_task (opt-in), claim for this worker the workflow task the
+        completion made ready, in the same transaction (returned; None when there is none for it)."""
         with self._tx() as (tx, fx):
             act, wf = self._running_activity(tx, act_id, worker_id)
             now = self.now()
@@ -298,15 +231,29 @@ class TaskOps(EngineBase):
                 now,
             )
             tx.mark_dispatchable(wf["id"], now)
-            fx.wake_workflows(wf["task_queue"])
+            fx.ready_workflow(wf)
             fx.sse("task_completed", wf, activity_id=act_id, activity=act["name"])
+            return self._eager_wf(tx, fx, worker_id, wf["id"]) if eager_workflow_task else None
+
+    def _eager_wf(self, tx: Tx, fx: Effects, worker_id: str | None, wf_id: str) -> Record | None:
+        if not worker_id:
+            return None
+        _acts, wfs = self.eager_claim(tx, fx, worker_id, workflow_ids=(wf_id,))  # type: ignore[attr-defined]
+        return wfs[0] if wfs else None
 
     def fail_activity(
-        self, act_id: int, error: str, worker_id: str | None = None, non_retryable: bool = False
-    ) -> None:
+        self,
+        act_id: int,
+        error: str,
+        worker_id: str | None = None,
+        non_retryable: bool = False,
+        *,
+        eager_workflow_task: bool = False,
+    ) -> Record | None:
         with self._tx() as (tx, fx):
             act, wf = self._running_activity(tx, act_id, worker_id)
             self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable)
+            return self._eager_wf(tx, fx, worker_id, wf["id"]) if eager_workflow_task else None
 
     def heartbeat_activity(self, act_id: int, details: Any, worker_id: str | None = None) -> dict[str, Any]:
         with self._tx() as (tx, _fx):
@@ -350,7 +297,7 @@ class TaskOps(EngineBase):
             now,
         )
         tx.mark_dispatchable(wf["id"], now)
-        fx.wake_workflows(wf["task_queue"])
+        fx.ready_workflow(wf)
         fx.sse("task_failed", wf, activity_id=act["id"], activity=act["name"])
 
     # --- periodic steps (driven by background loops with tick(now)) ----------------------------------
@@ -366,7 +313,7 @@ class TaskOps(EngineBase):
                     continue
                 tx.append_event(wf["id"], "TimerFired", {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now)
                 tx.mark_dispatchable(wf["id"], now)
-                fx.wake_workflows(wf["task_queue"])
+                fx.ready_workflow(wf)
                 fired += 1
         return fired
 
@@ -428,7 +375,7 @@ class TaskOps(EngineBase):
                 ids = []
             ids += tx.release_lost_worker_leases(now, self.started_at)
             for q in tx.dispatchable_queues():
-                fx.wake_workflows(q)
+                fx.wake_workflows(q, len(ids) or 1)
         if ids:
             log.info("recovered %d workflow-task lease(s): %s", len(ids), ", ".join(ids[:10]))
         return ids

@@ -34,23 +34,45 @@ class TaskVerbs(SqlBase):
             params += list(statuses)
         return self._rows("workflow_activities", sql + " ORDER BY seq", params)
 
-    def claim_activity(self, queue, namespace, worker_id, now) -> Record | None:
+    def _claimable_sql(self, namespace: str | None) -> str:
         if namespace is None:
-            sql = """SELECT a.id FROM workflow_activities a WHERE a.status = 'PENDING' AND a.task_queue = ?
-                     AND a.scheduled_at <= ? ORDER BY a.scheduled_at, a.id LIMIT 1"""
-            params: list[Any] = [queue, now]
-        else:
-            sql = """SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
-                     WHERE a.status = 'PENDING' AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?
-                     ORDER BY a.scheduled_at, a.id LIMIT 1"""
-            params = [queue, now, namespace]
-        act_id = self._scalar(sql + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a"), params)
-        if act_id is None:
-            return None
-        self.update_activity(
-            act_id, status="RUNNING", claimed_by=worker_id, started_at=now, last_heartbeat=None
+            return """SELECT a.id FROM workflow_activities a WHERE a.status = 'PENDING' AND a.task_queue = ?
+                     AND a.scheduled_at <= ?"""
+        return """SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
+                     WHERE a.status = 'PENDING' AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?"""
+
+    def claim_activity(self, queue, namespace, worker_id, now) -> Record | None:
+        got = self.claim_activities(queue, namespace, worker_id, now, 1)
+        return got[0] if got else None
+
+    def claim_activities(self, queue, namespace, worker_id, now, limit: int) -> list[Record]:
+        params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
+        sql = (
+            self._claimable_sql(namespace)
+            + " ORDER BY a.scheduled_at, a.id LIMIT ?"
+            + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a")
         )
-        return self.get_activity(act_id)
+        out = []
+        for (act_id,) in self._exec(sql, [*params, int(limit)]).fetchall():
+            self.update_activity(
+                act_id, status="RUNNING", claimed_by=worker_id, started_at=now, last_heartbeat=None
+            )
+            rec = self.get_activity(act_id)
+            assert rec is not None
+            out.append(rec)
+        return out
+
+    def claim_activity_by_id(self, act_id: int, worker_id: str, now: float) -> Record | None:
+        n = self._exec(
+            """UPDATE workflow_activities SET status = 'RUNNING', claimed_by = ?, started_at = ?,
+               last_heartbeat = NULL WHERE id = ? AND status = 'PENDING' AND scheduled_at <= ?""",
+            (worker_id, now, act_id, now),
+        ).rowcount
+        return self.get_activity(act_id) if n == 1 else None
+
+    def has_ready_activity(self, queue: str, namespace: str | None, now: float) -> bool:
+        params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
+        return self._scalar(self._claimable_sql(namespace) + " LIMIT 1", params) is not None
 
     def expired_activities(self, now: float, grace_since: float, limit: int = 200) -> list[Record]:
         return self._rows(
