@@ -37,6 +37,19 @@ def array(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item}
 
 
+MAX_TASKS_FIELD = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": 100,
+    "description": "opt-in batch claim: up to N tasks in one transaction; the answer is then a TaskBatch "
+    "({tasks: [{kind, task}, ...]}) instead of the single-task shape",
+}
+EAGER_WF_FIELD = {
+    "type": "boolean",
+    "description": "opt-in eager dispatch: claim for this worker the workflow task this request makes ready "
+    "(when it registered that workflow type, on its queue), returned in the 200 body",
+}
+
 STATUS = {
     "type": "string",
     "enum": ["PENDING", "RUNNING", "WAITING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"],
@@ -279,20 +292,71 @@ SCHEMAS: dict[str, Any] = {
         description="identity + queue let the engine re-register a reaped id",
     ),
     "Poll": obj(
-        {"queue": STR, "worker_id": STR, "wait_secs": {"type": "number", "minimum": 0, "maximum": 60}},
+        {
+            "queue": STR,
+            "worker_id": STR,
+            "wait_secs": {"type": "number", "minimum": 0, "maximum": 60},
+            "max_tasks": MAX_TASKS_FIELD,
+        },
         ("worker_id",),
     ),
-    "ActivityTaskOrNull": {"anyOf": [ref("Activity"), obj({"task": {"type": "null"}}, ("task",))]},
-    "CompleteActivity": nullable(obj({"result": ANY, "worker_id": STR}, description=OPT_OBJECT_BODY)),
+    "ActivityTaskOrNull": {
+        "anyOf": [ref("Activity"), obj({"task": {"type": "null"}}, ("task",)), ref("TaskBatch")]
+    },
+    "TaskBatch": obj(
+        {"tasks": array(ref("TaskItem"))},
+        ("tasks",),
+        description="The answer to a poll with max_tasks (opt-in): the tasks claimed, possibly none.",
+    ),
+    "TaskItem": {
+        "oneOf": [
+            obj({"kind": {"const": "workflow_task"}, "task": ref("WorkflowTask")}, ("kind", "task")),
+            obj({"kind": {"const": "activity_task"}, "task": ref("Activity")}, ("kind", "task")),
+        ]
+    },
+    "CompleteActivity": nullable(
+        obj(
+            {"result": ANY, "worker_id": STR, "eager_workflow_task": EAGER_WF_FIELD},
+            description=OPT_OBJECT_BODY,
+        )
+    ),
     "FailActivity": nullable(
-        obj({"error": ANY, "worker_id": STR, "non_retryable": BOOL}, description=OPT_OBJECT_BODY)
+        obj(
+            {"error": ANY, "worker_id": STR, "non_retryable": BOOL, "eager_workflow_task": EAGER_WF_FIELD},
+            description=OPT_OBJECT_BODY,
+        )
+    ),
+    "EagerWorkflowTask": obj(
+        {"workflow_task": nullable(ref("WorkflowTask"))},
+        ("workflow_task",),
+        description="200 body of an activity complete/fail sent with eager_workflow_task (opt-in).",
+    ),
+    "EagerCommandsResponse": obj(
+        {"activity_tasks": array(ref("Activity")), "workflow_task": nullable(ref("WorkflowTask"))},
+        ("activity_tasks", "workflow_task"),
+        description="200 body of a commands submission sent with eager_activities or eager_workflow_task.",
     ),
     "ActivityHeartbeat": nullable(obj({"details": ANY, "worker_id": STR}, description=OPT_OBJECT_BODY)),
     "HeartbeatResponse": obj({"cancel_requested": BOOL}, ("cancel_requested",)),
     "WorkflowTask": WORKFLOW_TASK,
-    "WorkflowTaskOrNull": {"anyOf": [ref("WorkflowTask"), {"type": "null"}]},
+    "WorkflowTaskOrNull": {"anyOf": [ref("WorkflowTask"), {"type": "null"}, ref("TaskBatch")]},
     "Command": {"oneOf": COMMANDS, "discriminator": {"propertyName": "type"}},
-    "Commands": obj({"worker_id": NAME, "commands": array(ref("Command"))}, ("worker_id",)),
+    "Commands": obj(
+        {
+            "worker_id": NAME,
+            "commands": array(ref("Command")),
+            "eager_activities": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "description": "opt-in eager dispatch: claim for this worker up to N of the activity tasks "
+                "this batch schedules (those it registered, on its queue), returned in the 200 body "
+                "(EagerCommandsResponse) instead of being polled for",
+            },
+            "eager_workflow_task": EAGER_WF_FIELD,
+        },
+        ("worker_id",),
+    ),
     "CombinedPoll": obj(
         {
             "queue": STR,
@@ -300,6 +364,7 @@ SCHEMAS: dict[str, Any] = {
             "wait_secs": {"type": "number", "minimum": 0, "maximum": 60},
             "workflows": BOOL,
             "activities": BOOL,
+            "max_tasks": MAX_TASKS_FIELD,
         },
         ("worker_id",),
     ),
@@ -308,6 +373,7 @@ SCHEMAS: dict[str, Any] = {
             obj({"kind": {"const": "workflow_task"}, "task": ref("WorkflowTask")}, ("kind", "task")),
             obj({"kind": {"const": "activity_task"}, "task": ref("Activity")}, ("kind", "task")),
             obj({"kind": {"type": "null"}, "task": {"type": "null"}}, ("kind", "task")),
+            ref("TaskBatch"),
         ]
     },
     "CreateSchedule": obj(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import bottle
@@ -10,15 +11,17 @@ from assay.api import records
 from assay.api.http import Router, empty, json_response, path_int, read_body
 from assay.engine import Engine
 from assay.engine.commands import parse_commands_body
+from assay.engine.dispatch import MAX_TASKS, WF
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
 
 MAX_WAIT = 60.0
 
 
-def _client_gone() -> bool:
-    """True once the client of this request disconnected (waitress, with channel_request_lookahead > 0)."""
+def _gone_check() -> Callable[[], bool] | None:
+    """For this request: a function telling whether its client hung up (waitress; see server.py). Bound
+    to this request's connection, so it can be called from another thread (a hand-over checks it)."""
     check = bottle.request.environ.get("waitress.client_disconnected")
-    return bool(check()) if callable(check) else False
+    return (lambda: bool(check())) if callable(check) else None
 
 
 def _poll_args(b: dict[str, Any]) -> tuple[str, str, float]:
@@ -26,6 +29,26 @@ def _poll_args(b: dict[str, Any]) -> tuple[str, str, float]:
     worker_id = req_str(b, "worker_id")
     wait = opt_num(b, "wait_secs", 0.0, min_value=0, max_value=MAX_WAIT) or 0.0
     return queue, worker_id, wait
+
+
+def _task_item(kind: str, task: Any) -> dict[str, Any]:
+    return {"kind": kind, "task": records.workflow_task(task) if kind == WF else records.activity(task)}
+
+
+def _batch_poll(engine: Engine, b: dict[str, Any], workflows: bool, activities: bool) -> str | None:
+    """Opt-in `max_tasks`: claim up to N tasks in one transaction -> {"tasks": [{kind, task}, ...]}."""
+    n = opt_int(b, "max_tasks", None, min_value=1, max_value=MAX_TASKS)
+    if n is None:
+        return None
+    queue, wid, wait = _poll_args(b)
+    got = engine.poll_tasks(
+        queue, wid, wait, workflows=workflows, activities=activities, gone=_gone_check(), max_tasks=n
+    )
+    return json_response({"tasks": [_task_item(k, t) for k, t in got]})
+
+
+def _eager_wf_response(task: Any) -> str:
+    return json_response({"workflow_task": records.workflow_task(task) if task else None})
 
 
 def register(r: Router, engine: Engine) -> None:
@@ -103,8 +126,12 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "ActivityTaskOrNull", 400: "Error"},
     )
     def poll_activity() -> str:
-        queue, wid, wait = _poll_args(as_object(read_body(mb)))
-        kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True, gone=_client_gone)
+        b = as_object(read_body(mb))
+        batch = _batch_poll(engine, b, False, True)
+        if batch is not None:
+            return batch
+        queue, wid, wait = _poll_args(b)
+        kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True, gone=_gone_check())
         return json_response(records.activity(task) if task else {"task": None})
 
     @r(
@@ -114,11 +141,15 @@ def register(r: Router, engine: Engine) -> None:
         "tasks",
         body="CompleteActivity",
         responses={200: None, 404: "Error", 409: "Error"},
+        description="Empty 200; with eager_workflow_task (opt-in) the 200 body is EagerWorkflowTask.",
     )
     def complete(id: str) -> str:
         b = as_object(read_body(mb))
-        engine.complete_activity(path_int(id, "task id"), b.get("result"), opt_str(b, "worker_id"))
-        return empty(200)
+        eager = opt_bool(b, "eager_workflow_task", False)
+        wf_task = engine.complete_activity(
+            path_int(id, "task id"), b.get("result"), opt_str(b, "worker_id"), eager_workflow_task=eager
+        )
+        return _eager_wf_response(wf_task) if eager else empty(200)
 
     @r(
         "POST",
@@ -127,6 +158,7 @@ def register(r: Router, engine: Engine) -> None:
         "tasks",
         body="FailActivity",
         responses={200: None, 404: "Error", 409: "Error"},
+        description="Empty 200; with eager_workflow_task (opt-in) the 200 body is EagerWorkflowTask.",
     )
     def fail(id: str) -> str:
         b = as_object(read_body(mb))
@@ -134,13 +166,15 @@ def register(r: Router, engine: Engine) -> None:
         error = (
             err if isinstance(err, str) and err else ("activity failed" if err in (None, "") else str(err))
         )
-        engine.fail_activity(
+        eager = opt_bool(b, "eager_workflow_task", False)
+        wf_task = engine.fail_activity(
             path_int(id, "task id"),
             error,
             opt_str(b, "worker_id"),
             non_retryable=opt_bool(b, "non_retryable", False),
+            eager_workflow_task=eager,
         )
-        return empty(200)
+        return _eager_wf_response(wf_task) if eager else empty(200)
 
     @r(
         "POST",
@@ -165,8 +199,12 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "WorkflowTaskOrNull", 400: "Error"},
     )
     def poll_workflow() -> str:
-        queue, wid, wait = _poll_args(as_object(read_body(mb)))
-        kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False, gone=_client_gone)
+        b = as_object(read_body(mb))
+        batch = _batch_poll(engine, b, True, False)
+        if batch is not None:
+            return batch
+        queue, wid, wait = _poll_args(b)
+        kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False, gone=_gone_check())
         return json_response(records.workflow_task(task) if task else None)
 
     @r(
@@ -177,11 +215,27 @@ def register(r: Router, engine: Engine) -> None:
         body="Commands",
         body_required=True,
         responses={200: None, 400: "Error", 404: "Error", 409: "Error"},
+        description="Empty 200; with eager_activities or eager_workflow_task (opt-in) the 200 body is "
+        "EagerCommandsResponse.",
     )
     def commands(id: str) -> str:
-        wid, cmds = parse_commands_body(read_body(mb))
-        engine.submit_commands(id, wid, cmds)
-        return empty(200)
+        body = read_body(mb)
+        wid, cmds = parse_commands_body(body)
+        b = as_object(body)
+        n_acts = opt_int(b, "eager_activities", None, min_value=0, max_value=MAX_TASKS)
+        eager_wf = opt_bool(b, "eager_workflow_task", False)
+        out = engine.submit_commands(
+            id, wid, cmds, eager_activities=n_acts or 0, eager_workflow_task=eager_wf
+        )
+        if n_acts is None and b.get("eager_workflow_task") is None:
+            return empty(200)  # upstream clients: the same empty 200 as ever
+        wf_task = out.get("workflow_task")
+        return json_response(
+            {
+                "activity_tasks": [records.activity(t) for t in out.get("activity_tasks") or []],
+                "workflow_task": records.workflow_task(wf_task) if wf_task else None,
+            }
+        )
 
     @r(
         "POST",
@@ -194,6 +248,9 @@ def register(r: Router, engine: Engine) -> None:
     )
     def poll_any() -> str:
         b = as_object(read_body(mb))
+        batch = _batch_poll(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
+        if batch is not None:
+            return batch
         queue, wid, wait = _poll_args(b)
         kind, task = engine.poll(
             queue,
@@ -201,7 +258,7 @@ def register(r: Router, engine: Engine) -> None:
             wait,
             workflows=opt_bool(b, "workflows", True),
             activities=opt_bool(b, "activities", True),
-            gone=_client_gone,
+            gone=_gone_check(),
         )
         if kind == "workflow_task":
             return json_response({"kind": kind, "task": records.workflow_task(task)})
