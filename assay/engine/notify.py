@@ -273,11 +273,27 @@ def bridge(store, notifier: Notifier, broadcaster: Broadcaster) -> None:
     """Connect the in-process notifier and SSE fan-out of several engine instances through the store
     (Postgres LISTEN/NOTIFY): work created on one instance wakes long-polls and SSE streams on all."""
 
+    # NOTIFY is a database round trip: a sender thread does it, never the request that committed
+    outbox: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=10_000)
+
+    def sender() -> None:
+        while True:
+            channel, payload = outbox.get()
+            store.notify(channel, payload)
+
+    threading.Thread(target=sender, name="assay-notify-bridge", daemon=True).start()
+
+    def send(channel: str, payload: str) -> None:
+        try:
+            outbox.put_nowait((channel, payload))
+        except queue.Full:  # pragma: no cover - other instances fall back to their periodic checks
+            log.warning("notify bridge backlog full: dropped a %s message", channel)
+
     def on_bump(keys: set[str]) -> None:
-        store.notify("bump", json.dumps(sorted(keys)))
+        send("bump", json.dumps(sorted(keys)))
 
     def on_publish(event_type: str, data: dict[str, Any]) -> None:
-        store.notify("sse", json.dumps([event_type, data]))
+        send("sse", json.dumps([event_type, data]))
 
     def on_message(channel: str, payload: str) -> None:
         try:
