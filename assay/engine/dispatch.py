@@ -54,14 +54,19 @@ class DispatchOps(EngineBase):
         worker_id: str,
         kinds: tuple[str, ...] = (WF, ACT),
         max_tasks: int = 1,
-        namespace: Any = ...,
+        *,
+        spec: PollSpec | None = None,
     ) -> list[tuple[str, Record]]:
         """Claim up to max_tasks tasks (kinds tried in order) in one transaction; a read first, so an
-        empty poll opens no write transaction."""
+        empty poll opens no write transaction. `spec` (a held poll's) caches the worker's namespace."""
         now = self.now()
         with self.store.read() as rtx:
-            if namespace is ...:
+            if spec is not None and spec.namespace is not None:
+                namespace = spec.namespace
+            else:
                 namespace = self._worker_namespace(rtx, worker_id)
+                if spec is not None:
+                    spec.namespace = namespace
             ready = [
                 k
                 for k in kinds
@@ -136,9 +141,7 @@ class DispatchOps(EngineBase):
             kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
         keys = [KEY_PREFIX[k] + queue for k in kinds] + ["worker-gone:" + worker_id]
         deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
-        with self.store.read() as rtx:
-            namespace = self._worker_namespace(rtx, worker_id)
-        spec = PollSpec(queue, namespace, worker_id, tuple(kinds), gone)
+        spec = PollSpec(queue, None, worker_id, tuple(kinds), gone)
         held = False
         woken_by: str | None = None
         try:
@@ -149,7 +152,7 @@ class DispatchOps(EngineBase):
                 order = tuple(kinds)
                 if woken_by is not None:  # the kind we were woken for first
                     order = tuple(sorted(kinds, key=lambda k: KEY_PREFIX[k] + queue != woken_by))
-                got = self.claim_tasks(queue, worker_id, order, max_tasks, namespace)
+                got = self.claim_tasks(queue, worker_id, order, max_tasks, spec=spec)
                 if got:
                     if woken_by is not None and not any(KEY_PREFIX[k] + queue == woken_by for k, _ in got):
                         self.notifier.pass_on(woken_by)
