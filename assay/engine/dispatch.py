@@ -20,11 +20,12 @@ from typing import Any
 
 from assay.engine.core import EngineBase
 from assay.engine.notify import Effects, Waiter
+from assay.protocol import TaskKind, WorkflowStatus
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.dispatch")
 
-WF, ACT = "workflow_task", "activity_task"
+WF, ACT = TaskKind.workflow_task.value, TaskKind.activity_task.value
 KEY_PREFIX = {WF: "wf:", ACT: "act:"}
 MAX_TASKS = 100  # cap on a batch poll's max_tasks
 
@@ -92,7 +93,7 @@ class DispatchOps(EngineBase):
     def _prepare(self, tx: Tx, fx: Effects, kind: str, rec: Record) -> Record:
         """What a claimed task needs before it is handed out (history; SSE; a timeout wake-up)."""
         if kind == WF:
-            if rec["previous_status"] == "PENDING":
+            if rec["previous_status"] == WorkflowStatus.PENDING:
                 fx.sse("workflow_running", rec)
             rec["history"] = tx.list_events(rec["id"])
         else:

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from assay.protocol import TaskKind
+
 log = logging.getLogger("assay.notify")
 
 
@@ -234,11 +236,13 @@ class Effects:
 
     def ready_workflow(self, wf: dict[str, Any]) -> None:
         """The workflow's task is dispatchable: hand it to a held poll if one waits, else wake one."""
-        self.ready.append(("workflow_task", wf["task_queue"], wf["namespace"], wf["id"], wf["workflow_type"]))
+        self.ready.append(
+            (TaskKind.workflow_task.value, wf["task_queue"], wf["namespace"], wf["id"], wf["workflow_type"])
+        )
         self.wake_workflows(wf["task_queue"])
 
     def ready_activity(self, act_id: int, name: str, queue_name: str, namespace: str) -> None:
-        self.ready.append(("activity_task", queue_name, namespace, act_id, name))
+        self.ready.append((TaskKind.activity_task.value, queue_name, namespace, act_id, name))
         self.wake_activities(queue_name)
 
     def wake_loop(self, name: str) -> None:
