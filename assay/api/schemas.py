@@ -326,6 +326,30 @@ SCHEMAS: dict[str, Any] = {
             description=OPT_OBJECT_BODY,
         )
     ),
+    "ActivityResults": obj(
+        {
+            "worker_id": NAME,
+            "results": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": obj(
+                    {"id": INT, "result": ANY, "error": ANY, "non_retryable": BOOL},
+                    ("id",),
+                    description="a completion ({id, result}) or, with `error`, a failure",
+                ),
+            },
+            "eager_workflow_task": EAGER_WF_FIELD,
+        },
+        ("worker_id", "results"),
+    ),
+    "ActivityResultsResponse": obj(
+        {
+            "results": array(obj({"id": INT, "status": INT, "error": STR}, ("id", "status"))),
+            "workflow_tasks": array(ref("WorkflowTask")),
+        },
+        ("results", "workflow_tasks"),
+    ),
     "EagerWorkflowTask": obj(
         {"workflow_task": nullable(ref("WorkflowTask"))},
         ("workflow_task",),

@@ -13,6 +13,7 @@ from assay.engine import Engine
 from assay.engine.commands import parse_commands_body
 from assay.engine.dispatch import MAX_TASKS, WF
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
+from assay.errors import BadRequest
 
 MAX_WAIT = 60.0
 
@@ -175,6 +176,53 @@ def register(r: Router, engine: Engine) -> None:
             eager_workflow_task=eager,
         )
         return _eager_wf_response(wf_task) if eager else empty(200)
+
+    @r(
+        "POST",
+        "/tasks/results",
+        "Complete or fail several activities in one request (one transaction)",
+        "tasks",
+        body="ActivityResults",
+        body_required=True,
+        responses={200: "ActivityResultsResponse", 400: "Error"},
+        description="Each item is applied on its own: its `status` is 200, or the 404/409 a single "
+        "complete/fail would have answered (that item changes nothing). With eager_workflow_task the "
+        "workflow tasks the items made ready are claimed for this worker.",
+    )
+    def report_results() -> str:
+        b = as_object(read_body(mb))
+        wid = req_str(b, "worker_id")
+        raw = b.get("results")
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_TASKS:
+            raise BadRequest(f"'results' must be an array of 1 to {MAX_TASKS} items")
+        items = []
+        for i, it in enumerate(raw):
+            if (
+                not isinstance(it, dict)
+                or isinstance(it.get("id"), bool)
+                or not isinstance(it.get("id"), int)
+            ):
+                raise BadRequest(f"results[{i}]: must be an object with an integer 'id'")
+            err = it.get("error")
+            if err is not None and not (isinstance(err, str) and err):
+                err = "activity failed" if err == "" else str(err)
+            items.append(
+                {
+                    "id": it["id"],
+                    "result": it.get("result"),
+                    "error": err,
+                    "non_retryable": opt_bool(it, "non_retryable", False),
+                }
+            )
+        out = engine.report_activities(
+            wid, items, eager_workflow_task=opt_bool(b, "eager_workflow_task", False)
+        )
+        return json_response(
+            {
+                "results": out["results"],
+                "workflow_tasks": [records.workflow_task(t) for t in out["workflow_tasks"]],
+            }
+        )
 
     @r(
         "POST",

@@ -20,6 +20,7 @@ from typing import Any
 
 from assay.engine.core import EngineBase
 from assay.engine.notify import Effects, Waiter
+from assay.errors import AssayError
 from assay.protocol import TaskKind, WorkflowStatus
 from assay.store.base import Record, Tx
 
@@ -251,3 +252,33 @@ class DispatchOps(EngineBase):
             keep.append(item)
         fx.ready = keep
         return got[ACT], got[WF]
+
+    # --- several activity results in one request (opt-in) ------------------------------------------------
+    def report_activities(
+        self, worker_id: str, results: list[dict[str, Any]], *, eager_workflow_task: bool = False
+    ) -> dict[str, Any]:
+        """Complete or fail several activities in ONE transaction. Each item is applied on its own (a
+        404/409 for one changes nothing for it and does not affect the others). Items: {"id", "result"}
+        or {"id", "error", "non_retryable"}. With eager_workflow_task, the workflow tasks they made ready
+        are claimed for this worker (as a single complete would)."""
+        out: list[dict[str, Any]] = []
+        wf_ids: list[str] = []
+        with self._tx() as (tx, fx):
+            for item in results:
+                try:
+                    with tx.savepoint():
+                        if item.get("error") is not None:
+                            wf = self._fail_in(  # type: ignore[attr-defined]
+                                tx, fx, item["id"], item["error"], worker_id, item.get("non_retryable", False)
+                            )
+                        else:
+                            wf = self._complete_in(tx, fx, item["id"], item.get("result"), worker_id)  # type: ignore[attr-defined]
+                    out.append({"id": item["id"], "status": 200})
+                    if wf["id"] not in wf_ids:
+                        wf_ids.append(wf["id"])
+                except AssayError as e:
+                    out.append({"id": item["id"], "status": e.status, "error": e.message})
+            wfs: list[Record] = []
+            if eager_workflow_task and wf_ids:
+                _acts, wfs = self.eager_claim(tx, fx, worker_id, workflow_ids=tuple(wf_ids))
+        return {"results": out, "workflow_tasks": wfs}

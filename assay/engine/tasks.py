@@ -215,25 +215,29 @@ class TaskOps(EngineBase):
         """Complete; with eager_workflow_task (opt-in), claim for this worker the workflow task the
         completion made ready, in the same transaction (returned; None when there is none for it)."""
         with self._tx() as (tx, fx):
-            act, wf = self._running_activity(tx, act_id, worker_id)
-            now = self.now()
-            tx.update_activity(act_id, status=states.COMPLETED, result=result, error=None, completed_at=now)
-            tx.append_event(
-                wf["id"],
-                "ActivityCompleted",
-                {
-                    "activity_id": act_id,
-                    "activity_seq": act["seq"],
-                    "name": act["name"],
-                    "result": result,
-                    "error": None,
-                },
-                now,
-            )
-            tx.mark_dispatchable(wf["id"], now)
-            fx.ready_workflow(wf)
-            fx.sse("task_completed", wf, activity_id=act_id, activity=act["name"])
+            wf = self._complete_in(tx, fx, act_id, result, worker_id)
             return self._eager_wf(tx, fx, worker_id, wf["id"]) if eager_workflow_task else None
+
+    def _complete_in(self, tx: Tx, fx: Effects, act_id: int, result: Any, worker_id: str | None) -> Record:
+        act, wf = self._running_activity(tx, act_id, worker_id)
+        now = self.now()
+        tx.update_activity(act_id, status=states.COMPLETED, result=result, error=None, completed_at=now)
+        tx.append_event(
+            wf["id"],
+            "ActivityCompleted",
+            {
+                "activity_id": act_id,
+                "activity_seq": act["seq"],
+                "name": act["name"],
+                "result": result,
+                "error": None,
+            },
+            now,
+        )
+        tx.mark_dispatchable(wf["id"], now)
+        fx.ready_workflow(wf)
+        fx.sse("task_completed", wf, activity_id=act_id, activity=act["name"])
+        return wf
 
     def _eager_wf(self, tx: Tx, fx: Effects, worker_id: str | None, wf_id: str) -> Record | None:
         if not worker_id:
@@ -251,9 +255,15 @@ class TaskOps(EngineBase):
         eager_workflow_task: bool = False,
     ) -> Record | None:
         with self._tx() as (tx, fx):
-            act, wf = self._running_activity(tx, act_id, worker_id)
-            self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable)
+            wf = self._fail_in(tx, fx, act_id, error, worker_id, non_retryable)
             return self._eager_wf(tx, fx, worker_id, wf["id"]) if eager_workflow_task else None
+
+    def _fail_in(
+        self, tx: Tx, fx: Effects, act_id: int, error: str, worker_id: str | None, non_retryable: bool
+    ) -> Record:
+        act, wf = self._running_activity(tx, act_id, worker_id)
+        self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable)
+        return wf
 
     def heartbeat_activity(self, act_id: int, details: Any, worker_id: str | None = None) -> dict[str, Any]:
         with self._tx() as (tx, _fx):

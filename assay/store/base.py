@@ -96,6 +96,10 @@ class Tx(abc.ABC):
         """Is there a workflow task claim_workflow_task would lease? (A read: polls check before writing.)"""
 
     @abc.abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested step of the transaction: an exception inside undoes only that step."""
+
+    @abc.abstractmethod
     def release_lease(self, wf_id: str, worker_id: str) -> None: ...
 
     @abc.abstractmethod

@@ -285,3 +285,70 @@ def test_empty_poll_opens_no_write_transaction(client, engine):
     after_start = engine.store.commits
     client.post("/poll", {"queue": "q", "worker_id": w})
     assert engine.store.commits == after_start + 1  # a poll that finds work writes its claim
+
+
+# --- several results in one request ------------------------------------------------------------------
+def test_results_complete_and_fail_several_in_one_request(client):
+    w = _register(client)
+    _start(client, "r1")
+    _start(client, "r2")
+    for _ in ("r1", "r2"):
+        client.post("/workflow-tasks/poll", {"queue": "q", "worker_id": w})
+    client.post("/workflow-tasks/r1/commands", {"worker_id": w, "commands": _schedule(1)})
+    client.post(
+        "/workflow-tasks/r2/commands",
+        {"worker_id": w, "commands": [dict(_schedule(1)[0], max_attempts=1)]},
+    )
+    acts = client.post("/tasks/poll", {"queue": "q", "worker_id": w, "max_tasks": 5}).json["tasks"]
+    ids = {x["task"]["workflow_id"]: x["task"]["id"] for x in acts}
+    other = _register(client)
+    r = client.post(
+        "/tasks/results",
+        {
+            "worker_id": w,
+            "results": [
+                {"id": ids["r1"], "result": {"ok": 1}},
+                {"id": ids["r2"], "error": "boom"},
+                {"id": 99999, "result": 1},
+                {"id": ids["r1"], "result": "again"},  # already completed: 409, changes nothing
+            ],
+            "eager_workflow_task": True,
+        },
+    )
+    assert r.status == 200
+    assert [x["status"] for x in r.json["results"]] == [200, 200, 404, 409]
+    assert "error" in r.json["results"][2]
+    tasks = {t["workflow_id"]: t for t in r.json["workflow_tasks"]}
+    assert set(tasks) == {"r1", "r2"}
+    assert tasks["r1"]["history"][-1]["event_type"] == "ActivityCompleted"
+    assert tasks["r1"]["history"][-1]["payload"]["result"] == {"ok": 1}
+    assert tasks["r2"]["history"][-1]["event_type"] == "ActivityFailed"
+    # both leased to w: another worker polls nothing and is fenced off
+    assert client.post("/workflow-tasks/poll", {"queue": "q", "worker_id": other}).json is None
+    assert client.post("/workflow-tasks/r1/commands", {"worker_id": other, "commands": []}).status == 409
+
+
+def test_results_without_eager_leaves_the_tasks_to_polls(client):
+    w = _register(client)
+    _start(client, "r3")
+    client.post("/workflow-tasks/poll", {"queue": "q", "worker_id": w})
+    client.post("/workflow-tasks/r3/commands", {"worker_id": w, "commands": _schedule(1)})
+    act = client.post("/tasks/poll", {"queue": "q", "worker_id": w}).json
+    r = client.post("/tasks/results", {"worker_id": w, "results": [{"id": act["id"], "result": 5}]})
+    assert r.json == {"results": [{"id": act["id"], "status": 200}], "workflow_tasks": []}
+    assert client.post("/workflow-tasks/poll", {"queue": "q", "worker_id": w}).json["workflow_id"] == "r3"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"worker_id": "w", "results": []},
+        {"worker_id": "w", "results": [{"result": 1}]},
+        {"worker_id": "w", "results": [{"id": "1"}]},
+        {"worker_id": "w", "results": "x"},
+        {"results": [{"id": 1}]},
+    ],
+)
+def test_results_bad_input(client, body):
+    r = client.post("/tasks/results", body)
+    assert r.status == 400 and r.json["error"]
