@@ -197,12 +197,9 @@ def register(r: Router, engine: Engine) -> None:
             raise BadRequest(f"'results' must be an array of 1 to {MAX_TASKS} items")
         items = []
         for i, it in enumerate(raw):
-            if (
-                not isinstance(it, dict)
-                or isinstance(it.get("id"), bool)
-                or not isinstance(it.get("id"), int)
-            ):
-                raise BadRequest(f"results[{i}]: must be an object with an integer 'id'")
+            tid = it.get("id") if isinstance(it, dict) else None
+            if isinstance(tid, bool) or not isinstance(tid, int) or not 0 <= tid <= 2**62:
+                raise BadRequest(f"results[{i}]: must be an object with an integer 'id' (a task id)")
             err = it.get("error")
             if err is not None and not (isinstance(err, str) and err):
                 err = "activity failed" if err == "" else str(err)

@@ -345,6 +345,7 @@ def test_results_without_eager_leaves_the_tasks_to_polls(client):
         {"worker_id": "w", "results": []},
         {"worker_id": "w", "results": [{"result": 1}]},
         {"worker_id": "w", "results": [{"id": "1"}]},
+        {"worker_id": "w", "results": [{"id": -24995140776204443648}]},
         {"worker_id": "w", "results": "x"},
         {"results": [{"id": 1}]},
     ],
