@@ -141,6 +141,13 @@ SETTINGS: list[Setting] = [
         float,
     ),
     Setting(
+        "metrics",
+        True,
+        "ASSAY_METRICS",
+        "Collect metrics: GET /metrics (Prometheus) and the dashboard charts. 0 turns every hook off.",
+        _bool,
+    ),
+    Setting(
         "log_level",
         "info",
         "ASSAY_LOG_LEVEL",

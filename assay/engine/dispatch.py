@@ -88,11 +88,14 @@ class DispatchOps(EngineBase):
                         out.append((WF, self._prepare(tx, fx, WF, wf)))
                 else:
                     for act in tx.claim_activities(queue, namespace, worker_id, now, left):
-                        out.append((ACT, self._prepare(tx, fx, ACT, act)))
+                        out.append((ACT, self._prepare(tx, fx, ACT, act, namespace)))
         return out
 
-    def _prepare(self, tx: Tx, fx: Effects, kind: str, rec: Record) -> Record:
-        """What a claimed task needs before it is handed out (history; SSE; a timeout wake-up)."""
+    def _prepare(self, tx: Tx, fx: Effects, kind: str, rec: Record, namespace: str | None = None) -> Record:
+        """What a claimed task needs before it is handed out (history; SSE; a timeout wake-up; metrics)."""
+        self.metrics.task_claimed(
+            fx, kind, rec, self.now(), namespace if kind == ACT else rec.get("namespace")
+        )
         if kind == WF:
             if rec["previous_status"] == WorkflowStatus.PENDING:
                 fx.sse("workflow_running", rec)
@@ -205,7 +208,7 @@ class DispatchOps(EngineBase):
             if w is None:
                 continue
             now = now if now is not None else self.now()
-            rec = self._claim_by_id(tx, fx, kind, task_id, w.poll.worker_id, now)
+            rec = self._claim_by_id(tx, fx, kind, task_id, w.poll.worker_id, now, namespace)
             if rec is None:
                 self.notifier.settle(w, None)  # nothing to hand over: it looks again itself
                 continue
@@ -213,13 +216,20 @@ class DispatchOps(EngineBase):
             fx.counts[key] = fx.counts.get(key, 1) - 1
 
     def _claim_by_id(
-        self, tx: Tx, fx: Effects, kind: str, task_id: Any, worker_id: str, now: float
+        self,
+        tx: Tx,
+        fx: Effects,
+        kind: str,
+        task_id: Any,
+        worker_id: str,
+        now: float,
+        namespace: str | None = None,
     ) -> Record | None:
         if kind == WF:
             rec = tx.claim_workflow_by_id(task_id, worker_id, now)
         else:
             rec = tx.claim_activity_by_id(task_id, worker_id, now)
-        return None if rec is None else self._prepare(tx, fx, kind, rec)
+        return None if rec is None else self._prepare(tx, fx, kind, rec, namespace)
 
     # --- eager dispatch (opt-in) -------------------------------------------------------------------
     def eager_claim(
@@ -243,7 +253,7 @@ class DispatchOps(EngineBase):
                 or (kind == WF and name in wfs and task_id in workflow_ids)
             ) and (queue, namespace) == (worker["task_queue"], worker["namespace"])
             if wanted:
-                rec = self._claim_by_id(tx, fx, kind, task_id, worker_id, now)
+                rec = self._claim_by_id(tx, fx, kind, task_id, worker_id, now, namespace)
                 if rec is not None:
                     got[kind].append(rec)
                     key = KEY_PREFIX[kind] + queue

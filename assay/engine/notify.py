@@ -224,6 +224,8 @@ class Effects:
         self.ready: list[tuple[str, str, str, Any, str]] = []  # (kind, queue, namespace, id, name)
         self.handed: list[tuple[Waiter, list[tuple[str, Any]]]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
+        #: (fn, args) to call after the commit: metric updates (assay/metrics.py), never counted on rollback
+        self.after: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
 
     def _count(self, key: str, n: int) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -271,6 +273,8 @@ class Effects:
         notifier.bump(self.keys, counts=self.counts)
         for event_type, data in self.events:
             broadcaster.publish(event_type, data)
+        for fn, args in self.after:
+            fn(*args)
 
 
 def bridge(store, notifier: Notifier, broadcaster: Broadcaster) -> None:
