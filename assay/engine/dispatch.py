@@ -172,11 +172,10 @@ class DispatchOps(EngineBase):
                 # wake at least every second when we can notice a hung-up client, to free its thread
                 w = self.notifier.wait(since, min(remaining, 1.0 if gone is not None else 5.0), spec)
                 woken_by = None
-                if w is not None:
-                    if w.tasks:
-                        return list(w.tasks)
-                    if w.woken and w.woken_by and w.woken_by.startswith(("wf:", "act:")):
-                        woken_by = w.woken_by
+                if w.tasks:
+                    return list(w.tasks)
+                if w.woken and w.woken_by and w.woken_by.startswith(("wf:", "act:")):
+                    woken_by = w.woken_by
             if woken_by is not None:  # leaving without the task we were woken for
                 self.notifier.pass_on(woken_by)
             return []

@@ -38,6 +38,10 @@ class Waiter:
         self.picked = False  # a transaction is claiming tasks for this poll; delivery follows its commit
         self.tasks: list[tuple[str, Any]] | None = None  # handed-over (kind, record) pairs
 
+    def __bool__(self) -> bool:
+        """True when the wait ended because work (or another key) moved, not on timeout or close."""
+        return self.woken
+
 
 class Notifier:
     """Version counters per key, with targeted wake-ups: a bump of a work key ("wf:<queue>",
@@ -96,20 +100,23 @@ class Notifier:
         with self._lock:
             self._wake(key, self._waiters.get(key) or [], 1)
 
-    def wait(self, since: dict[str, int], timeout: float, poll: Any = None) -> Waiter | None:
+    def wait(self, since: dict[str, int], timeout: float, poll: Any = None) -> Waiter:
         """Block until a key in `since` moves past its version (a work key: until this waiter is the one
-        woken), the timeout passes, or close(). Returns the waiter (check .woken / .tasks), or None when
-        a key had moved already."""
+        woken), the timeout passes, or close(). Returns the waiter: truthy when it was woken (or a key had
+        moved already), with .tasks when a transaction handed it tasks (`poll` given)."""
         with self._lock:
-            if self._closed:
-                return None
-            if any(self._versions.get(k, 0) != v for k, v in since.items()):
-                return None
             w = Waiter(threading.Condition(self._lock), list(since), poll)
+            if self._closed:
+                return w
+            if any(self._versions.get(k, 0) != v for k, v in since.items()):
+                w.woken = True
+                return w
             for k in w.keys:
                 self._waiters.setdefault(k, []).append(w)
             try:
                 w.cond.wait_for(lambda: w.woken or self._closed, timeout=max(0.0, timeout))
+                if self._closed and not w.picked:
+                    w.woken = False
                 while w.picked:  # a transaction is claiming for us: its outcome follows its commit
                     w.cond.wait()
             finally:
