@@ -99,6 +99,7 @@ class DispatchOps(EngineBase):
         if kind == WF:
             if rec["previous_status"] == WorkflowStatus.PENDING:
                 fx.sse("workflow_running", rec)
+            self._record_build_id(tx, rec, rec["dispatch_claimed_by"])  # type: ignore[attr-defined]
             rec["history"] = tx.list_events(rec["id"])
         else:
             limits = [x for x in (rec["start_to_close_secs"], rec["heartbeat_timeout_secs"]) if x is not None]

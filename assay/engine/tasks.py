@@ -60,6 +60,7 @@ class TaskOps(EngineBase):
         max_concurrent_activities: int = 10,
         heartbeat_interval_secs: float | None = None,
         worker_id: str | None = None,
+        build_id: str | None = None,
     ) -> str:
         now = self.now()
         wid = worker_id or "w-" + secrets.token_hex(8)
@@ -83,6 +84,7 @@ class TaskOps(EngineBase):
                     "lost_after_secs": lost_after,
                     "last_heartbeat": now,
                     "registered_at": now,
+                    "build_id": build_id,
                 }
             )
         return wid
