@@ -7,7 +7,7 @@ from typing import Any
 
 import bottle
 
-from assay.api import records
+from assay import records
 from assay.api.http import Router, empty, json_response, path_int, read_body
 from assay.engine import Engine
 from assay.engine.commands import parse_commands_body
@@ -15,8 +15,7 @@ from assay.engine.deploy import opt_build_id
 from assay.engine.dispatch import MAX_TASKS, WF
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
 from assay.errors import BadRequest
-
-MAX_WAIT = 60.0
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TaskKind, error_text
 
 
 def _gone_check() -> Callable[[], bool] | None:
@@ -26,10 +25,11 @@ def _gone_check() -> Callable[[], bool] | None:
     return (lambda: bool(check())) if callable(check) else None
 
 
-def _poll_args(b: dict[str, Any]) -> tuple[str, str, float]:
-    queue = opt_str(b, "queue", "default") or "default"
+def _poll_args(b: dict[str, Any], max_wait: float) -> tuple[str, str, float]:
+    """queue, worker_id, wait_secs of a poll body; wait_secs may go up to ASSAY_LONG_POLL_MAX_SECS."""
+    queue = opt_str(b, "queue", DEFAULT_TASK_QUEUE) or DEFAULT_TASK_QUEUE
     worker_id = req_str(b, "worker_id")
-    wait = opt_num(b, "wait_secs", 0.0, min_value=0, max_value=MAX_WAIT) or 0.0
+    wait = opt_num(b, "wait_secs", 0.0, min_value=0, max_value=max_wait) or 0.0
     return queue, worker_id, wait
 
 
@@ -42,7 +42,7 @@ def _batch_poll(engine: Engine, b: dict[str, Any], workflows: bool, activities: 
     n = opt_int(b, "max_tasks", None, min_value=1, max_value=MAX_TASKS)
     if n is None:
         return None
-    queue, wid, wait = _poll_args(b)
+    queue, wid, wait = _poll_args(b, float(engine.settings.long_poll_max_secs))
     got = engine.poll_tasks(
         queue, wid, wait, workflows=workflows, activities=activities, gone=_gone_check(), max_tasks=n
     )
@@ -55,6 +55,7 @@ def _eager_wf_response(task: Any) -> str:
 
 def register(r: Router, engine: Engine) -> None:
     mb = r.max_body
+    max_wait = float(engine.settings.long_poll_max_secs)
 
     @r(
         "POST",
@@ -70,7 +71,7 @@ def register(r: Router, engine: Engine) -> None:
         wid = engine.register_worker(
             identity=req_str(b, "identity"),
             queue=req_str(b, "queue"),
-            namespace=opt_str(b, "namespace", "main") or "main",
+            namespace=opt_str(b, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
             workflows=opt_str_list(b, "workflows"),
             activities=opt_str_list(b, "activities"),
             max_concurrent_workflows=opt_int(b, "max_concurrent_workflows", 10, min_value=0) or 10,
@@ -109,7 +110,7 @@ def register(r: Router, engine: Engine) -> None:
             rereg = {
                 "identity": req_str(b, "identity"),
                 "queue": req_str(b, "queue"),
-                "namespace": opt_str(b, "namespace", "main") or "main",
+                "namespace": opt_str(b, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
                 "workflows": opt_str_list(b, "workflows"),
                 "activities": opt_str_list(b, "activities"),
                 "heartbeat_interval_secs": opt_num(
@@ -134,7 +135,7 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, False, True)
         if batch is not None:
             return batch
-        queue, wid, wait = _poll_args(b)
+        queue, wid, wait = _poll_args(b, max_wait)
         kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True, gone=_gone_check())
         return json_response(records.activity(task) if task else {"task": None})
 
@@ -166,14 +167,10 @@ def register(r: Router, engine: Engine) -> None:
     )
     def fail(id: str) -> str:
         b = as_object(read_body(mb))
-        err = b.get("error")
-        error = (
-            err if isinstance(err, str) and err else ("activity failed" if err in (None, "") else str(err))
-        )
         eager = opt_bool(b, "eager_workflow_task", False)
         wf_task = engine.fail_activity(
             path_int(id, "task id"),
-            error,
+            error_text(b.get("error"), "activity failed"),
             opt_str(b, "worker_id"),
             non_retryable=opt_bool(b, "non_retryable", False),
             eager_workflow_task=eager,
@@ -251,7 +248,7 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, True, False)
         if batch is not None:
             return batch
-        queue, wid, wait = _poll_args(b)
+        queue, wid, wait = _poll_args(b, max_wait)
         kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False, gone=_gone_check())
         return json_response(records.workflow_task(task) if task else None)
 
@@ -319,7 +316,7 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
         if batch is not None:
             return batch
-        queue, wid, wait = _poll_args(b)
+        queue, wid, wait = _poll_args(b, max_wait)
         kind, task = engine.poll(
             queue,
             wid,
@@ -328,8 +325,8 @@ def register(r: Router, engine: Engine) -> None:
             activities=opt_bool(b, "activities", True),
             gone=_gone_check(),
         )
-        if kind == "workflow_task":
+        if kind == TaskKind.workflow_task:
             return json_response({"kind": kind, "task": records.workflow_task(task)})
-        if kind == "activity_task":
+        if kind == TaskKind.activity_task:
             return json_response({"kind": kind, "task": records.activity(task)})
         return json_response({"kind": None, "task": None})

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from assay.engine.core import EngineBase
+from assay.engine.core import EngineCore, Service
+from assay.engine.deploy import record_build_id
 from assay.engine.notify import Effects, Waiter
 from assay.errors import AssayError
 from assay.protocol import TaskKind, WorkflowStatus
@@ -42,7 +43,20 @@ class PollSpec:
     gone: Callable[[], bool] | None = None
 
 
-class DispatchOps(EngineBase):
+class DispatchOps(Service):
+    """Polls, claims, hand-over and eager dispatch (see the module docstring). `tasks` is the TaskOps
+    service (the departed-worker set, activity completion/failure for report_activities)."""
+
+    def __init__(self, core: EngineCore, tasks: Any) -> None:
+        super().__init__(core)
+        self.tasks = tasks
+
+    def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
+        return self.claim_task(queue, worker_id, (WF,))[1]
+
+    def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
+        return self.claim_task(queue, worker_id, (ACT,))[1]
+
     # --- claims -----------------------------------------------------------------------------------
     def claim_task(
         self, queue: str, worker_id: str, kinds: tuple[str, ...] = (WF, ACT)
@@ -99,7 +113,7 @@ class DispatchOps(EngineBase):
         if kind == WF:
             if rec["previous_status"] == WorkflowStatus.PENDING:
                 fx.sse("workflow_running", rec)
-            self._record_build_id(tx, rec, rec["dispatch_claimed_by"])  # type: ignore[attr-defined]
+            record_build_id(tx, rec, rec["dispatch_claimed_by"])
             rec["history"] = tx.list_events(rec["id"])
         else:
             limits = [x for x in (rec["start_to_close_secs"], rec["heartbeat_timeout_secs"]) if x is not None]
@@ -143,7 +157,7 @@ class DispatchOps(EngineBase):
         `gone()` tells whether the caller hung up: a held poll whose client disconnected (or whose worker
         deregistered) returns without claiming, so no task is handed to a worker that is not there."""
         kinds = ([WF] if workflows else []) + ([ACT] if activities else [])
-        if len(kinds) == 2 and next(self._poll_turn) % 2:
+        if len(kinds) == 2 and next(self.tasks._poll_turn) % 2:
             kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
         keys = [KEY_PREFIX[k] + queue for k in kinds] + ["worker-gone:" + worker_id]
         deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
@@ -153,7 +167,7 @@ class DispatchOps(EngineBase):
         try:
             while True:
                 since = self.notifier.versions(keys)
-                if (gone is not None and gone()) or worker_id in self._departed:
+                if (gone is not None and gone()) or worker_id in self.tasks._departed:
                     break
                 order = tuple(kinds)
                 if woken_by is not None:  # the kind we were woken for first
@@ -167,7 +181,7 @@ class DispatchOps(EngineBase):
                 if remaining <= 0 or self.notifier.closed:
                     return []
                 if not held:
-                    held = self.try_hold("poll")
+                    held = self.core.try_hold("poll")
                     if not held:  # only the reserve is left: answer at once
                         return []
                 # wake at least every second when we can notice a hung-up client, to free its thread
@@ -182,7 +196,7 @@ class DispatchOps(EngineBase):
             return []
         finally:
             if held:
-                self.release_hold()
+                self.core.release_hold()
 
     # --- hand-over (inside the transaction that made tasks ready) ---------------------------------------
     def _hand_over(self, tx: Tx, fx: Effects) -> None:
@@ -195,7 +209,7 @@ class DispatchOps(EngineBase):
 
             def accept(w: Waiter, kind: str = kind, namespace: str = namespace) -> bool:
                 p: PollSpec = w.poll
-                if kind not in p.kinds or p.worker_id in self._departed:
+                if kind not in p.kinds or p.worker_id in self.tasks._departed:
                     return False
                 if p.namespace is not None and p.namespace != namespace:
                     return False
@@ -278,11 +292,11 @@ class DispatchOps(EngineBase):
                 try:
                     with tx.savepoint():
                         if item.get("error") is not None:
-                            wf = self._fail_in(  # type: ignore[attr-defined]
+                            wf = self.tasks._fail_in(
                                 tx, fx, item["id"], item["error"], worker_id, item.get("non_retryable", False)
                             )
                         else:
-                            wf = self._complete_in(tx, fx, item["id"], item.get("result"), worker_id)  # type: ignore[attr-defined]
+                            wf = self.tasks._complete_in(tx, fx, item["id"], item.get("result"), worker_id)
                     out.append({"id": item["id"], "status": 200})
                     if wf["id"] not in wf_ids:
                         wf_ids.append(wf["id"])

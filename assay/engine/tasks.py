@@ -3,14 +3,18 @@ and the periodic steps the background loops drive (timers, timeouts, lease recov
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from typing import Any
 
+from assay import protocol
 from assay.engine import states
-from assay.engine.core import EngineBase
+from assay.engine.core import EngineCore, Service
+from assay.engine.lifecycle import Lifecycle
 from assay.engine.notify import Effects
 from assay.errors import Conflict, NotFound
+from assay.protocol import DEFAULT_NAMESPACE, ActivityStatus, EventType, SseEvent, WorkflowStatus
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.tasks")
@@ -34,8 +38,8 @@ def retry_delay(act: Record) -> float:
     if cap is not None:
         limit = min(limit, float(cap))
     try:
-        delay = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
-            0, act["attempt"] - 1
+        delay: float = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
+            0, int(act["attempt"]) - 1
         )
     except OverflowError:
         delay = limit
@@ -46,14 +50,20 @@ def is_non_retryable(act: Record, error: str) -> bool:
     return any(p and p in error for p in (act.get("non_retryable_errors") or []))
 
 
-class TaskOps(EngineBase):
+class TaskOps(Service):
+    def __init__(self, core: EngineCore, life: Lifecycle) -> None:
+        super().__init__(core)
+        self.life = life
+        self._poll_turn = itertools.count()  # combined polls alternate which kind they try first
+        self._departed: set[str] = set()  # worker ids that deregistered: their held polls claim nothing
+
     # --- worker registry ------------------------------------------------------------------------
     def register_worker(
         self,
         *,
         identity: str,
         queue: str,
-        namespace: str = "main",
+        namespace: str = DEFAULT_NAMESPACE,
         workflows: list[str] | None = None,
         activities: list[str] | None = None,
         max_concurrent_workflows: int = 10,
@@ -129,15 +139,12 @@ class TaskOps(EngineBase):
         with self.store.read() as tx:
             return tx.queue_stats(namespace)
 
+    def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
+        w = tx.get_worker(worker_id)
+        return w["namespace"] if w else None
+
     # --- claims ---------------------------------------------------------------------------------
-    def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
-        return self.claim_task(queue, worker_id, ("workflow_task",))[1]
-
-    def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
-        return self.claim_task(queue, worker_id, ("activity_task",))[1]
-
-    # --- activities -------------------------------------------------------------------------------
-    def schedule_activity(self, wf_id: str, spec: dict[str, Any]) -> Record:
+    def schedule_activity(self, wf_id: str, spec: protocol.ScheduleActivity) -> Record:
         """Direct scheduling (REST). Idempotent on (workflow, seq)."""
         with self._tx() as (tx, fx):
             wf = self._get_wf(tx, wf_id)
@@ -145,41 +152,42 @@ class TaskOps(EngineBase):
                 raise Conflict(f"workflow {wf_id} is {wf['status']}", workflow_id=wf_id, status=wf["status"])
             return self._schedule_activity(tx, fx, wf, spec)
 
-    def _schedule_activity(self, tx: Tx, fx: Effects, wf: Record, spec: dict[str, Any]) -> Record:
-        existing = tx.get_activity_by_seq(wf["id"], spec["seq"])
+    def _schedule_activity(self, tx: Tx, fx: Effects, wf: Record, spec: protocol.ScheduleActivity) -> Record:
+        existing = tx.get_activity_by_seq(wf["id"], spec.seq)
         if existing is not None:
             return existing
         now = self.now()
-        rec = {k: (spec.get(k) if spec.get(k) is not None else v) for k, v in ACTIVITY_DEFAULTS.items()}
-        queue = spec.get("task_queue") or wf["task_queue"]
+        given = {k: getattr(spec, k) for k in ACTIVITY_DEFAULTS}
+        rec = {k: (given[k] if given[k] is not None else v) for k, v in ACTIVITY_DEFAULTS.items()}
+        queue = spec.task_queue or wf["task_queue"]
         rec.update(
             workflow_id=wf["id"],
-            seq=spec["seq"],
-            name=spec["name"],
+            seq=spec.seq,
+            name=spec.name,
             task_queue=queue,
-            input=spec.get("input"),
-            status=states.PENDING,
+            input=spec.input,
+            status=ActivityStatus.PENDING,
             attempt=1,
             scheduled_at=now,
         )
         act_id = tx.insert_activity(rec)
         tx.append_event(
             wf["id"],
-            "ActivityScheduled",
+            EventType.ActivityScheduled,
             {
                 "activity_id": act_id,
-                "activity_seq": spec["seq"],
-                "name": spec["name"],
+                "activity_seq": spec.seq,
+                "name": spec.name,
                 "task_queue": queue,
-                "input": spec.get("input"),
+                "input": spec.input,
             },
             now,
         )
-        if wf["status"] == states.PENDING:
-            tx.update_workflow(wf["id"], status=states.RUNNING, updated_at=now)
-            wf["status"] = states.RUNNING
-            fx.sse("workflow_running", wf)
-        fx.ready_activity(act_id, spec["name"], queue, wf["namespace"])
+        if wf["status"] == WorkflowStatus.PENDING:
+            tx.update_workflow(wf["id"], status=WorkflowStatus.RUNNING, updated_at=now)
+            wf["status"] = WorkflowStatus.RUNNING
+            fx.sse(SseEvent.workflow_running, wf)
+        fx.ready_activity(act_id, spec.name, queue, wf["namespace"])
         act = tx.get_activity(act_id)
         assert act is not None
         return act
@@ -195,21 +203,26 @@ class TaskOps(EngineBase):
         act = tx.get_activity(act_id)
         if act is None:
             raise NotFound(f"not found: activity {act_id}")
-        if act["status"] != states.RUNNING:
+        if act["status"] != ActivityStatus.RUNNING:
             raise Conflict(
-                f"activity {act_id} is {act['status']}, not RUNNING", activity_id=act_id, status=act["status"]
+                f"activity {act_id} is {act['status']}, not {ActivityStatus.RUNNING}",
+                activity_id=act_id,
+                status=act["status"],
             )
         if worker_id is not None and act["claimed_by"] not in (None, worker_id):
             raise Conflict(f"activity {act_id} is held by another worker (lease lost)", activity_id=act_id)
         wf = self._get_wf(tx, act["workflow_id"])
         if states.is_terminal(wf["status"]):
-            tx.update_activity(act_id, status=states.CANCELLED, completed_at=self.now())
+            tx.update_activity(act_id, status=ActivityStatus.CANCELLED, completed_at=self.now())
             raise Conflict(
                 f"workflow {wf['id']} is {wf['status']}; activity result discarded",
                 activity_id=act_id,
                 status=wf["status"],
             )
         return act, wf
+
+    #: set by Engine (dispatch.py): eager claims for the calling worker
+    dispatch: Any = None
 
     def complete_activity(
         self, act_id: int, result: Any, worker_id: str | None = None, *, eager_workflow_task: bool = False
@@ -223,10 +236,12 @@ class TaskOps(EngineBase):
     def _complete_in(self, tx: Tx, fx: Effects, act_id: int, result: Any, worker_id: str | None) -> Record:
         act, wf = self._running_activity(tx, act_id, worker_id)
         now = self.now()
-        tx.update_activity(act_id, status=states.COMPLETED, result=result, error=None, completed_at=now)
+        tx.update_activity(
+            act_id, status=ActivityStatus.COMPLETED, result=result, error=None, completed_at=now
+        )
         tx.append_event(
             wf["id"],
-            "ActivityCompleted",
+            EventType.ActivityCompleted,
             {
                 "activity_id": act_id,
                 "activity_seq": act["seq"],
@@ -238,14 +253,14 @@ class TaskOps(EngineBase):
         )
         tx.mark_dispatchable(wf["id"], now)
         fx.ready_workflow(wf)
-        fx.sse("task_completed", wf, activity_id=act_id, activity=act["name"])
+        fx.sse(SseEvent.task_completed, wf, activity_id=act_id, activity=act["name"])
         self.metrics.activity_finished(fx, act, wf, now)
         return wf
 
     def _eager_wf(self, tx: Tx, fx: Effects, worker_id: str | None, wf_id: str) -> Record | None:
         if not worker_id:
             return None
-        _acts, wfs = self.eager_claim(tx, fx, worker_id, workflow_ids=(wf_id,))  # type: ignore[attr-defined]
+        _acts, wfs = self.dispatch.eager_claim(tx, fx, worker_id, workflow_ids=(wf_id,))
         return wfs[0] if wfs else None
 
     def fail_activity(
@@ -287,7 +302,7 @@ class TaskOps(EngineBase):
             due = now + retry_delay(act)
             tx.update_activity(
                 act["id"],
-                status=states.PENDING,
+                status=ActivityStatus.PENDING,
                 attempt=act["attempt"] + 1,
                 scheduled_at=due,
                 claimed_by=None,
@@ -297,10 +312,12 @@ class TaskOps(EngineBase):
             )
             fx.wake_loop("activities")
             return
-        tx.update_activity(act["id"], status=states.FAILED, result=None, error=error, completed_at=now)
+        tx.update_activity(
+            act["id"], status=ActivityStatus.FAILED, result=None, error=error, completed_at=now
+        )
         tx.append_event(
             wf["id"],
-            "ActivityFailed",
+            EventType.ActivityFailed,
             {
                 "activity_id": act["id"],
                 "activity_seq": act["seq"],
@@ -312,7 +329,7 @@ class TaskOps(EngineBase):
         )
         tx.mark_dispatchable(wf["id"], now)
         fx.ready_workflow(wf)
-        fx.sse("task_failed", wf, activity_id=act["id"], activity=act["name"])
+        fx.sse(SseEvent.task_failed, wf, activity_id=act["id"], activity=act["name"])
 
     # --- periodic steps (driven by background loops with tick(now)) ----------------------------------
     def fire_due_timers(self) -> int:
@@ -325,7 +342,9 @@ class TaskOps(EngineBase):
                 wf = tx.get_workflow(t["workflow_id"])
                 if wf is None or states.is_terminal(wf["status"]):
                     continue
-                tx.append_event(wf["id"], "TimerFired", {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now)
+                tx.append_event(
+                    wf["id"], EventType.TimerFired, {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now
+                )
                 tx.mark_dispatchable(wf["id"], now)
                 fx.ready_workflow(wf)
                 fired += 1
@@ -356,7 +375,7 @@ class TaskOps(EngineBase):
     def _expire_one(self, tx: Tx, fx: Effects, act: Record, reason: str, timeout: str | None = None) -> int:
         wf = tx.get_workflow(act["workflow_id"])
         if wf is None or states.is_terminal(wf["status"]):
-            tx.update_activity(act["id"], status=states.CANCELLED, completed_at=self.now())
+            tx.update_activity(act["id"], status=ActivityStatus.CANCELLED, completed_at=self.now())
             return 0
         log.info("activity %s (%s) of %s: %s", act["id"], act["name"], wf["id"], reason)
         if timeout is not None:
