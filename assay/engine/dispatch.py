@@ -76,6 +76,7 @@ class DispatchOps(Service):
         """Claim up to max_tasks tasks (kinds tried in order) in one transaction; a read first, so an
         empty poll opens no write transaction. `spec` (a held poll's) caches the worker's namespace."""
         now = self.now()
+        namespace: str | None
         with self.store.read() as rtx:
             if spec is not None and spec.namespace is not None:
                 namespace = spec.namespace

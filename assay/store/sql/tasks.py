@@ -46,11 +46,13 @@ class TaskVerbs(SqlBase):
         return f"""SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
                      WHERE a.status = {_PENDING} AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?"""
 
-    def claim_activity(self, queue, namespace, worker_id, now) -> Record | None:
+    def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
         got = self.claim_activities(queue, namespace, worker_id, now, 1)
         return got[0] if got else None
 
-    def claim_activities(self, queue, namespace, worker_id, now, limit: int) -> list[Record]:
+    def claim_activities(
+        self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
+    ) -> list[Record]:
         params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
         sql = (
             self._claimable_sql(namespace)

@@ -142,11 +142,15 @@ class WorkflowVerbs(SqlBase):
                   AND task_queue = ? AND status NOT IN {_TERMINAL_SQL} AND (ready_at IS NULL OR ready_at <= ?)"""
         return sql + (" AND namespace = ?" if namespace is not None else "")
 
-    def claim_workflow_task(self, queue, namespace, worker_id, now) -> Record | None:
+    def claim_workflow_task(
+        self, queue: str, namespace: str | None, worker_id: str, now: float
+    ) -> Record | None:
         got = self.claim_workflow_tasks(queue, namespace, worker_id, now, 1)
         return got[0] if got else None
 
-    def claim_workflow_tasks(self, queue, namespace, worker_id, now, limit: int) -> list[Record]:
+    def claim_workflow_tasks(
+        self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
+    ) -> list[Record]:
         params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
         sql = self._dispatch_sql(namespace) + " ORDER BY ready_at, id LIMIT ?" + self.lock_clause
         ids = [r[0] for r in self._exec(sql, [*params, int(limit)]).fetchall()]
