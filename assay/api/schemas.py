@@ -49,6 +49,7 @@ def array(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item}
 
 
+_WF, _ACT = TaskKind.workflow_task.value, TaskKind.activity_task.value  # also the eager answers' keys
 MAX_TASKS_FIELD = {
     "type": "integer",
     "minimum": 1,
@@ -343,8 +344,8 @@ SCHEMAS: dict[str, Any] = {
     ),
     "TaskItem": {
         "oneOf": [
-            obj({"kind": {"const": "workflow_task"}, "task": ref("WorkflowTask")}, ("kind", "task")),
-            obj({"kind": {"const": "activity_task"}, "task": ref("Activity")}, ("kind", "task")),
+            obj({"kind": {"const": _WF}, "task": ref("WorkflowTask")}, ("kind", "task")),
+            obj({"kind": {"const": _ACT}, "task": ref("Activity")}, ("kind", "task")),
         ]
     },
     "CompleteActivity": nullable(
@@ -384,13 +385,13 @@ SCHEMAS: dict[str, Any] = {
         ("results", "workflow_tasks"),
     ),
     "EagerWorkflowTask": obj(
-        {"workflow_task": nullable(ref("WorkflowTask"))},
-        ("workflow_task",),
+        {_WF: nullable(ref("WorkflowTask"))},
+        (_WF,),
         description="200 body of an activity complete/fail sent with eager_workflow_task (opt-in).",
     ),
     "EagerCommandsResponse": obj(
-        {"activity_tasks": array(ref("Activity")), "workflow_task": nullable(ref("WorkflowTask"))},
-        ("activity_tasks", "workflow_task"),
+        {"activity_tasks": array(ref("Activity")), _WF: nullable(ref("WorkflowTask"))},
+        ("activity_tasks", _WF),
         description="200 body of a commands submission sent with eager_activities or eager_workflow_task.",
     ),
     "ActivityHeartbeat": nullable(obj({"details": ANY, "worker_id": STR}, description=OPT_OBJECT_BODY)),

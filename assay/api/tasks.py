@@ -50,7 +50,7 @@ def _batch_poll(engine: Engine, b: dict[str, Any], workflows: bool, activities: 
 
 
 def _eager_wf_response(task: Any) -> str:
-    return json_response({"workflow_task": records.workflow_task(task) if task else None})
+    return json_response({WF: records.workflow_task(task) if task else None})
 
 
 def register(r: Router, engine: Engine) -> None:
@@ -274,11 +274,11 @@ def register(r: Router, engine: Engine) -> None:
         )
         if n_acts is None and b.get("eager_workflow_task") is None:
             return empty(200)  # upstream clients: the same empty 200 as ever
-        wf_task = out.get("workflow_task")
+        wf_task = out.get(WF)
         return json_response(
             {
                 "activity_tasks": [records.activity(t) for t in out.get("activity_tasks") or []],
-                "workflow_task": records.workflow_task(wf_task) if wf_task else None,
+                WF: records.workflow_task(wf_task) if wf_task else None,
             }
         )
 

@@ -133,7 +133,7 @@ class CommandOps(Service):
     ) -> dict[str, Any]:
         """Apply a batch atomically. Opt-in eager dispatch (dispatch.py): claim for this worker up to
         `eager_activities` of the activity tasks the batch schedules, and the workflow's next task when
-        the batch leaves it dispatchable; returned as "activity_tasks" / "workflow_task"."""
+        the batch leaves it dispatchable; returned under activity_tasks / workflow_task."""
         try:
             if not isinstance(commands, list):
                 raise BadRequest("'commands' must be an array")

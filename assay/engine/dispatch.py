@@ -22,7 +22,7 @@ from assay.engine.core import EngineCore, Service
 from assay.engine.deploy import record_build_id
 from assay.engine.notify import Effects, Waiter
 from assay.errors import AssayError
-from assay.protocol import TaskKind, WorkflowStatus
+from assay.protocol import SseEvent, TaskKind, WorkflowStatus
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.dispatch")
@@ -113,7 +113,7 @@ class DispatchOps(Service):
         )
         if kind == WF:
             if rec["previous_status"] == WorkflowStatus.PENDING:
-                fx.sse("workflow_running", rec)
+                fx.sse(SseEvent.workflow_running, rec)
             record_build_id(tx, rec, rec["dispatch_claimed_by"])
             rec["history"] = tx.list_events(rec["id"])
         else:
