@@ -49,6 +49,20 @@ def array(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item}
 
 
+_WF, _ACT = TaskKind.workflow_task.value, TaskKind.activity_task.value  # also the eager answers' keys
+MAX_TASKS_FIELD = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": 100,
+    "description": "opt-in batch claim: up to N tasks in one transaction; the answer is then a TaskBatch "
+    "({tasks: [{kind, task}, ...]}) instead of the single-task shape",
+}
+EAGER_WF_FIELD = {
+    "type": "boolean",
+    "description": "opt-in eager dispatch: claim for this worker the workflow task this request makes ready "
+    "(when it registered that workflow type, on its queue), returned in the 200 body",
+}
+
 STATUS = {"type": "string", "enum": [s.value for s in WorkflowStatus]}
 ACT_STATUS = {"type": "string", "enum": [s.value for s in ActivityStatus]}
 OVERLAP = {"type": "string", "enum": [p.value for p in OverlapPolicy]}
@@ -325,20 +339,90 @@ SCHEMAS: dict[str, Any] = {
         description="identity + queue let the engine re-register a reaped id",
     ),
     "Poll": obj(
-        {"queue": STR, "worker_id": STR, "wait_secs": WAIT_SECS},
+        {"queue": STR, "worker_id": STR, "wait_secs": WAIT_SECS, "max_tasks": MAX_TASKS_FIELD},
         ("worker_id",),
     ),
-    "ActivityTaskOrNull": {"anyOf": [ref("Activity"), obj({"task": {"type": "null"}}, ("task",))]},
-    "CompleteActivity": nullable(obj({"result": ANY, "worker_id": STR}, description=OPT_OBJECT_BODY)),
+    "ActivityTaskOrNull": {
+        "anyOf": [ref("Activity"), obj({"task": {"type": "null"}}, ("task",)), ref("TaskBatch")]
+    },
+    "TaskBatch": obj(
+        {"tasks": array(ref("TaskItem"))},
+        ("tasks",),
+        description="The answer to a poll with max_tasks (opt-in): the tasks claimed, possibly none.",
+    ),
+    "TaskItem": {
+        "oneOf": [
+            obj({"kind": {"const": _WF}, "task": ref("WorkflowTask")}, ("kind", "task")),
+            obj({"kind": {"const": _ACT}, "task": ref("Activity")}, ("kind", "task")),
+        ]
+    },
+    "CompleteActivity": nullable(
+        obj(
+            {"result": ANY, "worker_id": STR, "eager_workflow_task": EAGER_WF_FIELD},
+            description=OPT_OBJECT_BODY,
+        )
+    ),
     "FailActivity": nullable(
-        obj({"error": ANY, "worker_id": STR, "non_retryable": BOOL}, description=OPT_OBJECT_BODY)
+        obj(
+            {"error": ANY, "worker_id": STR, "non_retryable": BOOL, "eager_workflow_task": EAGER_WF_FIELD},
+            description=OPT_OBJECT_BODY,
+        )
+    ),
+    "ActivityResults": obj(
+        {
+            "worker_id": NAME,
+            "results": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": obj(
+                    {"id": INT, "result": ANY, "error": ANY, "non_retryable": BOOL},
+                    ("id",),
+                    description="a completion ({id, result}) or, with `error`, a failure",
+                ),
+            },
+            "eager_workflow_task": EAGER_WF_FIELD,
+        },
+        ("worker_id", "results"),
+    ),
+    "ActivityResultsResponse": obj(
+        {
+            "results": array(obj({"id": INT, "status": INT, "error": STR}, ("id", "status"))),
+            "workflow_tasks": array(ref("WorkflowTask")),
+        },
+        ("results", "workflow_tasks"),
+    ),
+    "EagerWorkflowTask": obj(
+        {_WF: nullable(ref("WorkflowTask"))},
+        (_WF,),
+        description="200 body of an activity complete/fail sent with eager_workflow_task (opt-in).",
+    ),
+    "EagerCommandsResponse": obj(
+        {"activity_tasks": array(ref("Activity")), _WF: nullable(ref("WorkflowTask"))},
+        ("activity_tasks", _WF),
+        description="200 body of a commands submission sent with eager_activities or eager_workflow_task.",
     ),
     "ActivityHeartbeat": nullable(obj({"details": ANY, "worker_id": STR}, description=OPT_OBJECT_BODY)),
     "HeartbeatResponse": obj({"cancel_requested": BOOL}, ("cancel_requested",)),
     "WorkflowTask": WORKFLOW_TASK,
-    "WorkflowTaskOrNull": {"anyOf": [ref("WorkflowTask"), {"type": "null"}]},
+    "WorkflowTaskOrNull": {"anyOf": [ref("WorkflowTask"), {"type": "null"}, ref("TaskBatch")]},
     "Command": {"oneOf": COMMANDS, "discriminator": {"propertyName": "type"}},
-    "Commands": obj({"worker_id": NAME, "commands": array(ref("Command"))}, ("worker_id",)),
+    "Commands": obj(
+        {
+            "worker_id": NAME,
+            "commands": array(ref("Command")),
+            "eager_activities": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "description": "opt-in eager dispatch: claim for this worker up to N of the activity tasks "
+                "this batch schedules (those it registered, on its queue), returned in the 200 body "
+                "(EagerCommandsResponse) instead of being polled for",
+            },
+            "eager_workflow_task": EAGER_WF_FIELD,
+        },
+        ("worker_id",),
+    ),
     "FailWorkflowTask": obj(
         {"worker_id": NAME, "error": STR},
         ("worker_id",),
@@ -359,6 +443,7 @@ SCHEMAS: dict[str, Any] = {
             "wait_secs": WAIT_SECS,
             "workflows": BOOL,
             "activities": BOOL,
+            "max_tasks": MAX_TASKS_FIELD,
         },
         ("worker_id",),
     ),
@@ -370,6 +455,7 @@ SCHEMAS: dict[str, Any] = {
             ),
             obj({"kind": {"const": TaskKind.activity_task.value}, "task": ref("Activity")}, ("kind", "task")),
             obj({"kind": {"type": "null"}, "task": {"type": "null"}}, ("kind", "task")),
+            ref("TaskBatch"),
         ]
     },
     "CreateSchedule": obj(

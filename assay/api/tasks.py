@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import bottle
@@ -11,14 +12,17 @@ from assay.api.http import Router, empty, json_response, path_int, read_body
 from assay.engine import Engine
 from assay.engine.commands import parse_commands_body
 from assay.engine.deploy import opt_build_id
+from assay.engine.dispatch import MAX_TASKS, WF
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
+from assay.errors import BadRequest
 from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TaskKind, error_text
 
 
-def _client_gone() -> bool:
-    """True once the client of this request disconnected (waitress, with channel_request_lookahead > 0)."""
+def _gone_check() -> Callable[[], bool] | None:
+    """For this request: a function telling whether its client hung up (waitress; see server.py). Bound
+    to this request's connection, so it can be called from another thread (a hand-over checks it)."""
     check = bottle.request.environ.get("waitress.client_disconnected")
-    return bool(check()) if callable(check) else False
+    return (lambda: bool(check())) if callable(check) else None
 
 
 def _poll_args(b: dict[str, Any], max_wait: float) -> tuple[str, str, float]:
@@ -27,6 +31,26 @@ def _poll_args(b: dict[str, Any], max_wait: float) -> tuple[str, str, float]:
     worker_id = req_str(b, "worker_id")
     wait = opt_num(b, "wait_secs", 0.0, min_value=0, max_value=max_wait) or 0.0
     return queue, worker_id, wait
+
+
+def _task_item(kind: str, task: Any) -> dict[str, Any]:
+    return {"kind": kind, "task": records.workflow_task(task) if kind == WF else records.activity(task)}
+
+
+def _batch_poll(engine: Engine, b: dict[str, Any], workflows: bool, activities: bool) -> str | None:
+    """Opt-in `max_tasks`: claim up to N tasks in one transaction -> {"tasks": [{kind, task}, ...]}."""
+    n = opt_int(b, "max_tasks", None, min_value=1, max_value=MAX_TASKS)
+    if n is None:
+        return None
+    queue, wid, wait = _poll_args(b, float(engine.settings.long_poll_max_secs))
+    got = engine.poll_tasks(
+        queue, wid, wait, workflows=workflows, activities=activities, gone=_gone_check(), max_tasks=n
+    )
+    return json_response({"tasks": [_task_item(k, t) for k, t in got]})
+
+
+def _eager_wf_response(task: Any) -> str:
+    return json_response({WF: records.workflow_task(task) if task else None})
 
 
 def register(r: Router, engine: Engine) -> None:
@@ -107,8 +131,12 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "ActivityTaskOrNull", 400: "Error"},
     )
     def poll_activity() -> str:
-        queue, wid, wait = _poll_args(as_object(read_body(mb)), max_wait)
-        kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True, gone=_client_gone)
+        b = as_object(read_body(mb))
+        batch = _batch_poll(engine, b, False, True)
+        if batch is not None:
+            return batch
+        queue, wid, wait = _poll_args(b, max_wait)
+        kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True, gone=_gone_check())
         return json_response(records.activity(task) if task else {"task": None})
 
     @r(
@@ -118,11 +146,15 @@ def register(r: Router, engine: Engine) -> None:
         "tasks",
         body="CompleteActivity",
         responses={200: None, 404: "Error", 409: "Error"},
+        description="Empty 200; with eager_workflow_task (opt-in) the 200 body is EagerWorkflowTask.",
     )
     def complete(id: str) -> str:
         b = as_object(read_body(mb))
-        engine.complete_activity(path_int(id, "task id"), b.get("result"), opt_str(b, "worker_id"))
-        return empty(200)
+        eager = opt_bool(b, "eager_workflow_task", False)
+        wf_task = engine.complete_activity(
+            path_int(id, "task id"), b.get("result"), opt_str(b, "worker_id"), eager_workflow_task=eager
+        )
+        return _eager_wf_response(wf_task) if eager else empty(200)
 
     @r(
         "POST",
@@ -131,16 +163,63 @@ def register(r: Router, engine: Engine) -> None:
         "tasks",
         body="FailActivity",
         responses={200: None, 404: "Error", 409: "Error"},
+        description="Empty 200; with eager_workflow_task (opt-in) the 200 body is EagerWorkflowTask.",
     )
     def fail(id: str) -> str:
         b = as_object(read_body(mb))
-        engine.fail_activity(
+        eager = opt_bool(b, "eager_workflow_task", False)
+        wf_task = engine.fail_activity(
             path_int(id, "task id"),
             error_text(b.get("error"), "activity failed"),
             opt_str(b, "worker_id"),
             non_retryable=opt_bool(b, "non_retryable", False),
+            eager_workflow_task=eager,
         )
-        return empty(200)
+        return _eager_wf_response(wf_task) if eager else empty(200)
+
+    @r(
+        "POST",
+        "/tasks/results",
+        "Complete or fail several activities in one request (one transaction)",
+        "tasks",
+        body="ActivityResults",
+        body_required=True,
+        responses={200: "ActivityResultsResponse", 400: "Error"},
+        description="Each item is applied on its own: its `status` is 200, or the 404/409 a single "
+        "complete/fail would have answered (that item changes nothing). With eager_workflow_task the "
+        "workflow tasks the items made ready are claimed for this worker.",
+    )
+    def report_results() -> str:
+        b = as_object(read_body(mb))
+        wid = req_str(b, "worker_id")
+        raw = b.get("results")
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_TASKS:
+            raise BadRequest(f"'results' must be an array of 1 to {MAX_TASKS} items")
+        items = []
+        for i, it in enumerate(raw):
+            tid = it.get("id") if isinstance(it, dict) else None
+            if isinstance(tid, bool) or not isinstance(tid, int) or not 0 <= tid <= 2**62:
+                raise BadRequest(f"results[{i}]: must be an object with an integer 'id' (a task id)")
+            err = it.get("error")
+            if err is not None and not (isinstance(err, str) and err):
+                err = "activity failed" if err == "" else str(err)
+            items.append(
+                {
+                    "id": it["id"],
+                    "result": it.get("result"),
+                    "error": err,
+                    "non_retryable": opt_bool(it, "non_retryable", False),
+                }
+            )
+        out = engine.report_activities(
+            wid, items, eager_workflow_task=opt_bool(b, "eager_workflow_task", False)
+        )
+        return json_response(
+            {
+                "results": out["results"],
+                "workflow_tasks": [records.workflow_task(t) for t in out["workflow_tasks"]],
+            }
+        )
 
     @r(
         "POST",
@@ -165,8 +244,12 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "WorkflowTaskOrNull", 400: "Error"},
     )
     def poll_workflow() -> str:
-        queue, wid, wait = _poll_args(as_object(read_body(mb)), max_wait)
-        kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False, gone=_client_gone)
+        b = as_object(read_body(mb))
+        batch = _batch_poll(engine, b, True, False)
+        if batch is not None:
+            return batch
+        queue, wid, wait = _poll_args(b, max_wait)
+        kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False, gone=_gone_check())
         return json_response(records.workflow_task(task) if task else None)
 
     @r(
@@ -177,11 +260,27 @@ def register(r: Router, engine: Engine) -> None:
         body="Commands",
         body_required=True,
         responses={200: None, 400: "Error", 404: "Error", 409: "Error"},
+        description="Empty 200; with eager_activities or eager_workflow_task (opt-in) the 200 body is "
+        "EagerCommandsResponse.",
     )
     def commands(id: str) -> str:
-        wid, cmds = parse_commands_body(read_body(mb))
-        engine.submit_commands(id, wid, cmds)
-        return empty(200)
+        body = read_body(mb)
+        wid, cmds = parse_commands_body(body)
+        b = as_object(body)
+        n_acts = opt_int(b, "eager_activities", None, min_value=0, max_value=MAX_TASKS)
+        eager_wf = opt_bool(b, "eager_workflow_task", False)
+        out = engine.submit_commands(
+            id, wid, cmds, eager_activities=n_acts or 0, eager_workflow_task=eager_wf
+        )
+        if n_acts is None and b.get("eager_workflow_task") is None:
+            return empty(200)  # upstream clients: the same empty 200 as ever
+        wf_task = out.get(WF)
+        return json_response(
+            {
+                "activity_tasks": [records.activity(t) for t in out.get("activity_tasks") or []],
+                WF: records.workflow_task(wf_task) if wf_task else None,
+            }
+        )
 
     @r(
         "POST",
@@ -214,6 +313,9 @@ def register(r: Router, engine: Engine) -> None:
     )
     def poll_any() -> str:
         b = as_object(read_body(mb))
+        batch = _batch_poll(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
+        if batch is not None:
+            return batch
         queue, wid, wait = _poll_args(b, max_wait)
         kind, task = engine.poll(
             queue,
@@ -221,7 +323,7 @@ def register(r: Router, engine: Engine) -> None:
             wait,
             workflows=opt_bool(b, "workflows", True),
             activities=opt_bool(b, "activities", True),
-            gone=_client_gone,
+            gone=_gone_check(),
         )
         if kind == TaskKind.workflow_task:
             return json_response({"kind": kind, "task": records.workflow_task(task)})

@@ -16,6 +16,7 @@ from assay.engine.archive_ops import ArchiveOps
 from assay.engine.commands import CommandOps
 from assay.engine.core import EngineCore
 from assay.engine.deploy import DeployOps
+from assay.engine.dispatch import DispatchOps
 from assay.engine.lifecycle import Lifecycle
 from assay.engine.notify import Broadcaster, Notifier
 from assay.engine.reset import ResetOps
@@ -45,6 +46,10 @@ class Engine:
         self.archive = ArchiveOps(core)
         self.deploy = DeployOps(core)
         self.resets = ResetOps(core, self.lifecycle)
+        # polls, claims, hand-over to held polls, eager dispatch (dispatch.py)
+        self.dispatch = DispatchOps(core, self.tasks)
+        core.hand_over = self.dispatch._hand_over
+        self.tasks.dispatch = self.commands.dispatch = self.dispatch
 
         # shared resources
         self.store = core.store
@@ -82,10 +87,14 @@ class Engine:
         self.deregister_worker = r(t.deregister_worker)
         self.list_workers = r(t.list_workers)
         self.queue_stats = r(t.queue_stats)
-        self.claim_workflow_task = r(t.claim_workflow_task)
-        self.claim_activity_task = r(t.claim_activity_task)
-        self.claim_task = r(t.claim_task)
-        self.poll = r(t.poll)
+        d = self.dispatch
+        self.claim_workflow_task = r(d.claim_workflow_task)
+        self.claim_activity_task = r(d.claim_activity_task)
+        self.claim_task = r(d.claim_task)
+        self.claim_tasks = r(d.claim_tasks)
+        self.poll = r(d.poll)
+        self.poll_tasks = r(d.poll_tasks)
+        self.report_activities = r(d.report_activities)
         self.schedule_activity = r(t.schedule_activity)
         self.get_activity = r(t.get_activity)
         self.complete_activity = r(t.complete_activity)

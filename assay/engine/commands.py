@@ -120,7 +120,21 @@ class CommandOps(Service):
         self.tasks = tasks
         self.workflows = workflows
 
-    def submit_commands(self, wf_id: str, worker_id: str, commands: list[Any]) -> dict[str, Any]:
+    #: set by Engine (dispatch.py): eager claims for the calling worker
+    dispatch: Any = None
+
+    def submit_commands(
+        self,
+        wf_id: str,
+        worker_id: str,
+        commands: list[Any],
+        *,
+        eager_activities: int = 0,
+        eager_workflow_task: bool = False,
+    ) -> dict[str, Any]:
+        """Apply a batch atomically. Opt-in eager dispatch (dispatch.py): claim for this worker up to
+        `eager_activities` of the activity tasks the batch schedules, and the workflow's next task when
+        the batch leaves it dispatchable; returned under activity_tasks / workflow_task."""
         try:
             if not isinstance(commands, list):
                 raise BadRequest("'commands' must be an array")
@@ -149,8 +163,18 @@ class CommandOps(Service):
                 task_succeeded(tx, wf)  # an accepted batch clears the failure count and the stuck flag
                 after = tx.get_workflow(wf_id)
                 if after and after["needs_dispatch"] and not states.is_terminal(after["status"]):
-                    fx.wake_workflows(after["task_queue"])
-                return {"applied": applied, "status": after["status"] if after else None}
+                    fx.ready_workflow(after)
+                out: dict[str, Any] = {"applied": applied, "status": after["status"] if after else None}
+                if eager_activities or eager_workflow_task:
+                    acts, wfs = self.dispatch.eager_claim(
+                        tx,
+                        fx,
+                        worker_id,
+                        activities=eager_activities,
+                        workflow_ids=(wf_id,) if eager_workflow_task else (),
+                    )
+                    out.update(activity_tasks=acts, workflow_task=wfs[0] if wfs else None)
+                return out
         except AssayError as e:
             if isinstance(e, Conflict) and e.detail.get("lease_lost"):
                 raise

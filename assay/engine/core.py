@@ -55,6 +55,8 @@ class EngineCore:
         self.started_at = self.clock.now()
         self._held = 0
         self._held_lock = threading.Lock()
+        #: set by Engine: claims the tasks a transaction made ready for held polls, before it commits
+        self.hand_over: Callable[[Tx, Effects], None] | None = None
         self.metrics: NullMetrics = for_engine(self)  # assay/metrics.py (NullMetrics when ASSAY_METRICS=0)
 
     # --- transactions -------------------------------------------------------------------------
@@ -62,8 +64,14 @@ class EngineCore:
     def tx(self) -> Iterator[tuple[Tx, Effects]]:
         """A write transaction whose effects (wake-ups, SSE) are delivered only after it commits."""
         fx = Effects()
-        with self.store.tx() as tx:
-            yield tx, fx
+        try:
+            with self.store.tx() as tx:
+                yield tx, fx
+                if fx.ready and self.hand_over is not None:
+                    self.hand_over(tx, fx)  # claimed for held polls in this transaction (dispatch.py)
+        except BaseException:
+            fx.abort(self.notifier)
+            raise
         fx.flush(self.notifier, self.broadcaster)
 
     def retrying(self, op: Callable[P, T]) -> Callable[P, T]:

@@ -64,7 +64,7 @@ class Lifecycle(Service):
         if not tx.insert_workflow(rec):
             raise Conflict(f"workflow already exists: {workflow_id}", workflow_id=workflow_id)
         tx.append_event(workflow_id, EventType.WorkflowStarted, input, now)
-        fx.wake_workflows(task_queue)
+        fx.ready_workflow(rec)
         fx.sse(SseEvent.workflow_started, rec)
         self.metrics.workflow_started(fx, rec)
         return rec
@@ -164,7 +164,7 @@ class Lifecycle(Service):
                 now,
             )
         tx.mark_dispatchable(parent["id"], now)
-        fx.wake_workflows(parent["task_queue"])
+        fx.ready_workflow(parent)
 
     def request_cancel(self, tx: Tx, fx: Effects, wf: Record, reason: str | None) -> None:
         """Phase one of cancellation: stop pending work, record the request, wake the workflow, cascade."""
@@ -193,7 +193,7 @@ class Lifecycle(Service):
             )
         else:
             tx.mark_dispatchable(wf["id"], now)
-            fx.wake_workflows(wf["task_queue"])
+            fx.ready_workflow(wf)
 
     def terminate(
         self, tx: Tx, fx: Effects, wf: Record, reason: str | None, notify_parent: bool = True

@@ -15,54 +15,149 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from assay.protocol import TaskKind
 from assay.store.base import Store
 
 log = logging.getLogger("assay.notify")
 
 
+WORK_PREFIXES = ("wf:", "act:")  # keys that stand for claimable tasks: a bump wakes ONE waiter per task
+
+
+class Waiter:
+    """One blocked caller of Notifier.wait. A held poll also carries what it would accept (`poll`), so a
+    transaction that makes a task ready can claim it for this poll and hand it over (`tasks`)."""
+
+    __slots__ = ("cond", "keys", "woken", "woken_by", "poll", "picked", "tasks")
+
+    def __init__(self, cond: threading.Condition, keys: list[str], poll: Any = None) -> None:
+        self.cond = cond
+        self.keys = keys
+        self.woken = False
+        self.woken_by: str | None = None
+        self.poll = poll  # a PollSpec (engine/dispatch.py) or None
+        self.picked = False  # a transaction is claiming tasks for this poll; delivery follows its commit
+        self.tasks: list[tuple[str, Any]] | None = None  # handed-over (kind, record) pairs
+
+    def __bool__(self) -> bool:
+        """True when the wait ended because work (or another key) moved, not on timeout or close."""
+        return self.woken
+
+
 class Notifier:
+    """Version counters per key, with targeted wake-ups: a bump of a work key ("wf:<queue>",
+    "act:<queue>") wakes one waiting poll per ready task, not every poll (no thundering herd); any
+    other key (loops, worker-gone) wakes all its waiters."""
+
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._versions: dict[str, int] = {}
+        self._waiters: dict[str, list[Waiter]] = {}
         self._closed = False
         #: called with the keys of every local bump (the Postgres bridge publishes them)
         self.on_bump: Callable[[set[str]], None] | None = None
 
     def versions(self, keys: Iterable[str]) -> dict[str, int]:
-        with self._cond:
+        with self._lock:
             return {k: self._versions.get(k, 0) for k in keys}
 
-    def bump(self, keys: Iterable[str], *, remote: bool = False) -> None:
+    def bump(
+        self, keys: Iterable[str], *, remote: bool = False, counts: dict[str, int] | None = None
+    ) -> None:
+        """Move the keys' versions and wake their waiters; `counts` caps the wake-ups of a work key
+        (0 = version only: the task was handed over already)."""
         keys = set(keys)
+        if counts:
+            keys.update(counts)
         if not keys:
             return
-        with self._cond:
+        with self._lock:
             for k in keys:
                 self._versions[k] = self._versions.get(k, 0) + 1
-            self._cond.notify_all()
+                waiters = self._waiters.get(k)
+                if waiters:
+                    n = (counts or {}).get(k, 1) if k.startswith(WORK_PREFIXES) else len(waiters)
+                    self._wake(k, waiters, n)
         if not remote and self.on_bump is not None:
+            published = {k for k in keys if not counts or counts.get(k, 1) > 0}
             try:
-                self.on_bump(keys)
+                if published:
+                    self.on_bump(published)
             except Exception:  # pragma: no cover - a broken bridge must not break a commit
                 log.exception("notify bridge failed")
 
-    def wait(self, since: dict[str, int], timeout: float) -> bool:
-        """Block until a key in `since` moved past its version, the timeout passes, or close(). True if moved."""
-        with self._cond:
+    @staticmethod
+    def _wake(key: str, waiters: list[Waiter], n: int) -> None:
+        for w in waiters:
+            if n <= 0:
+                return
+            if not w.woken:
+                w.woken, w.woken_by = True, key
+                w.cond.notify()
+                n -= 1
 
-            def moved() -> bool:
-                return self._closed or any(self._versions.get(k, 0) != v for k, v in since.items())
+    def pass_on(self, key: str) -> None:
+        """A woken poll that leaves without the task it was woken for hands the wake-up to another."""
+        with self._lock:
+            self._wake(key, self._waiters.get(key) or [], 1)
 
-            return self._cond.wait_for(moved, timeout=max(0.0, timeout)) and not self._closed
+    def wait(self, since: dict[str, int], timeout: float, poll: Any = None) -> Waiter:
+        """Block until a key in `since` moves past its version (a work key: until this waiter is the one
+        woken), the timeout passes, or close(). Returns the waiter: truthy when it was woken (or a key had
+        moved already), with .tasks when a transaction handed it tasks (`poll` given)."""
+        with self._lock:
+            w = Waiter(threading.Condition(self._lock), list(since), poll)
+            if self._closed:
+                return w
+            if any(self._versions.get(k, 0) != v for k, v in since.items()):
+                w.woken = True
+                return w
+            for k in w.keys:
+                self._waiters.setdefault(k, []).append(w)
+            try:
+                w.cond.wait_for(lambda: w.woken or self._closed, timeout=max(0.0, timeout))
+                if self._closed and not w.picked:
+                    w.woken = False
+                while w.picked:  # a transaction is claiming for us: its outcome follows its commit
+                    w.cond.wait()
+            finally:
+                for k in w.keys:
+                    ws = self._waiters.get(k)
+                    if ws is not None:
+                        ws.remove(w)
+                        if not ws:
+                            del self._waiters[k]
+            return w
+
+    def pick(self, key: str, accept: Callable[[Waiter], bool]) -> Waiter | None:
+        """Reserve the first waiting poll on `key` that `accept`s (oldest first) for a hand-over."""
+        with self._lock:
+            for w in self._waiters.get(key) or ():
+                if w.poll is not None and not w.woken and accept(w):
+                    w.woken, w.woken_by, w.picked = True, key, True
+                    return w
+        return None
+
+    def settle(self, w: Waiter, tasks: list[tuple[str, Any]] | None) -> None:
+        """End a hand-over: deliver the claimed tasks (None/empty: the claim did not happen)."""
+        with self._lock:
+            w.tasks = tasks or None
+            w.picked = False
+            w.cond.notify()
+
+    def has_waiters(self, key: str) -> bool:
+        return bool(self._waiters.get(key))
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            for ws in self._waiters.values():
+                for w in ws:
+                    w.cond.notify()
 
 
 class Subscriber:
@@ -129,19 +224,36 @@ def sse_frame(event_type: str, data: dict[str, Any]) -> bytes:
 
 
 class Effects:
-    """What a transaction wants to happen once it has committed: wake-ups and SSE events."""
+    """What a transaction wants to happen once it has committed: wake-ups, hand-overs and SSE events."""
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
+        self.counts: dict[str, int] = {}  # work key -> tasks made ready (one wake-up each)
+        self.ready: list[tuple[str, str, str, Any, str]] = []  # (kind, queue, namespace, id, name)
+        self.handed: list[tuple[Waiter, list[tuple[str, Any]]]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
         #: (fn, args) to call after the commit: metric updates (assay/metrics.py), never counted on rollback
         self.after: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
 
-    def wake_workflows(self, queue_name: str) -> None:
-        self.keys.add("wf:" + queue_name)
+    def _count(self, key: str, n: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
 
-    def wake_activities(self, queue_name: str) -> None:
-        self.keys.add("act:" + queue_name)
+    def wake_workflows(self, queue_name: str, n: int = 1) -> None:
+        self._count("wf:" + queue_name, n)
+
+    def wake_activities(self, queue_name: str, n: int = 1) -> None:
+        self._count("act:" + queue_name, n)
+
+    def ready_workflow(self, wf: dict[str, Any]) -> None:
+        """The workflow's task is dispatchable: hand it to a held poll if one waits, else wake one."""
+        self.ready.append(
+            (TaskKind.workflow_task.value, wf["task_queue"], wf["namespace"], wf["id"], wf["workflow_type"])
+        )
+        self.wake_workflows(wf["task_queue"])
+
+    def ready_activity(self, act_id: int, name: str, queue_name: str, namespace: str) -> None:
+        self.ready.append((TaskKind.activity_task.value, queue_name, namespace, act_id, name))
+        self.wake_activities(queue_name)
 
     def wake_loop(self, name: str) -> None:
         self.keys.add("loop:" + name)
@@ -157,8 +269,16 @@ class Effects:
         data.update(extra)
         self.events.append((event_type, data))
 
+    def abort(self, notifier: Notifier) -> None:
+        """The transaction did not commit: the polls picked for a hand-over go back to claiming."""
+        for w, _tasks in self.handed:
+            notifier.settle(w, None)
+        self.handed = []
+
     def flush(self, notifier: Notifier, broadcaster: Broadcaster) -> None:
-        notifier.bump(self.keys)
+        for w, tasks in self.handed:
+            notifier.settle(w, tasks)
+        notifier.bump(self.keys, counts=self.counts)
         for event_type, data in self.events:
             broadcaster.publish(event_type, data)
         for fn, args in self.after:
@@ -169,11 +289,27 @@ def bridge(store: Store, notifier: Notifier, broadcaster: Broadcaster) -> None:
     """Connect the in-process notifier and SSE fan-out of several engine instances through the store
     (Postgres LISTEN/NOTIFY): work created on one instance wakes long-polls and SSE streams on all."""
 
+    # NOTIFY is a database round trip: a sender thread does it, never the request that committed
+    outbox: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=10_000)
+
+    def sender() -> None:
+        while True:
+            channel, payload = outbox.get()
+            store.notify(channel, payload)
+
+    threading.Thread(target=sender, name="assay-notify-bridge", daemon=True).start()
+
+    def send(channel: str, payload: str) -> None:
+        try:
+            outbox.put_nowait((channel, payload))
+        except queue.Full:  # pragma: no cover - other instances fall back to their periodic checks
+            log.warning("notify bridge backlog full: dropped a %s message", channel)
+
     def on_bump(keys: set[str]) -> None:
-        store.notify("bump", json.dumps(sorted(keys)))
+        send("bump", json.dumps(sorted(keys)))
 
     def on_publish(event_type: str, data: dict[str, Any]) -> None:
-        store.notify("sse", json.dumps([event_type, data]))
+        send("sse", json.dumps([event_type, data]))
 
     def on_message(channel: str, payload: str) -> None:
         try:

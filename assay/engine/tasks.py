@@ -6,17 +6,15 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from assay import protocol
 from assay.engine import states
 from assay.engine.core import EngineCore, Service
-from assay.engine.deploy import record_build_id
 from assay.engine.lifecycle import Lifecycle
 from assay.engine.notify import Effects
 from assay.errors import Conflict, NotFound
-from assay.protocol import DEFAULT_NAMESPACE, ActivityStatus, EventType, SseEvent, TaskKind, WorkflowStatus
+from assay.protocol import DEFAULT_NAMESPACE, ActivityStatus, EventType, SseEvent, WorkflowStatus
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.tasks")
@@ -129,7 +127,7 @@ class TaskOps(Service):
         with self._tx() as (tx, fx):
             leases = tx.release_worker_leases(worker_id, self.now())
             for q in tx.dispatchable_queues():
-                fx.wake_workflows(q)
+                fx.wake_workflows(q, len(leases) or 1)
             acts = 0
             for act_id in tx.activities_held_by(worker_id):
                 act = tx.get_activity(act_id)
@@ -151,89 +149,6 @@ class TaskOps(Service):
         return w["namespace"] if w else None
 
     # --- claims ---------------------------------------------------------------------------------
-    def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
-        return self.claim_task(queue, worker_id, (TaskKind.workflow_task,))[1]
-
-    def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
-        return self.claim_task(queue, worker_id, (TaskKind.activity_task,))[1]
-
-    def claim_task(
-        self,
-        queue: str,
-        worker_id: str,
-        kinds: tuple[TaskKind, ...] = (TaskKind.workflow_task, TaskKind.activity_task),
-    ) -> tuple[TaskKind | None, Record | None]:
-        """One transaction: try each kind in order (lease a ready workflow task / claim a due activity)."""
-        with self._tx() as (tx, fx):
-            now = self.now()
-            namespace = self._worker_namespace(tx, worker_id)
-            for kind in kinds:
-                if kind == TaskKind.workflow_task:
-                    wf = tx.claim_workflow_task(queue, namespace, worker_id, now)
-                    if wf is not None:
-                        if wf["previous_status"] == WorkflowStatus.PENDING:
-                            fx.sse(SseEvent.workflow_running, wf)
-                        record_build_id(tx, wf, worker_id)
-                        wf["history"] = tx.list_events(wf["id"])
-                        self.metrics.task_claimed(fx, kind, wf, now, namespace)
-                        return kind, wf
-                else:
-                    act = tx.claim_activity(queue, namespace, worker_id, now)
-                    if act is not None:
-                        limits = [act["start_to_close_secs"], act["heartbeat_timeout_secs"]]
-                        if act.get("deadline_at") is not None:
-                            limits.append(act["deadline_at"] - now)
-                        if min(x for x in limits if x is not None) < float(self.settings.loop_max_sleep_secs):
-                            fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
-                        self.metrics.task_claimed(fx, kind, act, now, namespace)
-                        return kind, act
-            return None, None
-
-    def poll(
-        self,
-        queue: str,
-        worker_id: str,
-        wait_secs: float = 0.0,
-        *,
-        workflows: bool = True,
-        activities: bool = True,
-        gone: Callable[[], bool] | None = None,
-    ) -> tuple[TaskKind | None, Record | None]:
-        """Claim a workflow task or an activity task, holding up to `wait_secs` for one to arrive.
-
-        `gone()` tells whether the caller hung up: a held poll whose client disconnected (or whose worker
-        deregistered) returns without claiming, so no task is handed to a worker that is not there."""
-        keys = ([f"wf:{queue}"] if workflows else []) + ([f"act:{queue}"] if activities else [])
-        keys.append("worker-gone:" + worker_id)
-        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
-        kinds = ([TaskKind.workflow_task] if workflows else []) + (
-            [TaskKind.activity_task] if activities else []
-        )
-        if len(kinds) == 2 and next(self._poll_turn) % 2:
-            kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
-        held = False
-        try:
-            while True:
-                since = self.notifier.versions(keys)
-                if (gone is not None and gone()) or worker_id in self._departed:
-                    return None, None
-                kind, task = self.claim_task(queue, worker_id, tuple(kinds))
-                if task is not None:
-                    return kind, task
-                remaining = deadline - self.clock.monotonic()
-                if remaining <= 0 or self.notifier.closed:
-                    return None, None
-                if not held:
-                    held = self.core.try_hold("poll")
-                    if not held:  # only the reserve is left: answer at once
-                        return None, None
-                # wake at least every second when we can notice a hung-up client, to free its thread
-                self.notifier.wait(since, min(remaining, 1.0 if gone is not None else 5.0))
-        finally:
-            if held:
-                self.core.release_hold()
-
-    # --- activities -------------------------------------------------------------------------------
     def schedule_activity(self, wf_id: str, spec: protocol.ScheduleActivity) -> Record:
         """Direct scheduling (REST). Idempotent on (workflow, seq)."""
         with self._tx() as (tx, fx):
@@ -281,7 +196,7 @@ class TaskOps(Service):
             tx.update_workflow(wf["id"], status=WorkflowStatus.RUNNING, updated_at=now)
             wf["status"] = WorkflowStatus.RUNNING
             fx.sse(SseEvent.workflow_running, wf)
-        fx.wake_activities(queue)
+        fx.ready_activity(act_id, spec.name, queue, wf["namespace"])
         if rec["deadline_at"] is not None:
             fx.wake_loop("activities")  # a deadline that may pass while the activity is still queued
         act = tx.get_activity(act_id)
@@ -317,36 +232,67 @@ class TaskOps(Service):
             )
         return act, wf
 
-    def complete_activity(self, act_id: int, result: Any, worker_id: str | None = None) -> None:
+    #: set by Engine (dispatch.py): eager claims for the calling worker
+    dispatch: Any = None
+
+    def complete_activity(
+        self, act_id: int, result: Any, worker_id: str | None = None, *, eager_workflow_task: bool = False
+    ) -> Record | None:
+        """Complete; with eager_workflow_task (opt-in), claim for this worker the workflow task the
+        completion made ready, in the same transaction (returned; None when there is none for it)."""
         with self._tx() as (tx, fx):
-            act, wf = self._running_activity(tx, act_id, worker_id)
-            now = self.now()
-            tx.update_activity(
-                act_id, status=ActivityStatus.COMPLETED, result=result, error=None, completed_at=now
-            )
-            tx.append_event(
-                wf["id"],
-                EventType.ActivityCompleted,
-                {
-                    "activity_id": act_id,
-                    "activity_seq": act["seq"],
-                    "name": act["name"],
-                    "result": result,
-                    "error": None,
-                },
-                now,
-            )
-            tx.mark_dispatchable(wf["id"], now)
-            fx.wake_workflows(wf["task_queue"])
-            fx.sse(SseEvent.task_completed, wf, activity_id=act_id, activity=act["name"])
-            self.metrics.activity_finished(fx, act, wf, now)
+            wf = self._complete_in(tx, fx, act_id, result, worker_id)
+            return self._eager_wf(tx, fx, worker_id, wf["id"]) if eager_workflow_task else None
+
+    def _complete_in(self, tx: Tx, fx: Effects, act_id: int, result: Any, worker_id: str | None) -> Record:
+        act, wf = self._running_activity(tx, act_id, worker_id)
+        now = self.now()
+        tx.update_activity(
+            act_id, status=ActivityStatus.COMPLETED, result=result, error=None, completed_at=now
+        )
+        tx.append_event(
+            wf["id"],
+            EventType.ActivityCompleted,
+            {
+                "activity_id": act_id,
+                "activity_seq": act["seq"],
+                "name": act["name"],
+                "result": result,
+                "error": None,
+            },
+            now,
+        )
+        tx.mark_dispatchable(wf["id"], now)
+        fx.ready_workflow(wf)
+        fx.sse(SseEvent.task_completed, wf, activity_id=act_id, activity=act["name"])
+        self.metrics.activity_finished(fx, act, wf, now)
+        return wf
+
+    def _eager_wf(self, tx: Tx, fx: Effects, worker_id: str | None, wf_id: str) -> Record | None:
+        if not worker_id:
+            return None
+        _acts, wfs = self.dispatch.eager_claim(tx, fx, worker_id, workflow_ids=(wf_id,))
+        return wfs[0] if wfs else None
 
     def fail_activity(
-        self, act_id: int, error: str, worker_id: str | None = None, non_retryable: bool = False
-    ) -> None:
+        self,
+        act_id: int,
+        error: str,
+        worker_id: str | None = None,
+        non_retryable: bool = False,
+        *,
+        eager_workflow_task: bool = False,
+    ) -> Record | None:
         with self._tx() as (tx, fx):
-            act, wf = self._running_activity(tx, act_id, worker_id)
-            self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable)
+            wf = self._fail_in(tx, fx, act_id, error, worker_id, non_retryable)
+            return self._eager_wf(tx, fx, worker_id, wf["id"]) if eager_workflow_task else None
+
+    def _fail_in(
+        self, tx: Tx, fx: Effects, act_id: int, error: str, worker_id: str | None, non_retryable: bool
+    ) -> Record:
+        act, wf = self._running_activity(tx, act_id, worker_id)
+        self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable)
+        return wf
 
     def heartbeat_activity(self, act_id: int, details: Any, worker_id: str | None = None) -> dict[str, Any]:
         with self._tx() as (tx, _fx):
@@ -399,7 +345,7 @@ class TaskOps(Service):
             now,
         )
         tx.mark_dispatchable(wf["id"], now)
-        fx.wake_workflows(wf["task_queue"])
+        fx.ready_workflow(wf)
         fx.sse(SseEvent.task_failed, wf, activity_id=act["id"], activity=act["name"])
 
     # --- periodic steps (driven by background loops with tick(now)) ----------------------------------
@@ -417,7 +363,7 @@ class TaskOps(Service):
                     wf["id"], EventType.TimerFired, {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now
                 )
                 tx.mark_dispatchable(wf["id"], now)
-                fx.wake_workflows(wf["task_queue"])
+                fx.ready_workflow(wf)
                 fired += 1
         return fired
 
@@ -494,7 +440,7 @@ class TaskOps(Service):
                 ids = []
             ids += tx.release_lost_worker_leases(now, self.started_at)
             for q in tx.dispatchable_queues():
-                fx.wake_workflows(q)
+                fx.wake_workflows(q, len(ids) or 1)
         if ids:
             log.info("recovered %d workflow-task lease(s): %s", len(ids), ", ".join(ids[:10]))
         return ids

@@ -72,7 +72,7 @@ class WorkflowOps(Service):
             tx.insert_signal(wf_id, name, payload, now)
             tx.append_event(wf_id, EventType.SignalReceived, {"signal": name, "payload": payload}, now)
             tx.mark_dispatchable(wf_id, now)
-            fx.wake_workflows(wf["task_queue"])
+            fx.ready_workflow(wf)
             fx.sse(SseEvent.signal_received, wf, signal=name)
 
     def cancel(self, wf_id: str, reason: str | None = None) -> None:

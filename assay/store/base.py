@@ -90,6 +90,24 @@ class Tx(abc.ABC):
         The returned record carries `previous_status`."""
 
     @abc.abstractmethod
+    def claim_workflow_tasks(
+        self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
+    ) -> list[Record]:
+        """Lease up to `limit` dispatchable workflows on `queue`, oldest first (as claim_workflow_task)."""
+
+    @abc.abstractmethod
+    def claim_workflow_by_id(self, wf_id: str, worker_id: str, now: float) -> Record | None:
+        """Lease this workflow's task if it is dispatchable now (not leased, not terminal, due); else None."""
+
+    @abc.abstractmethod
+    def has_ready_workflow_task(self, queue: str, namespace: str | None, now: float) -> bool:
+        """Is there a workflow task claim_workflow_task would lease? (A read: polls check before writing.)"""
+
+    @abc.abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested step of the transaction: an exception inside undoes only that step."""
+
+    @abc.abstractmethod
     def release_lease(self, wf_id: str, worker_id: str) -> None: ...
 
     @abc.abstractmethod
@@ -151,6 +169,20 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def activities_past_deadline(self, now: float, limit: int = 200) -> list[Record]:
         """PENDING or RUNNING activities whose schedule_to_close deadline (deadline_at) is <= now."""
+
+    @abc.abstractmethod
+    def claim_activities(
+        self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
+    ) -> list[Record]:
+        """Claim up to `limit` due PENDING activities on `queue` (as claim_activity)."""
+
+    @abc.abstractmethod
+    def claim_activity_by_id(self, act_id: int, worker_id: str, now: float) -> Record | None:
+        """Claim this activity if it is PENDING and due (one conditional UPDATE); else None."""
+
+    @abc.abstractmethod
+    def has_ready_activity(self, queue: str, namespace: str | None, now: float) -> bool:
+        """Is there an activity claim_activity would claim?"""
 
     @abc.abstractmethod
     def expired_activities(self, now: float, grace_since: float, limit: int = 200) -> list[Record]:

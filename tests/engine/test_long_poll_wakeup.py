@@ -19,10 +19,10 @@ class WaitSpy:
         self.parked = threading.Event()
         real = engine.notifier.wait
 
-        def unbounded(since, timeout):
+        def unbounded(since, timeout, *args, **kw):
             self.parked.set()
-            moved = real(since, 3600.0)
-            self.outcomes.append(moved)
+            moved = real(since, 3600.0, *args, **kw)
+            self.outcomes.append(bool(moved))
             return moved
 
         monkeypatch.setattr(engine.notifier, "wait", unbounded)

@@ -182,10 +182,10 @@ def test_a_commit_on_one_instance_wakes_a_held_poll_on_the_other_in_process():
     parked = threading.Event()
     real_wait = b.notifier.wait
 
-    def unbounded(since, timeout):
+    def unbounded(since, timeout, *args, **kw):
         parked.set()
-        moved = real_wait(since, 3600.0)
-        outcomes.append(moved)
+        moved = real_wait(since, 3600.0, *args, **kw)
+        outcomes.append(bool(moved))
         return moved
 
     try:

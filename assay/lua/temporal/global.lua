@@ -226,17 +226,13 @@ local function pump(secs)
   local h = handles[turn]
   W.worker_id = h.worker_id
   h.cfg.wait_secs = math.max(0, math.min(secs, 20))
-  local ok, kind, task = pcall(W.internal.poll, h.cfg)
+  local ok, tasks = pcall(W.internal.poll, h.cfg)
   if not ok then
-    log("warn", "poll failed: " .. tostring(kind))
+    log("warn", "poll failed: " .. tostring(tasks))
     native.wait(math.min(secs, 1))
     return true
   end
-  if kind == P.TaskKind.workflow_task then
-    W.internal.run_workflow_task(task)
-  elseif kind == P.TaskKind.activity_task then
-    W.internal.run_activity_task(task)
-  end
+  W.internal.run_all(tasks) -- with what the engine hands back eagerly
   return true
 end
 common.pump = function(secs) return #handles > 0 and pump(secs) end
@@ -281,6 +277,7 @@ function T.worker(opts)
     identity = opts.identity or ("assay-temporal-worker-" .. os.hostname()),
     wait_secs = 2, heartbeat_interval = env_number("ASSAY_WORKER_HEARTBEAT_SECS") or 5,
     min_backoff = 0.5, max_backoff = 10, max_concurrent_workflows = 1, max_concurrent_activities = 1, quick_empty = 0,
+    max_tasks = 1, -- tasks run between script statements: one at a time
   }
   if not stop_installed then
     native.install_stop()

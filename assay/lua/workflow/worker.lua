@@ -96,12 +96,24 @@ local function run_workflow_task(task)
     cmds, summary, divergence = replay.run(task, handler, log)
     if divergence and fail_task(task, divergence.message) then return end
   end
-  local body = '{"commands":[' .. concat(cmds, ",") .. '],"worker_id":' .. json.encode(W.worker_id) .. "}"
+  -- eager dispatch (opt-in; an engine without it ignores the fields and answers an empty 200): the
+  -- engine may hand back an activity this batch schedules (this slot is free once we are done) and
+  -- the workflow's next task, so they run here without a poll.
+  local eager = state.legacy and "" or ',"eager_activities":1,"eager_workflow_task":true'
+  local body = '{"commands":[' .. concat(cmds, ",") .. "]" .. eager .. ',"worker_id":' .. json.encode(W.worker_id) .. "}"
   local what = sfmt("workflow %s", tostring(task.workflow_id))
   local status, value, raw = deliver(what, "POST", "/workflow-tasks/" .. pct(task.workflow_id) .. "/commands", body)
   if status == nil then return end
   if status == 200 or status == 201 or status == 204 then
     log("debug", sfmt("%s (%s): %d command(s), %s", what, tostring(task.workflow_type), #cmds, summary))
+    if type(value) == "table" then
+      local more = {}
+      for _, a in ipairs(type(value.activity_tasks) == "table" and value.activity_tasks or {}) do
+        more[#more + 1] = { KIND.activity_task, a }
+      end
+      if type(value.workflow_task) == "table" then more[#more + 1] = { KIND.workflow_task, value.workflow_task } end
+      return more
+    end
   elseif status == 409 then
     log("info", sfmt("%s: lease lost (another worker took the task over); commands discarded", what))
   else
@@ -162,7 +174,8 @@ local function run_activity_task(task)
     if ok then
       local okE, s = pcall(json.encode, res)
       if okE then
-        verb, body = "complete", '{"result":' .. s .. ',"worker_id":' .. wid .. "}"
+        verb, body = "complete", "{" .. (state.legacy and "" or '"eager_workflow_task":true,') .. '"result":' .. s ..
+          ',"worker_id":' .. wid .. "}"
       else
         verb, body = "fail", { error = sfmt("activity '%s' returned a value that cannot be encoded as JSON: %s", name,
           (tostring(s):gsub("^json%.encode: ", ""))), worker_id = W.worker_id }
@@ -172,13 +185,17 @@ local function run_activity_task(task)
       log("warn", sfmt("%s attempt %s failed: %s\n%s", what, tostring(task.attempt), msg, tostring(tb)))
       -- error({ message = "...", non_retryable = true }) skips the remaining attempts
       local final = type(res) == "table" and rawget(res, "non_retryable") == true or nil
-      verb, body = "fail", { error = msg, worker_id = W.worker_id, non_retryable = final }
+      verb, body = "fail", { error = msg, worker_id = W.worker_id, non_retryable = final,
+        eager_workflow_task = not state.legacy or nil }
     end
   end
   local status, value, raw = deliver(what, "POST", path .. "/" .. verb, body)
   if status == nil then return end
   if status == 200 or status == 201 or status == 204 then
     log("debug", sfmt("%s: %s", what, verb == "complete" and "completed" or "failed"))
+    if type(value) == "table" and type(value.workflow_task) == "table" then
+      return { { KIND.workflow_task, value.workflow_task } } -- eager: the workflow task it made ready
+    end
   elseif status == 409 or status == 404 then
     log("info", sfmt("%s: no longer held by this worker (cancelled, timed out or reassigned); result discarded", what))
   else
@@ -192,8 +209,8 @@ end
 ---------------------------------------------------------------------------------------------------
 local function poll_combined(cfg)
   local t0 = mono()
-  local body = sfmt('{"activities":%s,"queue":%s,"wait_secs":%s,"worker_id":%s,"workflows":%s}',
-    tostring(#W.activity_names > 0), json.encode(cfg.queue), json.encode(cfg.wait_secs * 1.0),
+  local body = sfmt('{"activities":%s,"max_tasks":%d,"queue":%s,"wait_secs":%s,"worker_id":%s,"workflows":%s}',
+    tostring(#W.activity_names > 0), cfg.max_tasks, json.encode(cfg.queue), json.encode(cfg.wait_secs * 1.0),
     json.encode(W.worker_id), tostring(#W.workflow_names > 0))
   local status, value, raw = call("POST", "/poll", body, { timeout = cfg.wait_secs + 15, interruptible = true })
   if status == 0 then return nil end -- aborted: stopping
@@ -205,9 +222,15 @@ local function poll_combined(cfg)
   if status ~= 200 then
     error(sfmt("poll answered HTTP %d: %s", status, type(value) == "table" and tostring(value.error) or tostring(raw)), 0)
   end
+  if type(value) == "table" and type(value.tasks) == "table" and #value.tasks > 0 then -- a batch (max_tasks)
+    cfg.quick_empty = 0
+    local list = {}
+    for _, item in ipairs(value.tasks) do list[#list + 1] = { item.kind, item.task } end
+    return list
+  end
   if type(value) == "table" and value.kind ~= nil and type(value.task) == "table" then
     cfg.quick_empty = 0
-    return value.kind, value.task
+    return { { value.kind, value.task } }
   end
   -- An empty answer long before wait_secs: the engine is saving threads. Do not spin.
   if mono() - t0 < math.min(0.05, cfg.wait_secs) then
@@ -223,29 +246,50 @@ local function poll_legacy(cfg)
   local who = sfmt('{"queue":%s,"worker_id":%s}', json.encode(cfg.queue), json.encode(W.worker_id))
   if #W.workflow_names > 0 then
     local status, value = call("POST", "/workflow-tasks/poll", who, { timeout = 40, interruptible = true })
-    if status == 200 and type(value) == "table" and value.workflow_id then return KIND.workflow_task, value end
+    if status == 200 and type(value) == "table" and value.workflow_id then return { { KIND.workflow_task, value } } end
   end
   if #W.activity_names > 0 then
     local status, value = call("POST", "/tasks/poll", who, { timeout = 40, interruptible = true })
-    if status == 200 and type(value) == "table" and value.id then return KIND.activity_task, value end
+    if status == 200 and type(value) == "table" and value.id then return { { KIND.activity_task, value } } end
   end
   wait(0.5)
   return nil
 end
 
+-- Run leased tasks ({ {kind, task}, ... }) in turn; the ones the engine hands back (eager dispatch) run
+-- before the rest. Returns how many ran.
+local function run_all(tasks)
+  local pending, ran = {}, 0
+  for i = #(tasks or {}), 1, -1 do pending[#pending + 1] = tasks[i] end
+  while #pending > 0 do
+    local item = table.remove(pending)
+    local kind, task, more = item[1], item[2], nil
+    if kind == KIND.workflow_task then
+      more = run_workflow_task(task)
+    elseif kind == KIND.activity_task then
+      more = run_activity_task(task)
+    elseif kind ~= nil then
+      log("warn", "unknown task kind from the engine: " .. tostring(kind))
+    end
+    ran = ran + 1
+    for i = #(more or {}), 1, -1 do pending[#pending + 1] = more[i] end
+  end
+  return ran
+end
+
 local function loop(cfg)
   local backoff, last_err = 0, nil
   while not stopping() do
-    local ok, kind, task
+    local ok, tasks
     if state.legacy then
-      ok, kind, task = pcall(poll_legacy, cfg)
+      ok, tasks = pcall(poll_legacy, cfg)
     else
-      ok, kind, task = pcall(poll_combined, cfg)
+      ok, tasks = pcall(poll_combined, cfg)
     end
     if not ok then
       if stopping() then break end
       backoff = backoff == 0 and cfg.min_backoff or math.min(backoff * 2, cfg.max_backoff)
-      local msg = tostring(kind)
+      local msg = tostring(tasks)
       -- log each new problem once (an HTTP error such as 401 is reported as such), then quietly retry
       local what = msg:match("^poll answered HTTP") and msg or ("engine unreachable (" .. msg .. ")")
       log(what ~= last_err and "warn" or "debug", sfmt("%s; retrying in %.2fs", what, backoff))
@@ -256,13 +300,7 @@ local function loop(cfg)
         log("info", "engine reachable again")
         backoff, last_err = 0, nil
       end
-      if kind == KIND.workflow_task then
-        run_workflow_task(task)
-      elseif kind == KIND.activity_task then
-        run_activity_task(task)
-      elseif kind ~= nil then
-        log("warn", "unknown task kind from the engine: " .. tostring(kind))
-      end
+      run_all(tasks)
     end
   end
 end
@@ -352,6 +390,8 @@ function W.listen(opts)
     max_concurrent_workflows = opts.max_concurrent_workflows or concurrency,
     max_concurrent_activities = opts.max_concurrent_activities or concurrency,
     quick_empty = 0,
+    -- tasks claimed per poll (opt-in batch; an engine without it answers one task as before)
+    max_tasks = math.max(1, math.min(100, math.floor(tonumber(opts.max_tasks) or env_number("ASSAY_WORKER_MAX_TASKS") or 4))),
   }
   cfg.wait_secs = math.max(0, math.min(60, cfg.wait_secs))
   local _, replica = native.replica_info()
@@ -393,6 +433,6 @@ end
 
 -- The pieces the Temporal-era worker (assay.temporal.global) drives from its own loop.
 W.internal = { run_workflow_task = run_workflow_task, run_activity_task = run_activity_task,
-  poll = poll_combined, register = register }
+  run_all = run_all, poll = poll_combined, register = register }
 
 return W

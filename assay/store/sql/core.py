@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from assay.protocol import TERMINAL_STATUSES, ActivityStatus, WorkflowStatus
@@ -80,6 +81,18 @@ class SqlBase(Tx):
         self.conn = conn
 
     # --- plumbing -----------------------------------------------------------------------------
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested step of this transaction: an exception undoes only what the step did."""
+        self._exec("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self._exec("ROLLBACK TO SAVEPOINT step")
+            self._exec("RELEASE SAVEPOINT step")
+            raise
+        self._exec("RELEASE SAVEPOINT step")
+
     def q(self, sql: str) -> str:
         return sql
 

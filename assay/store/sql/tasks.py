@@ -41,24 +41,59 @@ class TaskVerbs(SqlBase):
             params += list(statuses)
         return self._rows("workflow_activities", sql + " ORDER BY seq", params)
 
-    def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
+    def _claimable_sql(self, namespace: str | None) -> str:
         if namespace is None:
             sql = f"""SELECT a.id FROM workflow_activities a WHERE a.status = {_PENDING} AND a.task_queue = ?
-                     AND a.scheduled_at <= ? AND (a.deadline_at IS NULL OR a.deadline_at > ?)
-                     ORDER BY a.scheduled_at, a.id LIMIT 1"""
-            params: list[Any] = [queue, now, now]
+                     AND a.scheduled_at <= ?"""
         else:
             sql = f"""SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
-                     WHERE a.status = {_PENDING} AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?
-                     AND (a.deadline_at IS NULL OR a.deadline_at > ?) ORDER BY a.scheduled_at, a.id LIMIT 1"""
-            params = [queue, now, namespace, now]
-        act_id = self._scalar(sql + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a"), params)
-        if act_id is None:
-            return None
-        self.update_activity(
-            act_id, status=ActivityStatus.RUNNING, claimed_by=worker_id, started_at=now, last_heartbeat=None
+                     WHERE a.status = {_PENDING} AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?"""
+        # schedule_to_close: an activity past its overall deadline is never handed out (the loop fails it)
+        return sql + " AND (a.deadline_at IS NULL OR a.deadline_at > ?)"
+
+    @staticmethod
+    def _claimable_params(queue: str, namespace: str | None, now: float) -> list[Any]:
+        return [queue, now] + ([namespace] if namespace is not None else []) + [now]
+
+    def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
+        got = self.claim_activities(queue, namespace, worker_id, now, 1)
+        return got[0] if got else None
+
+    def claim_activities(
+        self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
+    ) -> list[Record]:
+        params = self._claimable_params(queue, namespace, now)
+        sql = (
+            self._claimable_sql(namespace)
+            + " ORDER BY a.scheduled_at, a.id LIMIT ?"
+            + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a")
         )
-        return self.get_activity(act_id)
+        out = []
+        for (act_id,) in self._exec(sql, [*params, int(limit)]).fetchall():
+            self.update_activity(
+                act_id,
+                status=ActivityStatus.RUNNING,
+                claimed_by=worker_id,
+                started_at=now,
+                last_heartbeat=None,
+            )
+            rec = self.get_activity(act_id)
+            assert rec is not None
+            out.append(rec)
+        return out
+
+    def claim_activity_by_id(self, act_id: int, worker_id: str, now: float) -> Record | None:
+        n = self._exec(
+            f"""UPDATE workflow_activities SET status = ?, claimed_by = ?, started_at = ?,
+               last_heartbeat = NULL WHERE id = ? AND status = {_PENDING} AND scheduled_at <= ?
+               AND (deadline_at IS NULL OR deadline_at > ?)""",
+            (ActivityStatus.RUNNING.value, worker_id, now, act_id, now, now),
+        ).rowcount
+        return self.get_activity(act_id) if n == 1 else None
+
+    def has_ready_activity(self, queue: str, namespace: str | None, now: float) -> bool:
+        params = self._claimable_params(queue, namespace, now)
+        return self._scalar(self._claimable_sql(namespace) + " LIMIT 1", params) is not None
 
     def expired_activities(self, now: float, grace_since: float, limit: int = 200) -> list[Record]:
         return self._rows(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assay.protocol import WorkflowStatus
+from assay.protocol import TERMINAL_STATUSES, WorkflowStatus
 from assay.store.base import Record
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase, opt_float
@@ -156,21 +156,47 @@ class WorkflowVerbs(SqlBase):
             (now, wf_id),
         )
 
+    def _dispatch_sql(self, namespace: str | None) -> str:
+        sql = f"""SELECT id FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
+                  AND task_queue = ? AND status NOT IN {_TERMINAL_SQL} AND (ready_at IS NULL OR ready_at <= ?)"""
+        return sql + (" AND namespace = ?" if namespace is not None else "")
+
     def claim_workflow_task(
         self, queue: str, namespace: str | None, worker_id: str, now: float
     ) -> Record | None:
-        sql = f"""SELECT id FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
-                  AND task_queue = ? AND status NOT IN {_TERMINAL_SQL} AND (ready_at IS NULL OR ready_at <= ?)"""
-        params: list[Any] = [queue, now]
-        if namespace is not None:
-            sql += " AND namespace = ?"
-            params.append(namespace)
-        sql += " ORDER BY ready_at, id LIMIT 1" + self.lock_clause
-        wf_id = self._scalar(sql, params)
-        if wf_id is None:
-            return None
+        got = self.claim_workflow_tasks(queue, namespace, worker_id, now, 1)
+        return got[0] if got else None
+
+    def claim_workflow_tasks(
+        self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
+    ) -> list[Record]:
+        params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
+        sql = self._dispatch_sql(namespace) + " ORDER BY ready_at, id LIMIT ?" + self.lock_clause
+        ids = [r[0] for r in self._exec(sql, [*params, int(limit)]).fetchall()]
+        out = []
+        for wf_id in ids:
+            rec = self.get_workflow(wf_id)
+            assert rec is not None
+            out.append(self._lease(rec, worker_id, now))
+        return out
+
+    def claim_workflow_by_id(self, wf_id: str, worker_id: str, now: float) -> Record | None:
         rec = self.get_workflow(wf_id)
-        assert rec is not None
+        if (
+            rec is None
+            or not rec["needs_dispatch"]
+            or rec["dispatch_claimed_by"] is not None
+            or rec["status"] in TERMINAL_STATUSES
+            or (rec["ready_at"] is not None and rec["ready_at"] > now)
+        ):
+            return None
+        return self._lease(rec, worker_id, now)
+
+    def has_ready_workflow_task(self, queue: str, namespace: str | None, now: float) -> bool:
+        params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
+        return self._scalar(self._dispatch_sql(namespace) + " LIMIT 1", params) is not None
+
+    def _lease(self, rec: Record, worker_id: str, now: float) -> Record:
         prev = rec["status"]
         fields: dict[str, Any] = {
             "dispatch_claimed_by": worker_id,
@@ -181,7 +207,7 @@ class WorkflowVerbs(SqlBase):
         }
         if prev == WorkflowStatus.PENDING:
             fields.update(status=WorkflowStatus.RUNNING, updated_at=now)
-        self.update_workflow(wf_id, **fields)
+        self.update_workflow(rec["id"], **fields)
         rec.update(fields)
         rec["needs_dispatch"] = False
         rec["previous_status"] = prev

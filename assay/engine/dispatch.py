@@ -1,0 +1,311 @@
+"""Getting tasks to workers: polls (long-poll, batch claims), hand-over to a held poll, eager dispatch.
+
+- A poll first looks for work with a read; only when there is some does it open a write transaction
+  (an empty poll writes nothing).
+- A held poll registers what it accepts with the notifier. A transaction that makes a task ready
+  (start, ScheduleActivity, an activity's completion, a signal, a timer, ...) claims it for the oldest
+  such poll before it commits, fenced like any claim; the poll answers with it after the commit, and
+  nobody else is woken for it. A task nobody takes that way wakes ONE held poll.
+- Eager dispatch (opt-in fields): a commands batch can claim the activities it schedules for the calling
+  worker (when it serves them and says it has free slots) and the workflow's next task; an activity's
+  completion can claim the workflow task it made ready. All in the transaction of the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from assay.engine.core import EngineCore, Service
+from assay.engine.deploy import record_build_id
+from assay.engine.notify import Effects, Waiter
+from assay.errors import AssayError
+from assay.protocol import SseEvent, TaskKind, WorkflowStatus
+from assay.store.base import Record, Tx
+
+log = logging.getLogger("assay.engine.dispatch")
+
+WF, ACT = TaskKind.workflow_task.value, TaskKind.activity_task.value
+KEY_PREFIX = {WF: "wf:", ACT: "act:"}
+MAX_TASKS = 100  # cap on a batch poll's max_tasks
+
+
+@dataclass
+class PollSpec:
+    """What a held poll accepts (a transaction checks it before handing a task over)."""
+
+    queue: str
+    namespace: str | None
+    worker_id: str
+    kinds: tuple[str, ...]
+    gone: Callable[[], bool] | None = None
+
+
+class DispatchOps(Service):
+    """Polls, claims, hand-over and eager dispatch (see the module docstring). `tasks` is the TaskOps
+    service (the departed-worker set, activity completion/failure for report_activities)."""
+
+    def __init__(self, core: EngineCore, tasks: Any) -> None:
+        super().__init__(core)
+        self.tasks = tasks
+
+    def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
+        return self.claim_task(queue, worker_id, (WF,))[1]
+
+    def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
+        return self.claim_task(queue, worker_id, (ACT,))[1]
+
+    # --- claims -----------------------------------------------------------------------------------
+    def claim_task(
+        self, queue: str, worker_id: str, kinds: tuple[str, ...] = (WF, ACT)
+    ) -> tuple[str | None, Record | None]:
+        got = self.claim_tasks(queue, worker_id, kinds, 1)
+        return got[0] if got else (None, None)
+
+    def claim_tasks(
+        self,
+        queue: str,
+        worker_id: str,
+        kinds: tuple[str, ...] = (WF, ACT),
+        max_tasks: int = 1,
+        *,
+        spec: PollSpec | None = None,
+    ) -> list[tuple[str, Record]]:
+        """Claim up to max_tasks tasks (kinds tried in order) in one transaction; a read first, so an
+        empty poll opens no write transaction. `spec` (a held poll's) caches the worker's namespace."""
+        now = self.now()
+        namespace: str | None
+        with self.store.read() as rtx:
+            if spec is not None and spec.namespace is not None:
+                namespace = spec.namespace
+            else:
+                namespace = self._worker_namespace(rtx, worker_id)
+                if spec is not None:
+                    spec.namespace = namespace
+            ready = [
+                k
+                for k in kinds
+                if (rtx.has_ready_workflow_task if k == WF else rtx.has_ready_activity)(queue, namespace, now)
+            ]
+        if not ready:
+            return []
+        out: list[tuple[str, Record]] = []
+        with self._tx() as (tx, fx):
+            now = self.now()
+            for kind in ready:
+                left = max_tasks - len(out)
+                if left <= 0:
+                    break
+                if kind == WF:
+                    for wf in tx.claim_workflow_tasks(queue, namespace, worker_id, now, left):
+                        out.append((WF, self._prepare(tx, fx, WF, wf)))
+                else:
+                    for act in tx.claim_activities(queue, namespace, worker_id, now, left):
+                        out.append((ACT, self._prepare(tx, fx, ACT, act, namespace)))
+        return out
+
+    def _prepare(self, tx: Tx, fx: Effects, kind: str, rec: Record, namespace: str | None = None) -> Record:
+        """What a claimed task needs before it is handed out (history; SSE; a timeout wake-up; metrics)."""
+        self.metrics.task_claimed(
+            fx, kind, rec, self.now(), namespace if kind == ACT else rec.get("namespace")
+        )
+        if kind == WF:
+            if rec["previous_status"] == WorkflowStatus.PENDING:
+                fx.sse(SseEvent.workflow_running, rec)
+            record_build_id(tx, rec, rec["dispatch_claimed_by"])
+            rec["history"] = tx.list_events(rec["id"])
+        else:
+            limits = [x for x in (rec["start_to_close_secs"], rec["heartbeat_timeout_secs"]) if x is not None]
+            if rec.get("deadline_at") is not None:
+                limits.append(rec["deadline_at"] - self.now())  # schedule_to_close
+            if limits and min(limits) < float(self.settings.loop_max_sleep_secs):
+                fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
+        return rec
+
+    def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
+        w = tx.get_worker(worker_id)
+        return w["namespace"] if w else None
+
+    # --- polls ------------------------------------------------------------------------------------
+    def poll(
+        self,
+        queue: str,
+        worker_id: str,
+        wait_secs: float = 0.0,
+        *,
+        workflows: bool = True,
+        activities: bool = True,
+        gone: Callable[[], bool] | None = None,
+    ) -> tuple[str | None, Record | None]:
+        got = self.poll_tasks(
+            queue, worker_id, wait_secs, workflows=workflows, activities=activities, gone=gone
+        )
+        return got[0] if got else (None, None)
+
+    def poll_tasks(
+        self,
+        queue: str,
+        worker_id: str,
+        wait_secs: float = 0.0,
+        *,
+        workflows: bool = True,
+        activities: bool = True,
+        gone: Callable[[], bool] | None = None,
+        max_tasks: int = 1,
+    ) -> list[tuple[str, Record]]:
+        """Claim up to max_tasks tasks, holding up to `wait_secs` for one to arrive.
+
+        `gone()` tells whether the caller hung up: a held poll whose client disconnected (or whose worker
+        deregistered) returns without claiming, so no task is handed to a worker that is not there."""
+        kinds = ([WF] if workflows else []) + ([ACT] if activities else [])
+        if len(kinds) == 2 and next(self.tasks._poll_turn) % 2:
+            kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
+        keys = [KEY_PREFIX[k] + queue for k in kinds] + ["worker-gone:" + worker_id]
+        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
+        spec = PollSpec(queue, None, worker_id, tuple(kinds), gone)
+        held = False
+        woken_by: str | None = None
+        try:
+            while True:
+                since = self.notifier.versions(keys)
+                if (gone is not None and gone()) or worker_id in self.tasks._departed:
+                    break
+                order = tuple(kinds)
+                if woken_by is not None:  # the kind we were woken for first
+                    order = tuple(sorted(kinds, key=lambda k: KEY_PREFIX[k] + queue != woken_by))
+                got = self.claim_tasks(queue, worker_id, order, max_tasks, spec=spec)
+                if got:
+                    if woken_by is not None and not any(KEY_PREFIX[k] + queue == woken_by for k, _ in got):
+                        self.notifier.pass_on(woken_by)
+                    return got
+                remaining = deadline - self.clock.monotonic()
+                if remaining <= 0 or self.notifier.closed:
+                    return []
+                if not held:
+                    held = self.core.try_hold("poll")
+                    if not held:  # only the reserve is left: answer at once
+                        return []
+                # wake at least every second when we can notice a hung-up client, to free its thread
+                w = self.notifier.wait(since, min(remaining, 1.0 if gone is not None else 5.0), spec)
+                woken_by = None
+                if w.tasks:
+                    return list(w.tasks)
+                if w.woken and w.woken_by and w.woken_by.startswith(("wf:", "act:")):
+                    woken_by = w.woken_by
+            if woken_by is not None:  # leaving without the task we were woken for
+                self.notifier.pass_on(woken_by)
+            return []
+        finally:
+            if held:
+                self.core.release_hold()
+
+    # --- hand-over (inside the transaction that made tasks ready) ---------------------------------------
+    def _hand_over(self, tx: Tx, fx: Effects) -> None:
+        ready, fx.ready = fx.ready, []
+        now = None
+        for kind, queue, namespace, task_id, _name in ready:
+            key = KEY_PREFIX[kind] + queue
+            if not self.notifier.has_waiters(key):
+                continue
+
+            def accept(w: Waiter, kind: str = kind, namespace: str = namespace) -> bool:
+                p: PollSpec = w.poll
+                if kind not in p.kinds or p.worker_id in self.tasks._departed:
+                    return False
+                if p.namespace is not None and p.namespace != namespace:
+                    return False
+                try:
+                    return not (p.gone is not None and p.gone())
+                except Exception:  # pragma: no cover - a broken check must not fail the transaction
+                    return False
+
+            w = self.notifier.pick(key, accept)
+            if w is None:
+                continue
+            now = now if now is not None else self.now()
+            rec = self._claim_by_id(tx, fx, kind, task_id, w.poll.worker_id, now, namespace)
+            if rec is None:
+                self.notifier.settle(w, None)  # nothing to hand over: it looks again itself
+                continue
+            fx.handed.append((w, [(kind, rec)]))
+            fx.counts[key] = fx.counts.get(key, 1) - 1
+
+    def _claim_by_id(
+        self,
+        tx: Tx,
+        fx: Effects,
+        kind: str,
+        task_id: Any,
+        worker_id: str,
+        now: float,
+        namespace: str | None = None,
+    ) -> Record | None:
+        if kind == WF:
+            rec = tx.claim_workflow_by_id(task_id, worker_id, now)
+        else:
+            rec = tx.claim_activity_by_id(task_id, worker_id, now)
+        return None if rec is None else self._prepare(tx, fx, kind, rec, namespace)
+
+    # --- eager dispatch (opt-in) -------------------------------------------------------------------
+    def eager_claim(
+        self, tx: Tx, fx: Effects, worker_id: str, *, activities: int = 0, workflow_ids: tuple[str, ...] = ()
+    ) -> tuple[list[Record], list[Record]]:
+        """Claim for the calling worker tasks this transaction made ready: up to `activities` activity
+        tasks, and the workflow tasks of `workflow_ids`, when the worker serves them (registered name,
+        same queue and namespace). Returns (activity tasks, workflow tasks)."""
+        worker = tx.get_worker(worker_id)
+        if worker is None or (activities <= 0 and not workflow_ids):
+            return [], []
+        acts: set[str] = set(worker.get("activities") or [])
+        wfs: set[str] = set(worker.get("workflows") or [])
+        got: dict[str, list[Record]] = {WF: [], ACT: []}
+        keep = []
+        now = self.now()
+        for item in fx.ready:
+            kind, queue, namespace, task_id, name = item
+            wanted = (
+                (kind == ACT and name in acts and len(got[ACT]) < activities)
+                or (kind == WF and name in wfs and task_id in workflow_ids)
+            ) and (queue, namespace) == (worker["task_queue"], worker["namespace"])
+            if wanted:
+                rec = self._claim_by_id(tx, fx, kind, task_id, worker_id, now, namespace)
+                if rec is not None:
+                    got[kind].append(rec)
+                    key = KEY_PREFIX[kind] + queue
+                    fx.counts[key] = fx.counts.get(key, 1) - 1
+                    continue
+            keep.append(item)
+        fx.ready = keep
+        return got[ACT], got[WF]
+
+    # --- several activity results in one request (opt-in) ------------------------------------------------
+    def report_activities(
+        self, worker_id: str, results: list[dict[str, Any]], *, eager_workflow_task: bool = False
+    ) -> dict[str, Any]:
+        """Complete or fail several activities in ONE transaction. Each item is applied on its own (a
+        404/409 for one changes nothing for it and does not affect the others). Items: {"id", "result"}
+        or {"id", "error", "non_retryable"}. With eager_workflow_task, the workflow tasks they made ready
+        are claimed for this worker (as a single complete would)."""
+        out: list[dict[str, Any]] = []
+        wf_ids: list[str] = []
+        with self._tx() as (tx, fx):
+            for item in results:
+                try:
+                    with tx.savepoint():
+                        if item.get("error") is not None:
+                            wf = self.tasks._fail_in(
+                                tx, fx, item["id"], item["error"], worker_id, item.get("non_retryable", False)
+                            )
+                        else:
+                            wf = self.tasks._complete_in(tx, fx, item["id"], item.get("result"), worker_id)
+                    out.append({"id": item["id"], "status": 200})
+                    if wf["id"] not in wf_ids:
+                        wf_ids.append(wf["id"])
+                except AssayError as e:
+                    out.append({"id": item["id"], "status": e.status, "error": e.message})
+            wfs: list[Record] = []
+            if eager_workflow_task and wf_ids:
+                _acts, wfs = self.eager_claim(tx, fx, worker_id, workflow_ids=tuple(wf_ids))
+        return {"results": out, "workflow_tasks": wfs}
