@@ -66,9 +66,11 @@ class Tx(abc.ABC):
         stuck: bool | None = None,
         limit: int | None = 50,
         offset: int = 0,
+        after: tuple[float, str] | None = None,
     ) -> list[Record]:
         """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities.
-        `build_id`: one of the build ids that ran the workflow's tasks. `stuck`: flagged (or not) as stuck."""
+        `build_id`: one of the build ids that ran the workflow's tasks. `stuck`: flagged (or not) as stuck.
+        `after`: keyset cursor, the (created_at, id) of the previous page's last row (rows strictly older)."""
 
     @abc.abstractmethod
     def list_children(self, parent_id: str) -> list[Record]: ...

@@ -6,6 +6,26 @@ same version numbers.
 
 from __future__ import annotations
 
+TERMINAL_SQL = "('COMPLETED','FAILED','CANCELLED','TIMED_OUT')"  # == store.sql.core.TERMINAL_SQL (tested)
+
+#: list indexes that end in (created_at, id): newest-first pages and keyset cursors walk them in order
+KEYSET_INDEXES = [
+    "DROP INDEX wf_ns_created",
+    "DROP INDEX wf_ns_status",
+    "DROP INDEX wf_ns_type",
+    "DROP INDEX wf_ns_queue",
+    "CREATE INDEX wf_ns_created ON workflows(namespace, created_at, id)",
+    "CREATE INDEX wf_ns_status ON workflows(namespace, status, created_at, id)",
+    "CREATE INDEX wf_ns_type ON workflows(namespace, workflow_type, created_at, id)",
+    "CREATE INDEX wf_ns_queue ON workflows(namespace, task_queue, created_at, id)",
+]
+
+#: search_attributes JSON -> side-table rows: vtype s (text), n (number), b (boolean, value 1/0)
+_SEARCH_ROWS = (
+    "SELECT {new}.id, {new}.namespace, j.key, CASE j.type WHEN 'text' THEN 's' WHEN 'true' THEN 'b' "
+    "WHEN 'false' THEN 'b' ELSE 'n' END, j.value, {new}.created_at"
+)
+
 SQLITE: list[tuple[int, str, list[str]]] = [
     (
         1,
@@ -175,6 +195,60 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE workflows ADD COLUMN reset_from TEXT",
             "ALTER TABLE workflow_workers ADD COLUMN build_id TEXT",
             "CREATE INDEX wf_stuck ON workflows(namespace, stuck_since) WHERE stuck_reason IS NOT NULL",
+        ],
+    ),
+    (
+        3,
+        "scale: keyset list indexes, live-queue index, status counters, search-attribute side table",
+        KEYSET_INDEXES
+        + [
+            f"CREATE INDEX wf_live_queue ON workflows(namespace, task_queue) WHERE status NOT IN {TERMINAL_SQL}",
+            # per (namespace, status) counts kept by triggers with every write (namespace stats)
+            """CREATE TABLE workflow_counts (
+            namespace TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (namespace, status)) WITHOUT ROWID""",
+            """INSERT INTO workflow_counts (namespace, status, n)
+            SELECT namespace, status, COUNT(*) FROM workflows GROUP BY namespace, status""",
+            """CREATE TRIGGER wf_count_ins AFTER INSERT ON workflows BEGIN
+            INSERT INTO workflow_counts (namespace, status, n) VALUES (NEW.namespace, NEW.status, 1)
+            ON CONFLICT (namespace, status) DO UPDATE SET n = n + 1; END""",
+            """CREATE TRIGGER wf_count_upd AFTER UPDATE OF namespace, status ON workflows
+            WHEN OLD.status IS NOT NEW.status OR OLD.namespace IS NOT NEW.namespace BEGIN
+            UPDATE workflow_counts SET n = n - 1 WHERE namespace = OLD.namespace AND status = OLD.status;
+            INSERT INTO workflow_counts (namespace, status, n) VALUES (NEW.namespace, NEW.status, 1)
+            ON CONFLICT (namespace, status) DO UPDATE SET n = n + 1; END""",
+            """CREATE TRIGGER wf_count_del AFTER DELETE ON workflows BEGIN
+            UPDATE workflow_counts SET n = n - 1 WHERE namespace = OLD.namespace AND status = OLD.status; END""",
+            # one row per scalar top-level search attribute, kept by triggers (Postgres uses its GIN index)
+            """CREATE TABLE workflow_search (
+            workflow_id TEXT NOT NULL REFERENCES workflows(id) ON DELETE CASCADE,
+            namespace TEXT NOT NULL,
+            key TEXT NOT NULL,
+            vtype TEXT NOT NULL,
+            value,
+            created_at REAL NOT NULL)""",
+            "CREATE INDEX wf_search_kv ON workflow_search(namespace, key, vtype, value, created_at, workflow_id)",
+            "CREATE INDEX wf_search_wf ON workflow_search(workflow_id, key)",
+            "INSERT INTO workflow_search (workflow_id, namespace, key, vtype, value, created_at) "
+            + _SEARCH_ROWS.format(new="w")
+            + " FROM workflows w, json_each(w.search_attributes) j WHERE w.search_attributes IS NOT NULL"
+            " AND json_type(w.search_attributes) = 'object' AND j.type IN ('integer','real','text','true','false')",
+            """CREATE TRIGGER wf_search_ins AFTER INSERT ON workflows
+            WHEN NEW.search_attributes IS NOT NULL AND json_type(NEW.search_attributes) = 'object' BEGIN
+            INSERT INTO workflow_search (workflow_id, namespace, key, vtype, value, created_at) """
+            + _SEARCH_ROWS.format(new="NEW")
+            + """ FROM json_each(NEW.search_attributes) j
+            WHERE j.type IN ('integer','real','text','true','false'); END""",
+            """CREATE TRIGGER wf_search_upd AFTER UPDATE OF search_attributes, namespace, created_at ON workflows
+            BEGIN
+            DELETE FROM workflow_search WHERE workflow_id = OLD.id;
+            INSERT INTO workflow_search (workflow_id, namespace, key, vtype, value, created_at) """
+            + _SEARCH_ROWS.format(new="NEW")
+            + """ FROM json_each(CASE WHEN json_type(NEW.search_attributes) = 'object'
+                                  THEN NEW.search_attributes ELSE '{}' END) j
+            WHERE j.type IN ('integer','real','text','true','false'); END""",
         ],
     ),
 ]

@@ -22,7 +22,7 @@ from typing import Any
 
 from assay.errors import ConfigError
 from assay.store.base import Store
-from assay.store.migrations import SQLITE
+from assay.store.migrations import KEYSET_INDEXES, SQLITE, TERMINAL_SQL
 from assay.store.sql import JSON_COLUMNS, SqlTx
 
 log = logging.getLogger("assay.store.postgres")
@@ -72,11 +72,20 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
         ]
         + ["CREATE INDEX wf_build_ids ON workflows USING GIN (build_ids jsonb_path_ops)"],
     ),
+    (
+        3,
+        "scale: keyset list indexes, live-queue index",
+        KEYSET_INDEXES
+        + [
+            f"CREATE INDEX wf_live_queue ON workflows(namespace, task_queue) WHERE status NOT IN {TERMINAL_SQL}"
+        ],
+    ),
 ]
 
 
 class PgTx(SqlTx):
     lock_clause = " FOR UPDATE SKIP LOCKED"
+    side_tables = False
     search_object_condition = "search_attributes IS NOT NULL AND jsonb_typeof(search_attributes) = 'object'"
 
     def __init__(self, conn: Any, write: bool) -> None:

@@ -114,17 +114,15 @@ class AdminVerbs(SqlBase):
                 },
             )
 
-        for q, st, n in self._exec(
-            """SELECT a.task_queue, a.status, COUNT(*) FROM workflow_activities a
-                JOIN workflows w ON w.id = a.workflow_id WHERE w.namespace = ?
-                GROUP BY a.task_queue, a.status""",
-            (namespace,),
-        ).fetchall():
-            r = row(q)
-            if st == "PENDING":
-                r["pending_activities"] += n
-            elif st == "RUNNING":
-                r["running_activities"] += n
+        for st, key in (("PENDING", "pending_activities"), ("RUNNING", "running_activities")):
+            # status equality (not IN / GROUP BY status) so each count walks its partial index
+            for q, n in self._exec(
+                f"""SELECT a.task_queue, COUNT(*) FROM workflow_activities a
+                    JOIN workflows w ON w.id = a.workflow_id WHERE a.status = '{st}' AND w.namespace = ?
+                    GROUP BY a.task_queue""",
+                (namespace,),
+            ).fetchall():
+                row(q)[key] += n
         for q, n_ready, n_held in self._exec(
             f"""SELECT task_queue,
                 SUM(CASE WHEN needs_dispatch = 1 AND dispatch_claimed_by IS NULL THEN 1 ELSE 0 END),
