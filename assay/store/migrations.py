@@ -20,6 +20,18 @@ KEYSET_INDEXES = [
     "CREATE INDEX wf_ns_queue ON workflows(namespace, task_queue, created_at, id)",
 ]
 
+#: live workflows per queue, covering what queue stats count (ready / leased)
+LIVE_QUEUE_INDEX = (
+    "CREATE INDEX wf_live_queue ON workflows(namespace, task_queue, needs_dispatch, dispatch_claimed_by) "
+    f"WHERE status NOT IN {TERMINAL_SQL}"
+)
+
+#: count NEW (a workflow_activities row) in activity_counts when its status is live
+_ACT_COUNT_ADD = """INSERT INTO activity_counts (namespace, task_queue, status, n)
+            SELECT namespace, NEW.task_queue, NEW.status, 1 FROM workflows
+            WHERE id = NEW.workflow_id AND NEW.status IN ('PENDING', 'RUNNING')
+            ON CONFLICT (namespace, task_queue, status) DO UPDATE SET n = n + 1"""
+
 #: search_attributes JSON -> side-table rows: vtype s (text), n (number), b (boolean, value 1/0)
 _SEARCH_ROWS = (
     "SELECT {new}.id, {new}.namespace, j.key, CASE j.type WHEN 'text' THEN 's' WHEN 'true' THEN 'b' "
@@ -199,10 +211,10 @@ SQLITE: list[tuple[int, str, list[str]]] = [
     ),
     (
         3,
-        "scale: keyset list indexes, live-queue index, status counters, search-attribute side table",
+        "scale: keyset list indexes, live-queue index, status and activity counters, search-attribute side table",
         KEYSET_INDEXES
         + [
-            f"CREATE INDEX wf_live_queue ON workflows(namespace, task_queue) WHERE status NOT IN {TERMINAL_SQL}",
+            LIVE_QUEUE_INDEX,
             # per (namespace, status) counts kept by triggers with every write (namespace stats)
             """CREATE TABLE workflow_counts (
             namespace TEXT NOT NULL,
@@ -221,6 +233,31 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             ON CONFLICT (namespace, status) DO UPDATE SET n = n + 1; END""",
             """CREATE TRIGGER wf_count_del AFTER DELETE ON workflows BEGIN
             UPDATE workflow_counts SET n = n - 1 WHERE namespace = OLD.namespace AND status = OLD.status; END""",
+            # live (PENDING / RUNNING) activities per (namespace, queue, status), kept by triggers (queue stats)
+            """CREATE TABLE activity_counts (
+            namespace TEXT NOT NULL,
+            task_queue TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (namespace, task_queue, status)) WITHOUT ROWID""",
+            """INSERT INTO activity_counts (namespace, task_queue, status, n)
+            SELECT w.namespace, a.task_queue, a.status, COUNT(*) FROM workflow_activities a
+            JOIN workflows w ON w.id = a.workflow_id WHERE a.status IN ('PENDING', 'RUNNING')
+            GROUP BY w.namespace, a.task_queue, a.status""",
+            """CREATE TRIGGER act_count_ins AFTER INSERT ON workflow_activities
+            WHEN NEW.status IN ('PENDING', 'RUNNING') BEGIN """
+            + _ACT_COUNT_ADD
+            + """; END""",
+            """CREATE TRIGGER act_count_upd AFTER UPDATE OF status, task_queue ON workflow_activities
+            WHEN OLD.status IS NOT NEW.status OR OLD.task_queue IS NOT NEW.task_queue BEGIN
+            UPDATE activity_counts SET n = n - 1 WHERE task_queue = OLD.task_queue AND status = OLD.status
+            AND namespace = (SELECT namespace FROM workflows WHERE id = OLD.workflow_id); """
+            + _ACT_COUNT_ADD
+            + """; END""",
+            """CREATE TRIGGER act_count_del AFTER DELETE ON workflow_activities
+            WHEN OLD.status IN ('PENDING', 'RUNNING') BEGIN
+            UPDATE activity_counts SET n = n - 1 WHERE task_queue = OLD.task_queue AND status = OLD.status
+            AND namespace = (SELECT namespace FROM workflows WHERE id = OLD.workflow_id); END""",
             # one row per scalar top-level search attribute, kept by triggers (Postgres uses its GIN index)
             """CREATE TABLE workflow_search (
             workflow_id TEXT NOT NULL REFERENCES workflows(id) ON DELETE CASCADE,

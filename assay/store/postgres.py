@@ -22,7 +22,7 @@ from typing import Any
 
 from assay.errors import ConfigError
 from assay.store.base import Store
-from assay.store.migrations import KEYSET_INDEXES, SQLITE, TERMINAL_SQL
+from assay.store.migrations import KEYSET_INDEXES, LIVE_QUEUE_INDEX, SQLITE
 from assay.store.sql import JSON_COLUMNS, SqlTx
 
 log = logging.getLogger("assay.store.postgres")
@@ -75,10 +75,7 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
     (
         3,
         "scale: keyset list indexes, live-queue index",
-        KEYSET_INDEXES
-        + [
-            f"CREATE INDEX wf_live_queue ON workflows(namespace, task_queue) WHERE status NOT IN {TERMINAL_SQL}"
-        ],
+        KEYSET_INDEXES + [LIVE_QUEUE_INDEX],
     ),
 ]
 

@@ -139,3 +139,11 @@ def test_the_detector_sees_a_full_scan(store):
     with store.read() as tx:
         lines = plan_lines(store, tx.conn, tx.q("SELECT * FROM workflows WHERE input IS NULL"), ())
     assert full_scans(store, lines)
+
+
+def test_partial_indexes_name_the_terminal_statuses_as_the_queries_do():
+    """SQLite uses a partial index only when the query repeats its WHERE: both spell TERMINAL the same."""
+    from assay.store.migrations import TERMINAL_SQL as in_migrations
+    from assay.store.sql.core import TERMINAL_SQL as in_queries
+
+    assert in_migrations == in_queries

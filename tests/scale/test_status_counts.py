@@ -51,3 +51,57 @@ def test_counts_follow_every_transition(engine, clock):
     assert engine.delete_expired(1.0) >= 4  # the continued run, w1 failed, w2 cancelled, w3 terminated
     real = check(engine)
     assert real.get("COMPLETED") == 1 and "FAILED" not in real
+
+
+def recount_queues(engine, ns: str) -> dict[str, tuple[int, int]]:
+    with engine.store.read() as tx:
+        rows = tx._exec(
+            """SELECT a.task_queue, a.status, COUNT(*) FROM workflow_activities a
+               JOIN workflows w ON w.id = a.workflow_id WHERE w.namespace = ? GROUP BY 1, 2""",
+            (ns,),
+        ).fetchall()
+    out: dict[str, list[int]] = {}
+    for q, st, n in rows:
+        slot = out.setdefault(q, [0, 0])
+        if st == "PENDING":
+            slot[0] += n
+        elif st == "RUNNING":
+            slot[1] += n
+    return {q: (p, r) for q, (p, r) in out.items() if p or r}
+
+
+def check_queues(engine, ns: str = "main") -> dict[str, tuple[int, int]]:
+    real = recount_queues(engine, ns)
+    got = {
+        s["queue"]: (s["pending_activities"], s["running_activities"])
+        for s in engine.queue_stats(ns)
+        if s["pending_activities"] or s["running_activities"]
+    }
+    assert got == real
+    return real
+
+
+def test_activity_counts_follow_every_transition(engine, clock):
+    from tests.engine.support import act
+
+    w = Worker(engine)
+    start(engine, "a1")
+    start(engine, "a2")
+    w.run("a1", act("x", 1), act("y", 2, task_queue="other"))
+    assert check_queues(engine) == {"default": (1, 0), "other": (1, 0)}
+    first = w.claim_activity()
+    assert check_queues(engine) == {"default": (0, 1), "other": (1, 0)}
+    w.fail(first["id"], "boom")  # retried: back to PENDING (later)
+    assert check_queues(engine)["default"] == (1, 0)
+    clock.advance(60)
+    again = w.claim_activity()
+    w.complete(again["id"], 1)
+    assert check_queues(engine) == {"other": (1, 0)}
+    w.run("a2", act("z", 1))
+    engine.terminate("a2")  # its pending activity is cancelled
+    check_queues(engine)
+    engine.terminate("a1")
+    check_queues(engine)
+    clock.advance(10_000)
+    engine.delete_expired(1.0)
+    assert check_queues(engine) == recount_queues(engine, "main")

@@ -98,6 +98,29 @@ class AdminVerbs(SqlBase):
     def oldest_worker_heartbeat(self) -> float | None:
         return self._scalar("SELECT MIN(last_heartbeat) FROM workflow_workers")
 
+    def activity_counts(self, namespace: str) -> list[tuple[str, str, int]]:
+        """(queue, status, n) of the namespace's PENDING and RUNNING activities."""
+        if self.side_tables:  # SQLite: counts kept by triggers (migration 3)
+            return [
+                (q, st, int(n))
+                for q, st, n in self._exec(
+                    "SELECT task_queue, status, n FROM activity_counts WHERE namespace = ? AND n > 0",
+                    (namespace,),
+                ).fetchall()
+            ]
+        out: list[tuple[str, str, int]] = []
+        for st in ("PENDING", "RUNNING"):  # status equality: each count walks its partial index
+            out += [
+                (q, st, int(n))
+                for q, n in self._exec(
+                    f"""SELECT a.task_queue, COUNT(*) FROM workflow_activities a
+                    JOIN workflows w ON w.id = a.workflow_id WHERE a.status = '{st}' AND w.namespace = ?
+                    GROUP BY a.task_queue""",
+                    (namespace,),
+                ).fetchall()
+            ]
+        return out
+
     def queue_stats(self, namespace: str) -> list[Record]:
         stats: dict[str, Record] = {}
 
@@ -114,15 +137,9 @@ class AdminVerbs(SqlBase):
                 },
             )
 
-        for st, key in (("PENDING", "pending_activities"), ("RUNNING", "running_activities")):
-            # status equality (not IN / GROUP BY status) so each count walks its partial index
-            for q, n in self._exec(
-                f"""SELECT a.task_queue, COUNT(*) FROM workflow_activities a
-                    JOIN workflows w ON w.id = a.workflow_id WHERE a.status = '{st}' AND w.namespace = ?
-                    GROUP BY a.task_queue""",
-                (namespace,),
-            ).fetchall():
-                row(q)[key] += n
+        keys = {"PENDING": "pending_activities", "RUNNING": "running_activities"}
+        for q, st, n in self.activity_counts(namespace):
+            row(q)[keys[st]] += n
         for q, n_ready, n_held in self._exec(
             f"""SELECT task_queue,
                 SUM(CASE WHEN needs_dispatch = 1 AND dispatch_claimed_by IS NULL THEN 1 ELSE 0 END),

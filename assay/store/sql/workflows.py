@@ -23,10 +23,6 @@ class WorkflowVerbs(SqlBase):
     def delete_namespace(self, name: str) -> bool:
         return self._exec("DELETE FROM namespaces WHERE name = ?", (name,)).rowcount == 1
 
-    #: SQLite keeps per-(namespace, status) counts and a search-attribute side table with triggers
-    #: (migration 3); Postgres counts with indexes and filters with its GIN index
-    side_tables = True
-
     def status_counts(self, namespace: str) -> dict[str, int]:
         """Workflows per status in a namespace."""
         sql = (
@@ -147,8 +143,8 @@ class WorkflowVerbs(SqlBase):
         if drive is not None:
             return self._list_by_search(drive, conds, params, limit, offset, after, namespace)
         if after is not None:
-            conds.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [after[0], after[0], after[1]]
+            conds.append("(workflows.created_at, workflows.id) < (?, ?)")  # a range on the list index
+            params += [after[0], after[1]]
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         order = " ORDER BY created_at DESC, id DESC"
         if offset:  # skip along the covering list index, then fetch only the page's rows
@@ -175,8 +171,8 @@ class WorkflowVerbs(SqlBase):
         )
         p: list[Any] = [namespace, key, vtype, value]
         if after is not None:
-            sql += " AND (s.created_at < ? OR (s.created_at = ? AND s.workflow_id < ?))"
-            p += [after[0], after[0], after[1]]
+            sql += " AND (s.created_at, s.workflow_id) < (?, ?)"
+            p += [after[0], after[1]]
         if conds:
             sql += " AND " + " AND ".join(conds)
             p += params
