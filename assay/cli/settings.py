@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import ConfigError
+from assay.protocol import DEFAULT_NAMESPACE
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
-DEFAULT_NAMESPACE = "main"
 OUTPUT_FORMATS = ("table", "json", "jsonl")
 OUTPUT_ALIASES = {"ndjson": "jsonl"}
 CONFIG_KEYS = ("engine_url", "api_key", "api_key_file", "namespace", "output")

@@ -14,12 +14,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from assay.protocol import DEFAULT_NAMESPACE
+
 PREFIX = "ASSAY_WHITELABEL_"
 DEFAULT_NAME = "Assay"
 DEFAULT_PAGE_TITLE = "Assay Workflow Dashboard"
 DEFAULT_PARENT_NAME = "Back"
 DEFAULT_API_DOCS_URL = "/api/v1/engine/workflow/docs"
-DEFAULT_NAMESPACE = "main"
 BUILTIN_FAVICON = "/workflow/favicon.svg"
 
 VARIABLES = (
