@@ -171,7 +171,7 @@ class Metrics(NullMetrics):
         )
         self.timeouts = Counter(
             "assay_activity_timeouts",
-            "Activity attempts ended by a timeout (start_to_close, heartbeat, worker_lost).",
+            "Activity attempts ended by a timeout (start_to_close, heartbeat, worker_lost, schedule_to_close).",
             (*act, "timeout"),
             registry=r,
         )

@@ -125,6 +125,20 @@ TERMINAL_COMMANDS: frozenset[CommandType] = frozenset(
 )
 
 
+class TemporalStatus(StrEnum):
+    """Statuses in the Temporal-era API only (`temporal.*`, `assay.temporal`; docs/temporal.md). Natively a
+    terminated workflow is FAILED with `terminated: true`, a continued one COMPLETED with the
+    `{"continued_as_new": id}` marker, and PENDING reads RUNNING."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TERMINATED = "TERMINATED"
+    CONTINUED_AS_NEW = "CONTINUED_AS_NEW"
+    TIMED_OUT = "TIMED_OUT"
+
+
 class TaskKind(StrEnum):
     """`kind` of a task handed out by POST /api/v1/poll."""
 
@@ -196,6 +210,8 @@ class ScheduleActivity(Command):
     maximum_interval_secs: float | None = None
     start_to_close_secs: float | None = None
     heartbeat_timeout_secs: float | None = None
+    #: one deadline over all attempts, queued time included; past it: final timeout, no retry
+    schedule_to_close_secs: float | None = None
     non_retryable_errors: list[str] | None = None
 
 
@@ -318,6 +334,7 @@ def as_json() -> dict[str, Any]:
         "command_types": [c.value for c in CommandType],
         "terminal_commands": [c.value for c in CommandType if c in TERMINAL_COMMANDS],
         "task_kinds": [k.value for k in TaskKind],
+        "temporal_statuses": [s.value for s in TemporalStatus],
         "overlap_policies": [p.value for p in OverlapPolicy],
         "default_overlap_policy": DEFAULT_OVERLAP_POLICY.value,
         "default_namespace": DEFAULT_NAMESPACE,

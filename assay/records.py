@@ -44,6 +44,8 @@ ACTIVITY_FIELDS = (
     "maximum_interval_secs",
     "start_to_close_secs",
     "heartbeat_timeout_secs",
+    "schedule_to_close_secs",
+    "deadline_at",
     "non_retryable_errors",
     "claimed_by",
     "scheduled_at",
@@ -93,6 +95,7 @@ def _pick(rec: Record, fields: tuple[str, ...]) -> dict[str, Any]:
 def workflow(rec: Record) -> dict[str, Any]:
     out = _pick(rec, WORKFLOW_FIELDS)
     out["cancel_requested"] = bool(rec.get("cancel_requested"))
+    out["terminated"] = bool(rec.get("terminated"))  # FAILED by terminate (TERMINATED in Temporal's words)
     out["state_seq"] = rec.get("state_seq")  # event seq of the latest query snapshot (None: no snapshot)
     ids = rec.get("build_ids")
     out["build_ids"] = ids if isinstance(ids, list) else []

@@ -202,6 +202,7 @@ def q_int(name: str, default: int, *, min_value: int = 0, max_value: int = 10_00
 
 
 def q_bool(name: str) -> bool | None:
+    """true/false (also 1/0, yes/no); absent or empty -> None."""
     raw = bottle.request.query.get(name)
     if raw is None or raw == "":
         return None

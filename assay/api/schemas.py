@@ -83,6 +83,11 @@ RETRY = {
         "exclusiveMinimum": 0,
         "description": "max silence between heartbeats",
     },
+    "schedule_to_close_secs": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "overall deadline over all attempts, queued time included; past it: final timeout",
+    },
     "non_retryable_errors": {"type": "array", "items": STR, "description": "error substrings that are final"},
 }
 
@@ -135,6 +140,7 @@ WORKFLOW = obj(
         "updated_at": NUM,
         "completed_at": NNUM,
         "cancel_requested": BOOL,
+        "terminated": BOOL,
         "state_seq": nullable(INT),
         "build_ids": {**array(STR), "description": "build ids of the workers that ran its workflow tasks"},
         "stuck": nullable(
@@ -173,6 +179,8 @@ ACTIVITY = obj(
         "maximum_interval_secs": NNUM,
         "start_to_close_secs": NUM,
         "heartbeat_timeout_secs": NNUM,
+        "schedule_to_close_secs": NNUM,
+        "deadline_at": NNUM,
         "non_retryable_errors": nullable(array(STR)),
         "claimed_by": NSTR,
         "scheduled_at": NUM,

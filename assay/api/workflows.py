@@ -30,12 +30,23 @@ from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, CommandType, W
 
 WF_QUERY = [
     ("namespace", "string", f"namespace (default {DEFAULT_NAMESPACE})"),
-    ("status", "string", "exact status: " + ", ".join(WorkflowStatus)),
+    ("status", "string", "exact status, or several separated by commas: " + ", ".join(WorkflowStatus)),
     ("type", "string", "workflow type"),
     ("search_attrs", "string", "URL-encoded JSON object: AND of equalities"),
     ("task_queue", "string", "task queue"),
     ("parent_id", "string", "parent workflow id"),
     ("claimed_by", "string", "worker id that last ran the workflow"),
+    ("id", "string", "exact workflow id"),
+    (
+        "terminated",
+        "string",
+        "true or false. true: only runs ended by terminate (FAILED + terminated); false: none of them",
+    ),
+    (
+        "continued",
+        "string",
+        "true or false. true: only runs closed by continue-as-new (COMPLETED + marker); false: none of them",
+    ),
     ("build_id", "string", "only workflows whose tasks a worker with this build id ran"),
     ("stuck", "boolean", "true: only workflows whose tasks keep failing; false: only the others"),
     ("limit", "integer", "page size (default 50, max 1000)"),
@@ -99,13 +110,13 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "WorkflowList", 400: "Error"},
     )
     def list_workflows() -> str:
-        status = q_str("status")
+        status: str | list[str] | None = q_str("status")
         if status is not None:
-            status = status.upper()
-            if status not in list(WorkflowStatus):
-                raise BadRequest(
-                    f"unknown status '{q_str('status')}' (expected one of {', '.join(WorkflowStatus)})"
-                )
+            wanted = [s.strip().upper() for s in status.split(",")]
+            for s in wanted:
+                if s not in list(WorkflowStatus):
+                    raise BadRequest(f"unknown status '{s}' (expected one of {', '.join(WorkflowStatus)})")
+            status = wanted[0] if len(wanted) == 1 else wanted
         cursor = q_str("cursor")
         after = decode_cursor(cursor) if cursor else None
         offset = q_int("offset", 0, max_value=10**9)
@@ -120,6 +131,9 @@ def register(r: Router, engine: Engine) -> None:
             task_queue=q_str("task_queue"),
             parent_id=q_str("parent_id"),
             claimed_by=q_str("claimed_by"),
+            workflow_id=q_str("id"),
+            terminated=q_bool("terminated"),
+            continued=q_bool("continued"),
             build_id=q_str("build_id"),
             stuck=q_bool("stuck"),
             limit=limit,

@@ -108,6 +108,7 @@ def activity_spec(c: Raw) -> p.ScheduleActivity:
         maximum_interval_secs=opt_num(c, "maximum_interval_secs", min_value=0),
         start_to_close_secs=opt_num(c, "start_to_close_secs", min_value=0.001),
         heartbeat_timeout_secs=opt_num(c, "heartbeat_timeout_secs", min_value=0.001),
+        schedule_to_close_secs=opt_num(c, "schedule_to_close_secs", min_value=0.001),
         non_retryable_errors=opt_str_list(c, "non_retryable_errors"),
     )
 
@@ -385,6 +386,7 @@ class _CancelWorkflow(Handler[p.CancelWorkflow]):
             WorkflowStatus.CANCELLED,
             event_type=EventType.WorkflowCancelled,
             payload={"reason": reason} if reason else None,
+            error=reason or None,  # ctx:cancel(reason): the reason is the workflow's error too
             sse=SseEvent.workflow_cancelled,
             child_error="cancelled" + (f": {reason}" if reason else ""),
             cascade="cancel",

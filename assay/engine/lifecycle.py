@@ -212,6 +212,8 @@ class Lifecycle(Service):
             cascade="terminate",
             notify_parent=notify_parent,
         )
+        tx.update_workflow(wf["id"], terminated=True)  # FAILED natively; TERMINATED in the Temporal-era API
+        wf["terminated"] = True
 
 
 def stamp_search_attributes(value: Any) -> Any:

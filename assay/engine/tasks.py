@@ -28,6 +28,7 @@ ACTIVITY_DEFAULTS: dict[str, Any] = {
     "maximum_interval_secs": None,
     "start_to_close_secs": 300.0,
     "heartbeat_timeout_secs": None,
+    "schedule_to_close_secs": None,
     "non_retryable_errors": None,
 }
 
@@ -46,6 +47,10 @@ def retry_delay(act: Record) -> float:
     except OverflowError:
         delay = limit
     return max(0.0, min(delay, limit))
+
+
+def schedule_to_close_error(act: Record) -> str:
+    return f"activity timed out: schedule_to_close {act['schedule_to_close_secs']:g}s exceeded"
 
 
 def is_non_retryable(act: Record, error: str) -> bool:
@@ -176,6 +181,8 @@ class TaskOps(Service):
                     act = tx.claim_activity(queue, namespace, worker_id, now)
                     if act is not None:
                         limits = [act["start_to_close_secs"], act["heartbeat_timeout_secs"]]
+                        if act.get("deadline_at") is not None:
+                            limits.append(act["deadline_at"] - now)
                         if min(x for x in limits if x is not None) < float(self.settings.loop_max_sleep_secs):
                             fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
                         self.metrics.task_claimed(fx, kind, act, now, namespace)
@@ -252,6 +259,10 @@ class TaskOps(Service):
             status=ActivityStatus.PENDING,
             attempt=1,
             scheduled_at=now,
+            # overall deadline over every attempt, queued time included (Temporal's schedule_to_close)
+            deadline_at=None
+            if rec["schedule_to_close_secs"] is None
+            else now + rec["schedule_to_close_secs"],
         )
         act_id = tx.insert_activity(rec)
         tx.append_event(
@@ -271,6 +282,8 @@ class TaskOps(Service):
             wf["status"] = WorkflowStatus.RUNNING
             fx.sse(SseEvent.workflow_running, wf)
         fx.wake_activities(queue)
+        if rec["deadline_at"] is not None:
+            fx.wake_loop("activities")  # a deadline that may pass while the activity is still queued
         act = tx.get_activity(act_id)
         assert act is not None
         return act
@@ -349,9 +362,15 @@ class TaskOps(Service):
     ) -> None:
         now = self.now()
         final = force_final or act["attempt"] >= act["max_attempts"] or is_non_retryable(act, error)
+        due = now + retry_delay(act)
+        deadline = act.get("deadline_at")
+        if not final and deadline is not None and due >= deadline:
+            final = True  # the next attempt could not start before the overall deadline
+            error = (
+                f"{schedule_to_close_error(act)} (before attempt {act['attempt'] + 1}; last error: {error})"
+            )
         self.metrics.activity_failed(fx, act, wf, now, final)
         if not final:
-            due = now + retry_delay(act)
             tx.update_activity(
                 act["id"],
                 status=ActivityStatus.PENDING,
@@ -411,6 +430,10 @@ class TaskOps(Service):
         n = 0
         with self._tx() as (tx, fx):
             now = self.now()
+            for act in tx.activities_past_deadline(now):  # schedule_to_close: final, never retried
+                n += self._expire_one(
+                    tx, fx, act, schedule_to_close_error(act), "schedule_to_close", final=True
+                )
             for act in tx.expired_activities(now, self.started_at):
                 if now >= act["started_at"] + act["start_to_close_secs"]:
                     reason = f"activity timed out: start_to_close {act['start_to_close_secs']:g}s exceeded"
@@ -424,7 +447,9 @@ class TaskOps(Service):
                 n += self._expire_one(tx, fx, act, reason, "worker_lost")
         return n
 
-    def _expire_one(self, tx: Tx, fx: Effects, act: Record, reason: str, timeout: str | None = None) -> int:
+    def _expire_one(
+        self, tx: Tx, fx: Effects, act: Record, reason: str, timeout: str | None = None, final: bool = False
+    ) -> int:
         wf = tx.get_workflow(act["workflow_id"])
         if wf is None or states.is_terminal(wf["status"]):
             tx.update_activity(act["id"], status=ActivityStatus.CANCELLED, completed_at=self.now())
@@ -432,7 +457,7 @@ class TaskOps(Service):
         log.info("activity %s (%s) of %s: %s", act["id"], act["name"], wf["id"], reason)
         if timeout is not None:
             self.metrics.activity_timed_out(fx, act, wf, timeout)
-        self._retry_or_fail(tx, fx, act, wf, reason)
+        self._retry_or_fail(tx, fx, act, wf, reason, force_final=final)
         return 1
 
     def next_activity_deadline(self) -> float | None:

@@ -23,6 +23,7 @@ _ENUMS: tuple[type[StrEnum], ...] = (
     protocol.CommandType,
     protocol.TaskKind,
     protocol.OverlapPolicy,
+    protocol.TemporalStatus,
 )
 
 

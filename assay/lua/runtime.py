@@ -18,11 +18,25 @@ from assay.lua.natives import collect, raw
 from assay.lua.std_data import DataNatives
 from assay.lua.std_http import HttpNatives
 from assay.lua.std_sys import SysNatives
+from assay.lua.temporal_natives import TemporalNatives
 from assay.lua.worker import WorkerNatives
 
 log = logging.getLogger("assay.lua.runtime")
 
 PACKAGE = "assay.lua"
+
+# `temporal` is a global that loads assay.temporal.global when a script first touches it; a script that
+# assigns its own `temporal` keeps it. After the main chunk, running temporal.worker handles keep serving.
+TEMPORAL_GLOBAL = b"""
+local loaded
+setmetatable(_G, { __index = function(t, k)
+  if k == "temporal" then
+    loaded = loaded or require("assay.temporal.global")
+    rawset(t, "temporal", loaded)
+    return loaded
+  end
+end })
+"""
 
 
 class ScriptError(Exception):
@@ -90,8 +104,15 @@ class Runtime:
             attribute_filter=_deny_attributes,
         )
         self.worker = WorkerNatives(self.lua, self)
+        self.temporal = TemporalNatives()
         natives: dict[str, Any] = {}
-        for obj in (SysNatives(self.lua), DataNatives(self.lua), HttpNatives(self.lua), self.worker):
+        for obj in (
+            SysNatives(self.lua),
+            DataNatives(self.lua),
+            HttpNatives(self.lua),
+            self.worker,
+            self.temporal,
+        ):
             natives.update(collect(obj))
         table = self.lua.table()
         for name, fn in natives.items():
@@ -104,6 +125,8 @@ class Runtime:
             raise ScriptError(f"assay: the Lua prelude does not compile: {setup!r}")
         self.script_dir = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
         self._main = setup(table, self._load_module, raw(self.script_dir))
+        # The Temporal-era `temporal` global (seed 004), loaded on first use.
+        self.lua.execute(TEMPORAL_GLOBAL)
 
     def _load_module(self, name: Any) -> tuple[bytes, bytes] | None:
         try:
@@ -142,7 +165,14 @@ class Runtime:
         argv = self.lua.table_from([raw(a) for a in self.args])
         try:
             ok, msg, tb, pyerr = self._unpack(self._main(src, chunkname, argv, raw(script_name)))
+            if ok:  # temporal.worker{...} handles still running: serve until shutdown() or SIGTERM
+                serve = self.lua.eval(
+                    b'function() local t = package.loaded["assay.temporal.global"]'
+                    b" if t then return t._serve_after_main() end return true end"
+                )
+                ok, msg, tb, pyerr = self._unpack(serve())
         finally:
+            self.temporal.shutdown()
             self.worker.shutdown()
         if ok:
             return 0

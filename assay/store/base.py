@@ -56,7 +56,7 @@ class Tx(abc.ABC):
         self,
         *,
         namespace: str | None,
-        status: str | None = None,
+        status: str | list[str] | None = None,
         workflow_type: str | None = None,
         search: dict[str, Any] | None = None,
         parent_id: str | None = None,
@@ -66,10 +66,14 @@ class Tx(abc.ABC):
         stuck: bool | None = None,
         limit: int | None = 50,
         offset: int = 0,
+        workflow_id: str | None = None,
+        terminated: bool | None = None,
+        continued: bool | None = None,
         after: tuple[float, str] | None = None,
     ) -> list[Record]:
         """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities.
         `build_id`: one of the build ids that ran the workflow's tasks. `stuck`: flagged (or not) as stuck.
+        `terminated`: only (un)terminated runs; `continued`: only runs that did (not) continue-as-new.
         `after`: keyset cursor, the (created_at, id) of the previous page's last row (rows strictly older)."""
 
     @abc.abstractmethod
@@ -143,7 +147,12 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
-        """Claim the due (scheduled_at <= now) PENDING activity with the smallest scheduled_at."""
+        """Claim the due (scheduled_at <= now) PENDING activity with the smallest scheduled_at (never one
+        whose schedule_to_close deadline_at has passed)."""
+
+    @abc.abstractmethod
+    def activities_past_deadline(self, now: float, limit: int = 200) -> list[Record]:
+        """PENDING or RUNNING activities whose schedule_to_close deadline (deadline_at) is <= now."""
 
     @abc.abstractmethod
     def expired_activities(self, now: float, grace_since: float, limit: int = 200) -> list[Record]:
@@ -151,7 +160,8 @@ class Tx(abc.ABC):
         max(last heartbeat or start, grace_since))."""
 
     @abc.abstractmethod
-    def next_activity_deadline(self, grace_since: float) -> float | None: ...
+    def next_activity_deadline(self, grace_since: float) -> float | None:
+        """The soonest start_to_close / heartbeat / schedule_to_close deadline of a live activity."""
 
     @abc.abstractmethod
     def next_pending_activity(self, after: float) -> Record | None:

@@ -38,6 +38,19 @@ _SEARCH_ROWS = (
     "WHEN 'false' THEN 'b' ELSE 'n' END, j.value, {new}.created_at"
 )
 
+# Migration 3 (Temporal-era API): schedule_to_close deadline on activities, terminated flag on workflows.
+TEMPORAL_MIGRATION_NAME = "activity schedule_to_close deadline; terminated flag on workflows"
+TEMPORAL_DDL = [
+    "ALTER TABLE workflow_activities ADD COLUMN schedule_to_close_secs REAL",
+    "ALTER TABLE workflow_activities ADD COLUMN deadline_at REAL",
+    "CREATE INDEX act_deadline ON workflow_activities(deadline_at) WHERE deadline_at IS NOT NULL"
+    " AND status IN ('PENDING', 'RUNNING')",
+    "ALTER TABLE workflows ADD COLUMN terminated INTEGER NOT NULL DEFAULT 0",
+]
+TERMINATED_BACKFILL_SQLITE = """UPDATE workflows SET terminated = 1 WHERE status = 'FAILED' AND EXISTS (
+    SELECT 1 FROM workflow_events e WHERE e.workflow_id = workflows.id
+    AND e.event_type = 'WorkflowFailed' AND json_extract(e.payload, '$.terminated') = 1)"""
+
 SQLITE: list[tuple[int, str, list[str]]] = [
     (
         1,
@@ -209,8 +222,9 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX wf_stuck ON workflows(namespace, stuck_since) WHERE stuck_reason IS NOT NULL",
         ],
     ),
+    (3, TEMPORAL_MIGRATION_NAME, TEMPORAL_DDL + [TERMINATED_BACKFILL_SQLITE]),
     (
-        3,
+        4,
         "scale: keyset list indexes, live-queue index, status and activity counters, search-attribute side table",
         KEYSET_INDEXES
         + [
@@ -289,3 +303,8 @@ SQLITE: list[tuple[int, str, list[str]]] = [
         ],
     ),
 ]
+
+# Postgres: the same DDL (translated) and this backfill (JSONB instead of json_extract).
+PG_TERMINATED_BACKFILL = """UPDATE workflows SET terminated = 1 WHERE status = 'FAILED' AND EXISTS (
+            SELECT 1 FROM workflow_events e WHERE e.workflow_id = workflows.id
+            AND e.event_type = 'WorkflowFailed' AND e.payload->>'terminated' = 'true')"""

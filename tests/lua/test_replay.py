@@ -193,7 +193,8 @@ def test_cancellation():
     ]
     assert run("C", hist)[0] == [{"type": "CancelWorkflow"}]
     assert run("Swallow", [STARTED, ("WorkflowCancelRequested", None)])[0] == [{"type": "CancelWorkflow"}]
-    assert run("Self", [STARTED]) == ([{"type": "CancelWorkflow"}], "CancelWorkflow")
+    # ctx:cancel(reason): the reason rides on the command (WorkflowCancelled payload + the workflow's error)
+    assert run("Self", [STARTED]) == ([{"type": "CancelWorkflow", "reason": "done here"}], "CancelWorkflow")
 
 
 def test_parallel_waits_for_all_then_raises_the_first_failure():

@@ -53,9 +53,11 @@ function D.index(history)
     elseif t == E.SignalReceived and pt.signal ~= nil then
       signals[tostring(pt.signal)] = (signals[tostring(pt.signal)] or 0) + 1
     elseif t == E.WorkflowAwaitingSignal and pt.signal ~= nil then
-      -- the code was at its (signals-so-far + 1)-th wait for this signal
+      -- The code waited for this signal at least once. (Not "signals-so-far + 1": a signal that arrives
+      -- while the task that waits is in flight is recorded BEFORE the wait event, and counting it made
+      -- a plain start + signal race look nondeterministic.)
       local name = tostring(pt.signal)
-      d.cmds[#d.cmds + 1] = { kind = "wait", key = name, need = (signals[name] or 0) + 1, seq = seq,
+      d.cmds[#d.cmds + 1] = { kind = "wait", key = name, need = 1, seq = seq,
         desc = sfmt("WorkflowAwaitingSignal '%s'", name) }
     elseif t == E.ChildWorkflowStarted and pt.child_workflow_id ~= nil then
       d.cmds[#d.cmds + 1] = { kind = "child", key = tostring(pt.child_workflow_id), seq = seq,

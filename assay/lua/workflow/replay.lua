@@ -129,14 +129,108 @@ end
 local ACTIVITY_OPTS = { "max_attempts", "initial_interval_secs", "backoff_coefficient", "maximum_interval_secs",
   "start_to_close_secs", "heartbeat_timeout_secs", "schedule_to_close_secs", "non_retryable_errors" }
 
+-- Activity options: the native names, plus Temporal's (seed 004) translated to them. Each entry:
+-- native name, kind. "pos" = number > 0, "nonneg" = number >= 0, "coef" = number >= 1, "attempts" =
+-- integer >= 0 (Temporal's maximum_attempts: 0 = unlimited), "strings" = list of strings.
+local NATIVE_KIND = { max_attempts = "count", initial_interval_secs = "nonneg", backoff_coefficient = "coef",
+  maximum_interval_secs = "nonneg", start_to_close_secs = "pos", heartbeat_timeout_secs = "pos",
+  schedule_to_close_secs = "pos", non_retryable_errors = "strings" }
+local TEMPORAL_TOP = { start_to_close_timeout = "start_to_close_secs",
+  schedule_to_close_timeout = "schedule_to_close_secs", heartbeat_timeout = "heartbeat_timeout_secs" }
+local TEMPORAL_RETRY = { initial_interval = "initial_interval_secs", backoff_coefficient = "backoff_coefficient",
+  maximum_interval = "maximum_interval_secs", maximum_attempts = "max_attempts",
+  non_retryable_errors = "non_retryable_errors", non_retryable_error_types = "non_retryable_errors" }
+local UNLIMITED_ATTEMPTS = 10000 -- the engine's ceiling for max_attempts
+local warned = {}
+
+local function warn_unknown(key)
+  if warned[key] then return end
+  warned[key] = true
+  native.log("warn", "assay.lua.worker", sfmt("ctx:execute_activity: unknown option '%s' ignored (known: " ..
+    "task_queue, %s, start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, retry_policy)",
+    key, concat(ACTIVITY_OPTS, ", ")))
+end
+
+local function check_opt(field, kind, v, level)
+  local bad
+  if kind == "strings" then
+    if type(v) ~= "table" then
+      bad = "a list of strings"
+    else
+      for i, s in ipairs(v) do
+        if type(s) ~= "string" then error(sfmt("ctx:execute_activity: %s[%d] must be a string, got %s", field, i,
+          type(s)), level + 1) end
+      end
+    end
+  elseif type(v) ~= "number" or v ~= v or v == math.huge then
+    bad = "a number"
+  elseif kind == "pos" and v <= 0 then
+    bad = "a positive number of seconds"
+  elseif kind == "nonneg" and v < 0 then
+    bad = "a non-negative number of seconds"
+  elseif kind == "coef" and v < 1 then
+    bad = "a number >= 1"
+  elseif (kind == "count" or kind == "attempts") and (v < 0 or v ~= math.floor(v)) then
+    bad = "a non-negative integer"
+  end
+  if bad then
+    error(sfmt("ctx:execute_activity: %s must be %s, got %s", field, bad,
+      type(v) == "number" and tostring(v) or type(v)), level + 1)
+  end
+end
+
+-- opts (native and/or Temporal spellings) -> table of native option values. Raises naming the field.
+function R.activity_options(opts, level)
+  local out = {}
+  local function put(native_key, field, v)
+    if out[native_key] ~= nil then
+      error(sfmt("ctx:execute_activity: %s is given twice (as %s and another spelling)", native_key, field), level + 2)
+    end
+    out[native_key] = v
+  end
+  for k, v in pairs(opts) do
+    local field = "opts." .. tostring(k)
+    if k == "task_queue" then
+      if type(v) ~= "string" or v == "" then
+        error("ctx:execute_activity: opts.task_queue must be a non-empty string", level + 1)
+      end
+      out.task_queue = v
+    elseif NATIVE_KIND[k] then
+      put(k, field, v) -- native names go to the engine as given (it validates them and names the field)
+    elseif TEMPORAL_TOP[k] then
+      check_opt(field, "pos", v, level + 1)
+      put(TEMPORAL_TOP[k], field, v)
+    elseif k == "retry_policy" then
+      if type(v) ~= "table" then error("ctx:execute_activity: opts.retry_policy must be a table, got " .. type(v), level + 1) end
+      for rk, rv in pairs(v) do
+        local rfield = "opts.retry_policy." .. tostring(rk)
+        local nk = TEMPORAL_RETRY[rk]
+        if not nk then
+          warn_unknown("retry_policy." .. tostring(rk))
+        else
+          local kind = NATIVE_KIND[nk]
+          if rk == "maximum_attempts" then kind = "attempts" end
+          check_opt(rfield, kind, rv, level + 1)
+          if rk == "maximum_attempts" and rv == 0 then rv = UNLIMITED_ATTEMPTS end
+          put(nk, rfield, rv)
+        end
+      end
+    else
+      warn_unknown(tostring(k))
+    end
+  end
+  return out
+end
+
 local function schedule_activity(rs, seq, name, input, opts, level)
   if opts ~= nil and type(opts) ~= "table" then error("ctx:execute_activity: opts must be a table", level + 1) end
   local parts = { '"input":' .. encode_for(sfmt("input of activity '%s'", name), input, level + 1),
     '"name":' .. enc(name), '"seq":' .. seq, T.ScheduleActivity }
   if opts then
-    if opts.task_queue ~= nil then parts[#parts + 1] = '"task_queue":' .. enc(tostring(opts.task_queue)) end
+    local o = R.activity_options(opts, level + 1)
+    if o.task_queue ~= nil then parts[#parts + 1] = '"task_queue":' .. enc(o.task_queue) end
     for _, k in ipairs(ACTIVITY_OPTS) do
-      if opts[k] ~= nil then parts[#parts + 1] = enc(k) .. ":" .. encode_for("activity option " .. k, opts[k], level + 1) end
+      if o[k] ~= nil then parts[#parts + 1] = enc(k) .. ":" .. encode_for("activity option " .. k, o[k], level + 1) end
     end
   end
   return "{" .. concat(parts, ",") .. "}"
@@ -257,6 +351,13 @@ function Ctx:wait_for_signal(name, opts)
   return payload
 end
 
+-- Temporal-era spelling (seed 004): the payload, or nil when the timeout fired first.
+function Ctx:wait_signal(name, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("ctx:wait_signal: opts must be a table", 2) end
+  local _, payload = wait_signal(self._rs, "wait_signal", name, opts and opts.timeout, 2)
+  return payload
+end
+
 -- Like wait_for_signal with a timeout, but says which won: returns received, payload.
 function Ctx:signal_or_timeout(name, timeout)
   if timeout == nil then error("ctx:signal_or_timeout: timeout is required", 2) end
@@ -328,7 +429,9 @@ function Ctx:continue_as_new(input)
   suspend(rs, { '{"input":' .. encode_for("continue_as_new input", input, 2) .. ',' .. T.ContinueAsNew .. '}' })
 end
 
+-- Cancel this workflow from inside; the reason is recorded on WorkflowCancelled and as its error.
 function Ctx:cancel(reason)
+  if reason ~= nil then self._rs.cancel_reason = tostring(reason) end
   error(cancel_error(self._rs, reason), 0)
 end
 
@@ -353,8 +456,12 @@ local function object_text(map, keys)
 end
 
 local function fail_cmd(msg) return '{"error":' .. enc(tostring(msg)) .. ',' .. T.FailWorkflow .. '}' end
-local CANCEL_CMD = '{' .. T.CancelWorkflow .. '}'
 R.fail_cmd = fail_cmd
+
+local function cancel_cmd(rs)
+  if rs.cancel_reason == nil then return '{' .. T.CancelWorkflow .. '}' end
+  return '{"reason":' .. enc(rs.cancel_reason) .. ',' .. T.CancelWorkflow .. '}'
+end
 
 -- Run one workflow task. Returns the list of encoded commands, a short summary for the logs, and the
 -- divergence (nil, or { event_seq, history, code, message }) when the code did not follow the history:
@@ -379,7 +486,7 @@ function R.run(task, handler, log, replay)
     local ok, a, b = coroutine.resume(co, ctx, input)
     if not ok then
       if rs.cancelled or R.is_cancel(a) then
-        tail, summary = { CANCEL_CMD }, C.CancelWorkflow
+        tail, summary = { cancel_cmd(rs) }, C.CancelWorkflow
       else
         local msg = errtext(a)
         log("warn", sfmt("workflow %s (%s) failed: %s\n%s", tostring(task.workflow_id), tostring(task.workflow_type),
@@ -394,7 +501,7 @@ function R.run(task, handler, log, replay)
         summary = C.FailWorkflow
       end
     elseif rs.cancelled then
-      tail, summary = { CANCEL_CMD }, C.CancelWorkflow
+      tail, summary = { cancel_cmd(rs) }, C.CancelWorkflow
     else
       local okE, res = pcall(json.encode, a)
       if okE then

@@ -391,4 +391,8 @@ function W.listen(opts)
   return true
 end
 
+-- The pieces the Temporal-era worker (assay.temporal.global) drives from its own loop.
+W.internal = { run_workflow_task = run_workflow_task, run_activity_task = run_activity_task,
+  poll = poll_combined, register = register }
+
 return W

@@ -102,7 +102,7 @@ class AdminVerbs(SqlBase):
 
     def activity_counts(self, namespace: str) -> list[tuple[str, str, int]]:
         """(queue, status, n) of the namespace's PENDING and RUNNING activities."""
-        if self.side_tables:  # SQLite: counts kept by triggers (migration 3)
+        if self.side_tables:  # SQLite: counts kept by triggers (migration 4)
             return [
                 (q, st, int(n))
                 for q, st, n in self._exec(

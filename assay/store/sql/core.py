@@ -21,7 +21,7 @@ JSON_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 BOOL_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflow_schedules": ("paused",),
-    "workflows": ("needs_dispatch", "cancel_requested"),
+    "workflows": ("needs_dispatch", "cancel_requested", "terminated"),
     "workflow_activities": ("cancel_requested",),
 }
 #: SQL literals of the protocol's statuses, for queries whose text must name them (partial indexes match
@@ -76,7 +76,7 @@ class SqlBase(Tx):
     #: appended to single-row claim selects (Postgres: FOR UPDATE SKIP LOCKED)
     lock_clause = ""
     #: SQLite keeps per-status / per-queue counts and a search-attribute side table with triggers
-    #: (migration 3); Postgres counts through indexes and filters with its GIN index
+    #: (migration 4); Postgres counts through indexes and filters with its GIN index
     side_tables = True
 
     def __init__(self, conn: Any) -> None:

@@ -10,6 +10,8 @@ from assay.store.sql.core import ACT_PENDING_SQL as _PENDING
 from assay.store.sql.core import ACT_RUNNING_SQL as _RUNNING
 from assay.store.sql.core import SqlBase, opt_float
 
+LIVE_ACTIVITY = f"'{ActivityStatus.PENDING.value}', '{ActivityStatus.RUNNING.value}'"
+
 
 class TaskVerbs(SqlBase):
     # --- activities ---------------------------------------------------------------------------
@@ -42,13 +44,14 @@ class TaskVerbs(SqlBase):
     def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
         if namespace is None:
             sql = f"""SELECT a.id FROM workflow_activities a WHERE a.status = {_PENDING} AND a.task_queue = ?
-                     AND a.scheduled_at <= ? ORDER BY a.scheduled_at, a.id LIMIT 1"""
-            params: list[Any] = [queue, now]
+                     AND a.scheduled_at <= ? AND (a.deadline_at IS NULL OR a.deadline_at > ?)
+                     ORDER BY a.scheduled_at, a.id LIMIT 1"""
+            params: list[Any] = [queue, now, now]
         else:
             sql = f"""SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
                      WHERE a.status = {_PENDING} AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?
-                     ORDER BY a.scheduled_at, a.id LIMIT 1"""
-            params = [queue, now, namespace]
+                     AND (a.deadline_at IS NULL OR a.deadline_at > ?) ORDER BY a.scheduled_at, a.id LIMIT 1"""
+            params = [queue, now, namespace, now]
         act_id = self._scalar(sql + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a"), params)
         if act_id is None:
             return None
@@ -67,10 +70,25 @@ class TaskVerbs(SqlBase):
             (now, now, grace_since, now, limit),
         )
 
+    def activities_past_deadline(self, now: float, limit: int = 200) -> list[Record]:
+        """PENDING or RUNNING activities whose schedule_to_close deadline has passed."""
+        return self._rows(
+            "workflow_activities",
+            f"""SELECT * FROM workflow_activities WHERE deadline_at IS NOT NULL AND deadline_at <= ?
+               AND status IN ({LIVE_ACTIVITY}) ORDER BY id LIMIT ?""",
+            (now, limit),
+        )
+
     def next_activity_deadline(self, grace_since: float) -> float | None:
         a = self._scalar(
             f"SELECT MIN(started_at + start_to_close_secs) FROM workflow_activities WHERE status = {_RUNNING}"
         )
+        d = self._scalar(
+            f"""SELECT MIN(deadline_at) FROM workflow_activities
+               WHERE deadline_at IS NOT NULL AND status IN ({LIVE_ACTIVITY})"""
+        )
+        if d is not None and (a is None or d < a):
+            a = d
         rows = self._exec(f"""SELECT COALESCE(last_heartbeat, started_at), heartbeat_timeout_secs FROM workflow_activities
                              WHERE status = {_RUNNING} AND heartbeat_timeout_secs IS NOT NULL""").fetchall()
         cands = [x for x in [a] if x is not None]

@@ -59,6 +59,11 @@ class WorkflowVerbs(SqlBase):
 
     #: SQL that holds when search_attributes is a JSON object
     search_object_condition = "search_attributes IS NOT NULL AND json_type(search_attributes) = 'object'"
+    # a run closed by continue-as-new: COMPLETED with result {"continued_as_new": "<new id>"}
+    continued_condition = (
+        f"(status = '{WorkflowStatus.COMPLETED.value}' AND json_valid(result) AND json_type(result) = 'object'"
+        " AND json_type(result, '$.continued_as_new') IS NOT NULL)"
+    )
 
     def build_id_condition(self, build_id: str) -> tuple[str, list[Any]]:
         """SQL for "build_id is one of the build ids that ran this workflow's tasks"."""
@@ -89,7 +94,7 @@ class WorkflowVerbs(SqlBase):
         self,
         *,
         namespace: str | None = None,
-        status: str | None = None,
+        status: str | list[str] | None = None,
         workflow_type: str | None = None,
         search: dict[str, Any] | None = None,
         parent_id: str | None = None,
@@ -99,12 +104,26 @@ class WorkflowVerbs(SqlBase):
         stuck: bool | None = None,
         limit: int | None = 50,
         offset: int = 0,
+        workflow_id: str | None = None,
+        terminated: bool | None = None,
+        continued: bool | None = None,
         after: tuple[float, str] | None = None,
     ) -> list[Record]:
         """`after`: a keyset cursor (created_at, id) of the last row of the previous page."""
         conds: list[str] = []
         params: list[Any] = []
+        if terminated is not None:
+            conds.append("terminated = ?")
+            params.append(self.encode_bool(terminated))
+        if continued is not None:
+            cond = self.continued_condition
+            conds.append(cond if continued else f"NOT COALESCE({cond}, 0 = 1)")
+        if isinstance(status, list | tuple):
+            conds.append("status IN (" + ",".join("?" for _ in status) + ")")
+            params.extend(status)
+            status = None
         for col, val in (
+            ("id", workflow_id),
             ("namespace", namespace),
             ("status", status),
             ("workflow_type", workflow_type),
