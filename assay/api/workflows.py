@@ -3,6 +3,13 @@ and direct activity scheduling."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from typing import Any
+
+import bottle
+
 from assay import records
 from assay.api.http import (
     Router,
@@ -44,7 +51,29 @@ WF_QUERY = [
     ("stuck", "boolean", "true: only workflows whose tasks keep failing; false: only the others"),
     ("limit", "integer", "page size (default 50, max 1000)"),
     ("offset", "integer", "rows to skip"),
+    ("cursor", "string", "opaque keyset cursor from the X-Next-Cursor header of the previous page"),
 ]
+
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+
+
+def encode_cursor(row: dict[str, Any]) -> str:
+    """The keyset position after `row` (newest-first order: created_at, then id)."""
+    raw = json.dumps([row["created_at"], row["id"]], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[float, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        created, wf_id = data
+        if isinstance(created, bool) or not isinstance(created, (int, float)) or not isinstance(wf_id, str):
+            raise ValueError
+        return float(created), wf_id
+    except (ValueError, TypeError, binascii.Error):
+        raise BadRequest(
+            "cursor: not a cursor this server issued (pass X-Next-Cursor back unchanged)"
+        ) from None
 
 
 def register(r: Router, engine: Engine) -> None:
@@ -88,6 +117,12 @@ def register(r: Router, engine: Engine) -> None:
                 if s not in list(WorkflowStatus):
                     raise BadRequest(f"unknown status '{s}' (expected one of {', '.join(WorkflowStatus)})")
             status = wanted[0] if len(wanted) == 1 else wanted
+        cursor = q_str("cursor")
+        after = decode_cursor(cursor) if cursor else None
+        offset = q_int("offset", 0, max_value=10**9)
+        if after is not None and offset:
+            raise BadRequest("offset: cannot be combined with cursor (a cursor already marks the position)")
+        limit = q_int("limit", 50, max_value=1000)
         rows = engine.list_workflows(
             namespace=q_str("namespace", DEFAULT_NAMESPACE),
             status=status,
@@ -101,9 +136,12 @@ def register(r: Router, engine: Engine) -> None:
             continued=q_bool("continued"),
             build_id=q_str("build_id"),
             stuck=q_bool("stuck"),
-            limit=q_int("limit", 50, max_value=1000),
-            offset=q_int("offset", 0, max_value=10**9),
+            limit=limit,
+            offset=offset,
+            after=after,
         )
+        if rows and len(rows) == limit:  # a full page: there may be more
+            bottle.response.set_header(NEXT_CURSOR_HEADER, encode_cursor(rows[-1]))
         return json_response([records.workflow(w) for w in rows])
 
     @r(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from assay.cli import common
@@ -89,6 +91,10 @@ def start(
     )
 
 
+#: the API's largest page
+PAGE_MAX = 1000
+
+
 @workflow.command(
     "list",
     epilog=examples(
@@ -112,6 +118,11 @@ def start(
 @click.option("--build-id", metavar="ID", help="Only workflows a worker with this build id ran tasks of.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most rows to show.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Rows to skip.")
+@click.option(
+    "--cursor",
+    metavar="TOKEN",
+    help="Continue where a previous page ended (the token it printed on stderr after 'next page:').",
+)
 def list_(
     status: str | None,
     workflow_type: str | None,
@@ -120,21 +131,35 @@ def list_(
     build_id: str | None,
     limit: int,
     offset: int,
+    cursor: str | None,
 ) -> None:
-    """List workflows of the namespace, newest first."""
+    """List workflows of the namespace, newest first. Pages of up to 1000 rows are fetched by keyset
+    cursor (stable while new workflows start); on a terminal, the cursor of the next page goes to stderr."""
     attrs = common.read_json_arg(search_attrs, "--search-attrs")
     if attrs is not None and not isinstance(attrs, dict):
         raise UsageError("--search-attrs: expected a JSON object")
-    rows = common.client().list_workflows(
-        status=status.upper() if status else None,
-        workflow_type=workflow_type,
-        search_attrs=attrs,
-        limit=limit,
-        offset=offset or None,
-        stuck=True if stuck else None,
-        build_id=build_id,
-    )
+    if cursor and offset:
+        raise UsageError("--offset cannot be combined with --cursor")
+    client = common.client()
+    rows: list[dict] = []
+    while True:
+        page = client.list_workflows(
+            status=status.upper() if status else None,
+            workflow_type=workflow_type,
+            search_attrs=attrs,
+            limit=min(PAGE_MAX, limit - len(rows)),
+            offset=(offset or None) if cursor is None else None,
+            stuck=True if stuck else None,
+            build_id=build_id,
+            cursor=cursor,
+        )
+        rows += page
+        cursor = client.next_cursor()
+        if cursor is None or len(rows) >= limit:
+            break
     common.emit(rows, STUCK_COLUMNS if stuck else WORKFLOW_COLUMNS)
+    if cursor and sys.stderr.isatty():
+        click.echo(f"next page: --cursor {cursor}", err=True)
 
 
 @workflow.command(

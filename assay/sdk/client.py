@@ -112,7 +112,9 @@ class Client:
         timeout: float | None = None,
         build_id: str | None = None,
         stuck: bool | None = None,
+        cursor: str | None = None,
     ) -> list[dict]:
+        """One page, newest first. `cursor`: where the previous page ended (`next_cursor()` after it)."""
         query = {
             "namespace": self._ns(namespace),
             "status": status,
@@ -122,8 +124,13 @@ class Client:
             "stuck": None if stuck is None else ("true" if stuck else "false"),
             "limit": limit,
             "offset": offset,
+            "cursor": cursor,
         }
         return self.request("GET", "/workflows", query=query, timeout=timeout)
+
+    def next_cursor(self) -> str | None:
+        """The cursor of the page after the last `list_workflows` page (None: that page was the last)."""
+        return self.transport.last_header("X-Next-Cursor")
 
     def describe_workflow(self, workflow_id: str, timeout: float | None = None) -> dict:
         return self.request("GET", f"/workflows/{_seg(workflow_id)}", timeout=timeout)

@@ -10,6 +10,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 import urllib.parse
 from typing import Any
 
@@ -78,6 +79,7 @@ class Transport:
         self.scheme, self.host, self.port, self.prefix = api_base(self.engine_url)
         self.api_key = api_key or None
         self.timeout = timeout
+        self._last = threading.local()
 
     @property
     def base_url(self) -> str:
@@ -139,6 +141,7 @@ class Transport:
         finally:
             conn.close()
         ctype = resp.getheader("Content-Type", "") or ""
+        self._last.headers = resp.headers
         if not 200 <= resp.status < 300:
             raise error_from_response(resp.status, resp.reason, raw, ctype)
         if not raw.strip():
@@ -149,6 +152,11 @@ class Transport:
             raise ProtocolError(
                 f"{method} {path}: expected JSON from the engine, got {raw[:80].decode('utf-8', 'replace')!r}"
             ) from None
+
+    def last_header(self, name: str) -> str | None:
+        """A header of the last answer this thread received (e.g. X-Next-Cursor of a list page)."""
+        headers = getattr(self._last, "headers", None)
+        return None if headers is None else headers.get(name)
 
     def open_stream(
         self, path: str, *, query: dict[str, Any] | None = None, connect_timeout: float | None = None

@@ -69,10 +69,12 @@ class Tx(abc.ABC):
         workflow_id: str | None = None,
         terminated: bool | None = None,
         continued: bool | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[Record]:
         """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities.
         `build_id`: one of the build ids that ran the workflow's tasks. `stuck`: flagged (or not) as stuck.
-        `terminated`: only (un)terminated runs; `continued`: only runs that did (not) continue-as-new."""
+        `terminated`: only (un)terminated runs; `continued`: only runs that did (not) continue-as-new.
+        `after`: keyset cursor, the (created_at, id) of the previous page's last row (rows strictly older)."""
 
     @abc.abstractmethod
     def list_children(self, parent_id: str) -> list[Record]: ...

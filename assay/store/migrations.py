@@ -6,6 +6,38 @@ same version numbers.
 
 from __future__ import annotations
 
+TERMINAL_SQL = "('COMPLETED','FAILED','CANCELLED','TIMED_OUT')"  # == store.sql.core.TERMINAL_SQL (tested)
+
+#: list indexes that end in (created_at, id): newest-first pages and keyset cursors walk them in order
+KEYSET_INDEXES = [
+    "DROP INDEX wf_ns_created",
+    "DROP INDEX wf_ns_status",
+    "DROP INDEX wf_ns_type",
+    "DROP INDEX wf_ns_queue",
+    "CREATE INDEX wf_ns_created ON workflows(namespace, created_at, id)",
+    "CREATE INDEX wf_ns_status ON workflows(namespace, status, created_at, id)",
+    "CREATE INDEX wf_ns_type ON workflows(namespace, workflow_type, created_at, id)",
+    "CREATE INDEX wf_ns_queue ON workflows(namespace, task_queue, created_at, id)",
+]
+
+#: live workflows per queue, covering what queue stats count (ready / leased)
+LIVE_QUEUE_INDEX = (
+    "CREATE INDEX wf_live_queue ON workflows(namespace, task_queue, needs_dispatch, dispatch_claimed_by) "
+    f"WHERE status NOT IN {TERMINAL_SQL}"
+)
+
+#: count NEW (a workflow_activities row) in activity_counts when its status is live
+_ACT_COUNT_ADD = """INSERT INTO activity_counts (namespace, task_queue, status, n)
+            SELECT namespace, NEW.task_queue, NEW.status, 1 FROM workflows
+            WHERE id = NEW.workflow_id AND NEW.status IN ('PENDING', 'RUNNING')
+            ON CONFLICT (namespace, task_queue, status) DO UPDATE SET n = n + 1"""
+
+#: search_attributes JSON -> side-table rows: vtype s (text), n (number), b (boolean, value 1/0)
+_SEARCH_ROWS = (
+    "SELECT {new}.id, {new}.namespace, j.key, CASE j.type WHEN 'text' THEN 's' WHEN 'true' THEN 'b' "
+    "WHEN 'false' THEN 'b' ELSE 'n' END, j.value, {new}.created_at"
+)
+
 # Migration 3 (Temporal-era API): schedule_to_close deadline on activities, terminated flag on workflows.
 TEMPORAL_MIGRATION_NAME = "activity schedule_to_close deadline; terminated flag on workflows"
 TEMPORAL_DDL = [
@@ -191,6 +223,85 @@ SQLITE: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (3, TEMPORAL_MIGRATION_NAME, TEMPORAL_DDL + [TERMINATED_BACKFILL_SQLITE]),
+    (
+        4,
+        "scale: keyset list indexes, live-queue index, status and activity counters, search-attribute side table",
+        KEYSET_INDEXES
+        + [
+            LIVE_QUEUE_INDEX,
+            # per (namespace, status) counts kept by triggers with every write (namespace stats)
+            """CREATE TABLE workflow_counts (
+            namespace TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (namespace, status)) WITHOUT ROWID""",
+            """INSERT INTO workflow_counts (namespace, status, n)
+            SELECT namespace, status, COUNT(*) FROM workflows GROUP BY namespace, status""",
+            """CREATE TRIGGER wf_count_ins AFTER INSERT ON workflows BEGIN
+            INSERT INTO workflow_counts (namespace, status, n) VALUES (NEW.namespace, NEW.status, 1)
+            ON CONFLICT (namespace, status) DO UPDATE SET n = n + 1; END""",
+            """CREATE TRIGGER wf_count_upd AFTER UPDATE OF namespace, status ON workflows
+            WHEN OLD.status IS NOT NEW.status OR OLD.namespace IS NOT NEW.namespace BEGIN
+            UPDATE workflow_counts SET n = n - 1 WHERE namespace = OLD.namespace AND status = OLD.status;
+            INSERT INTO workflow_counts (namespace, status, n) VALUES (NEW.namespace, NEW.status, 1)
+            ON CONFLICT (namespace, status) DO UPDATE SET n = n + 1; END""",
+            """CREATE TRIGGER wf_count_del AFTER DELETE ON workflows BEGIN
+            UPDATE workflow_counts SET n = n - 1 WHERE namespace = OLD.namespace AND status = OLD.status; END""",
+            # live (PENDING / RUNNING) activities per (namespace, queue, status), kept by triggers (queue stats)
+            """CREATE TABLE activity_counts (
+            namespace TEXT NOT NULL,
+            task_queue TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (namespace, task_queue, status)) WITHOUT ROWID""",
+            """INSERT INTO activity_counts (namespace, task_queue, status, n)
+            SELECT w.namespace, a.task_queue, a.status, COUNT(*) FROM workflow_activities a
+            JOIN workflows w ON w.id = a.workflow_id WHERE a.status IN ('PENDING', 'RUNNING')
+            GROUP BY w.namespace, a.task_queue, a.status""",
+            """CREATE TRIGGER act_count_ins AFTER INSERT ON workflow_activities
+            WHEN NEW.status IN ('PENDING', 'RUNNING') BEGIN """
+            + _ACT_COUNT_ADD
+            + """; END""",
+            """CREATE TRIGGER act_count_upd AFTER UPDATE OF status, task_queue ON workflow_activities
+            WHEN OLD.status IS NOT NEW.status OR OLD.task_queue IS NOT NEW.task_queue BEGIN
+            UPDATE activity_counts SET n = n - 1 WHERE task_queue = OLD.task_queue AND status = OLD.status
+            AND namespace = (SELECT namespace FROM workflows WHERE id = OLD.workflow_id); """
+            + _ACT_COUNT_ADD
+            + """; END""",
+            """CREATE TRIGGER act_count_del AFTER DELETE ON workflow_activities
+            WHEN OLD.status IN ('PENDING', 'RUNNING') BEGIN
+            UPDATE activity_counts SET n = n - 1 WHERE task_queue = OLD.task_queue AND status = OLD.status
+            AND namespace = (SELECT namespace FROM workflows WHERE id = OLD.workflow_id); END""",
+            # one row per scalar top-level search attribute, kept by triggers (Postgres uses its GIN index)
+            """CREATE TABLE workflow_search (
+            workflow_id TEXT NOT NULL REFERENCES workflows(id) ON DELETE CASCADE,
+            namespace TEXT NOT NULL,
+            key TEXT NOT NULL,
+            vtype TEXT NOT NULL,
+            value,
+            created_at REAL NOT NULL)""",
+            "CREATE INDEX wf_search_kv ON workflow_search(namespace, key, vtype, value, created_at, workflow_id)",
+            "CREATE INDEX wf_search_wf ON workflow_search(workflow_id, key)",
+            "INSERT INTO workflow_search (workflow_id, namespace, key, vtype, value, created_at) "
+            + _SEARCH_ROWS.format(new="w")
+            + " FROM workflows w, json_each(w.search_attributes) j WHERE w.search_attributes IS NOT NULL"
+            " AND json_type(w.search_attributes) = 'object' AND j.type IN ('integer','real','text','true','false')",
+            """CREATE TRIGGER wf_search_ins AFTER INSERT ON workflows
+            WHEN NEW.search_attributes IS NOT NULL AND json_type(NEW.search_attributes) = 'object' BEGIN
+            INSERT INTO workflow_search (workflow_id, namespace, key, vtype, value, created_at) """
+            + _SEARCH_ROWS.format(new="NEW")
+            + """ FROM json_each(NEW.search_attributes) j
+            WHERE j.type IN ('integer','real','text','true','false'); END""",
+            """CREATE TRIGGER wf_search_upd AFTER UPDATE OF search_attributes, namespace, created_at ON workflows
+            BEGIN
+            DELETE FROM workflow_search WHERE workflow_id = OLD.id;
+            INSERT INTO workflow_search (workflow_id, namespace, key, vtype, value, created_at) """
+            + _SEARCH_ROWS.format(new="NEW")
+            + """ FROM json_each(CASE WHEN json_type(NEW.search_attributes) = 'object'
+                                  THEN NEW.search_attributes ELSE '{}' END) j
+            WHERE j.type IN ('integer','real','text','true','false'); END""",
+        ],
+    ),
 ]
 
 # Postgres: the same DDL (translated) and this backfill (JSONB instead of json_extract).

@@ -23,7 +23,14 @@ from typing import Any
 from assay.errors import ConfigError
 from assay.protocol import WorkflowStatus
 from assay.store.base import Store
-from assay.store.migrations import PG_TERMINATED_BACKFILL, SQLITE, TEMPORAL_DDL, TEMPORAL_MIGRATION_NAME
+from assay.store.migrations import (
+    KEYSET_INDEXES,
+    LIVE_QUEUE_INDEX,
+    PG_TERMINATED_BACKFILL,
+    SQLITE,
+    TEMPORAL_DDL,
+    TEMPORAL_MIGRATION_NAME,
+)
 from assay.store.sql import JSON_COLUMNS, SqlTx
 
 log = logging.getLogger("assay.store.postgres")
@@ -74,11 +81,17 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
         + ["CREATE INDEX wf_build_ids ON workflows USING GIN (build_ids jsonb_path_ops)"],
     ),
     (3, TEMPORAL_MIGRATION_NAME, [translate_ddl(s) for s in TEMPORAL_DDL] + [PG_TERMINATED_BACKFILL]),
+    (
+        4,
+        "scale: keyset list indexes, live-queue index",
+        KEYSET_INDEXES + [LIVE_QUEUE_INDEX],
+    ),
 ]
 
 
 class PgTx(SqlTx):
     lock_clause = " FOR UPDATE SKIP LOCKED"
+    side_tables = False
     search_object_condition = "search_attributes IS NOT NULL AND jsonb_typeof(search_attributes) = 'object'"
     continued_condition = (
         f"(status = '{WorkflowStatus.COMPLETED.value}' AND result IS NOT NULL AND jsonb_typeof(result) = 'object'"

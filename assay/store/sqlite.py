@@ -20,6 +20,9 @@ from assay.store.sql import SqlTx
 log = logging.getLogger("assay.store")
 
 BUSY_TIMEOUT_MS = 30_000
+#: page cache per connection, KiB (SQLite's default is 2 MB: a million-row database's index pages would
+#: be read from the OS again on nearly every insert)
+CACHE_KIB = 65_536
 
 
 def sqlite_path(url: str) -> str:
@@ -89,6 +92,7 @@ class SqliteStore(Store):
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as e:
             raise ConfigError(f"cannot open SQLite database {self.path}: {e}") from None

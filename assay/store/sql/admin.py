@@ -100,6 +100,32 @@ class AdminVerbs(SqlBase):
     def oldest_worker_heartbeat(self) -> float | None:
         return opt_float(self._scalar("SELECT MIN(last_heartbeat) FROM workflow_workers"))
 
+    def activity_counts(self, namespace: str) -> list[tuple[str, str, int]]:
+        """(queue, status, n) of the namespace's PENDING and RUNNING activities."""
+        if self.side_tables:  # SQLite: counts kept by triggers (migration 4)
+            return [
+                (q, st, int(n))
+                for q, st, n in self._exec(
+                    "SELECT task_queue, status, n FROM activity_counts WHERE namespace = ? AND n > 0",
+                    (namespace,),
+                ).fetchall()
+            ]
+        out: list[tuple[str, str, int]] = []
+        for st in (
+            ActivityStatus.PENDING,
+            ActivityStatus.RUNNING,
+        ):  # status equality: each count walks its partial index
+            out += [
+                (q, st, int(n))
+                for q, n in self._exec(
+                    f"""SELECT a.task_queue, COUNT(*) FROM workflow_activities a
+                    JOIN workflows w ON w.id = a.workflow_id WHERE a.status = '{st}' AND w.namespace = ?
+                    GROUP BY a.task_queue""",
+                    (namespace,),
+                ).fetchall()
+            ]
+        return out
+
     def queue_stats(self, namespace: str) -> list[Record]:
         stats: dict[str, Record] = {}
 
@@ -116,17 +142,9 @@ class AdminVerbs(SqlBase):
                 },
             )
 
-        for q, st, n in self._exec(
-            """SELECT a.task_queue, a.status, COUNT(*) FROM workflow_activities a
-                JOIN workflows w ON w.id = a.workflow_id WHERE w.namespace = ?
-                GROUP BY a.task_queue, a.status""",
-            (namespace,),
-        ).fetchall():
-            r = row(q)
-            if st == ActivityStatus.PENDING:
-                r["pending_activities"] += n
-            elif st == ActivityStatus.RUNNING:
-                r["running_activities"] += n
+        keys = {ActivityStatus.PENDING: "pending_activities", ActivityStatus.RUNNING: "running_activities"}
+        for q, st, n in self.activity_counts(namespace):
+            row(q)[keys[st]] += n
         for q, n_ready, n_held in self._exec(
             f"""SELECT task_queue,
                 SUM(CASE WHEN needs_dispatch = 1 AND dispatch_claimed_by IS NULL THEN 1 ELSE 0 END),

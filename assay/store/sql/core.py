@@ -76,6 +76,9 @@ class SqlBase(Tx):
 
     #: appended to single-row claim selects (Postgres: FOR UPDATE SKIP LOCKED)
     lock_clause = ""
+    #: SQLite keeps per-status / per-queue counts and a search-attribute side table with triggers
+    #: (migration 4); Postgres counts through indexes and filters with its GIN index
+    side_tables = True
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn

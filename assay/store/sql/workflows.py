@@ -24,12 +24,17 @@ class WorkflowVerbs(SqlBase):
     def delete_namespace(self, name: str) -> bool:
         return self._exec("DELETE FROM namespaces WHERE name = ?", (name,)).rowcount == 1
 
-    def namespace_stats(self, name: str) -> Record:
-        counts = dict(
-            self._exec(
-                "SELECT status, COUNT(*) FROM workflows WHERE namespace = ? GROUP BY status", (name,)
-            ).fetchall()
+    def status_counts(self, namespace: str) -> dict[str, int]:
+        """Workflows per status in a namespace."""
+        sql = (
+            "SELECT status, n FROM workflow_counts WHERE namespace = ? AND n > 0"
+            if self.side_tables
+            else "SELECT status, COUNT(*) FROM workflows WHERE namespace = ? GROUP BY status"
         )
+        return {st: int(n) for st, n in self._exec(sql, (namespace,)).fetchall()}
+
+    def namespace_stats(self, name: str) -> Record:
+        counts = self.status_counts(name)
         return {
             "namespace": name,
             "total_workflows": sum(counts.values()),
@@ -67,16 +72,23 @@ class WorkflowVerbs(SqlBase):
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
         """SQL for `search_attributes[key] == value` with JSON-typed equality. The key is a top-level
         literal (no JSON-path interpretation: dots, quotes and brackets are just characters)."""
-        each = "EXISTS (SELECT 1 FROM json_each(search_attributes) j WHERE j.key = ? AND "
-        if isinstance(value, bool):
-            return (each + "j.type = ?)", [key, "true" if value else "false"])
-        if isinstance(value, (int, float)):
-            if isinstance(value, int) and not -(2**63) <= value < 2**63:
-                value = float(value)  # SQLite reads such JSON numbers as reals too (and cannot bind the int)
-            return (each + "j.type IN ('integer','real') AND j.value = ?)", [key, value])
-        if isinstance(value, str):
-            return (each + "j.type = 'text' AND j.value = ?)", [key, value])
-        return ("(0 = 1)", [])  # null / arrays / objects never match
+        typed = _side_value(value)
+        if typed is None:
+            return ("(0 = 1)", [])  # null / arrays / objects never match
+        return (
+            "EXISTS (SELECT 1 FROM workflow_search s WHERE s.workflow_id = workflows.id AND s.key = ? "
+            "AND s.vtype = ? AND s.value = ?)",
+            [key, *typed],
+        )
+
+    def _search_rows(self, namespace: str, key: str, vtype: str, value: Any, cap: int) -> int:
+        return int(
+            self._scalar(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM workflow_search WHERE namespace = ? AND key = ? "
+                "AND vtype = ? AND value = ? LIMIT ?)",
+                (namespace, key, vtype, value, cap),
+            )
+        )
 
     def list_workflows(
         self,
@@ -95,7 +107,9 @@ class WorkflowVerbs(SqlBase):
         workflow_id: str | None = None,
         terminated: bool | None = None,
         continued: bool | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[Record]:
+        """`after`: a keyset cursor (created_at, id) of the last row of the previous page."""
         conds: list[str] = []
         params: list[Any] = []
         if terminated is not None:
@@ -118,7 +132,7 @@ class WorkflowVerbs(SqlBase):
             ("task_queue", task_queue),
         ):
             if val is not None:
-                conds.append(f"{col} = ?")
+                conds.append(f"workflows.{col} = ?")
                 params.append(val)
         if build_id is not None:
             c, p = self.build_id_condition(build_id)
@@ -126,23 +140,64 @@ class WorkflowVerbs(SqlBase):
             params.extend(p)
         if stuck is not None:
             conds.append("stuck_reason IS NOT NULL" if stuck else "stuck_reason IS NULL")
+        drive = None
         if search:
-            conds.append(self.search_object_condition)
-            for k, v in search.items():
+            items = list(search.items())
+            if self.side_tables and namespace is not None:
+                typed = [(k, _side_value(v)) for k, v in items]
+                if any(t is None for _, t in typed):
+                    return []
+                # walk the side-table index of the most selective key, in (created_at, id) order
+                counts = [self._search_rows(namespace, k, t[0], t[1], 2000) for k, t in typed]  # type: ignore[index]
+                i = counts.index(min(counts))
+                if counts[i] == 0:
+                    return []
+                drive = (items[i][0], *typed[i][1])  # type: ignore[misc]
+                items = items[:i] + items[i + 1 :]
+            else:
+                conds.append(self.search_object_condition)
+            for k, v in items:
                 c, p = self.search_condition(k, v)
                 conds.append(c)
                 params.extend(p)
-        sql = "SELECT * FROM workflows"
-        if conds:
-            sql += " WHERE " + " AND ".join(conds)
-        sql += " ORDER BY created_at DESC, id DESC"
+        if drive is not None:
+            return self._list_by_search(drive, conds, params, limit, offset, after, namespace)
+        if after is not None:
+            conds.append("(workflows.created_at, workflows.id) < (?, ?)")  # a range on the list index
+            params += [after[0], after[1]]
+        where = (" WHERE " + " AND ".join(conds)) if conds else ""
+        order = " ORDER BY created_at DESC, id DESC"
+        if offset:  # skip along the covering list index, then fetch only the page's rows
+            inner = "SELECT id FROM workflows" + where + order + self._limit_sql(limit, offset, params)
+            return self._rows("workflows", f"SELECT * FROM workflows WHERE id IN ({inner})" + order, params)
+        return self._rows(
+            "workflows", "SELECT * FROM workflows" + where + order + self._limit_sql(limit, 0, params), params
+        )
+
+    def _limit_sql(self, limit: int | None, offset: int, params: list[Any]) -> str:
         if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
             params += [int(limit), int(offset)]
-        elif offset:
-            sql += " LIMIT -1 OFFSET ?" if self.q("?") == "?" else " OFFSET ?"
+            return " LIMIT ? OFFSET ?"
+        if offset:
             params.append(int(offset))
-        return self._rows("workflows", sql, params)
+            return " LIMIT -1 OFFSET ?" if self.q("?") == "?" else " OFFSET ?"
+        return ""
+
+    def _list_by_search(self, drive, conds, params, limit, offset, after, namespace) -> list[Record]:
+        key, vtype, value = drive
+        sql = (
+            "SELECT workflows.* FROM workflow_search s JOIN workflows ON workflows.id = s.workflow_id "
+            "WHERE s.namespace = ? AND s.key = ? AND s.vtype = ? AND s.value = ?"
+        )
+        p: list[Any] = [namespace, key, vtype, value]
+        if after is not None:
+            sql += " AND (s.created_at, s.workflow_id) < (?, ?)"
+            p += [after[0], after[1]]
+        if conds:
+            sql += " AND " + " AND ".join(conds)
+            p += params
+        sql += " ORDER BY s.created_at DESC, s.workflow_id DESC" + self._limit_sql(limit, offset, p)
+        return self._rows("workflows", sql, p)
 
     def list_children(self, parent_id: str) -> list[Record]:
         return self._rows(
@@ -303,3 +358,16 @@ class WorkflowVerbs(SqlBase):
             "FROM workflow_events WHERE workflow_id = ? AND seq > ? ORDER BY seq",
             (wf_id, after_seq),
         )
+
+
+def _side_value(value: Any) -> tuple[str, Any] | None:
+    """A search value as stored in workflow_search: (vtype, value); None when it can never match."""
+    if isinstance(value, bool):
+        return ("b", 1 if value else 0)
+    if isinstance(value, (int, float)):
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            value = float(value)  # SQLite reads such JSON numbers as reals too (and cannot bind the int)
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    return None

@@ -46,7 +46,7 @@ export function apiUrl(path, query) {
   return url;
 }
 
-export async function api(path, { method = "GET", query, body, signal, quiet = false } = {}) {
+export async function api(path, { method = "GET", query, body, signal, quiet = false, onHeaders } = {}) {
   const headers = { Accept: "application/json" };
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -64,6 +64,7 @@ export async function api(path, { method = "GET", query, body, signal, quiet = f
     throw new ApiError("The engine is unreachable", 0);
   }
   hooks.reach?.(true);
+  if (onHeaders && res.ok) onHeaders(res.headers);
   const text = await res.text();
   let data = null;
   if (text) {

@@ -36,6 +36,10 @@ export async function render(root, ctx) {
     stuck: params.get("stuck") === "1",
   };
   let page = Math.max(1, parseInt(params.get("page") || "1", 10) || 1);
+  // Pages by keyset cursor (X-Next-Cursor): cursors[p] starts page p. A deep link without one uses offset.
+  const cursors = { 1: null };
+  if (page > 1 && params.get("cursor")) cursors[page] = params.get("cursor");
+  let nextCursor = null;
   let searchAttrs;
   let filterError = null;
   try {
@@ -121,7 +125,10 @@ export async function render(root, ctx) {
   );
   const body = h("div", { class: "card card-flush" }, wrap);
   const prevBtn = h("button", { type: "button", class: "btn", onclick: () => go(page - 1) }, "← Previous");
-  const nextBtn = h("button", { type: "button", class: "btn", onclick: () => go(page + 1) }, "Next →");
+  const nextBtn = h("button", { type: "button", class: "btn", onclick: () => {
+    cursors[page + 1] = nextCursor;
+    go(page + 1);
+  } }, "Next →");
   const pageInfo = h("span", { class: "muted", "aria-live": "polite" });
   const pager = h("nav", { class: "pager", "aria-label": "Pagination", hidden: true }, prevBtn, pageInfo, nextBtn);
   root.append(body, pager);
@@ -131,7 +138,7 @@ export async function render(root, ctx) {
 
   function go(p) {
     page = Math.max(1, p);
-    ctx.setQuery({ page: page > 1 ? page : null });
+    ctx.setQuery({ page: page > 1 ? page : null, cursor: (page > 1 && cursors[page]) || null });
     load();
   }
 
@@ -167,16 +174,22 @@ export async function render(root, ctx) {
 
   async function load() {
     let data;
+    let next = null;
+    const cursor = cursors[page] || undefined;
     try {
       data = await api("/workflows", {
+        onHeaders: (hd) => {
+          next = hd.get("X-Next-Cursor");
+        },
         query: {
           namespace: ns,
           status: filters.status || undefined,
           type: filters.type || undefined,
           search_attrs: searchAttrs ? JSON.stringify(searchAttrs) : undefined,
           stuck: filters.stuck ? "true" : undefined,
-          limit: PAGE_SIZE + 1,
-          offset: (page - 1) * PAGE_SIZE,
+          limit: PAGE_SIZE,
+          cursor,
+          offset: cursor || page === 1 ? undefined : (page - 1) * PAGE_SIZE,
         },
       });
     } catch (e) {
@@ -188,7 +201,8 @@ export async function render(root, ctx) {
     if (!ctx.isCurrent()) return;
     const animate = loaded;
     loaded = true;
-    const hasMore = data.length > PAGE_SIZE;
+    nextCursor = next;
+    const hasMore = Boolean(next);
     rows = data.slice(0, PAGE_SIZE);
     if (!body.contains(wrap)) clear(body).append(wrap);
     reconcileRows(tbody, rows, (r) => r.id, rowFor, updateRow, { animate });

@@ -1,0 +1,405 @@
+"""Scale benchmark: a database of N workflows (default 1,000,000), then p50/p95 of every list/filter/stat
+read the API and dashboard offer, and bursts of starts.
+
+Build: rows go straight in with bulk INSERTs in big transactions (the schema comes from the store's own
+migrations, so triggers/side tables the store keeps are filled as well). Mix: 4 namespaces (main ~85%),
+20 workflow types, 10 queues, mostly terminal statuses with ~1.5% live, search attributes
+{"customer": "c<k>", "tier": gold|silver|bronze, "n": int} plus a rare {"vip": true} on 1 in 100,000;
+one activity and `--events` events per workflow.
+
+Reads go through the real app in-process (WSGI, no sockets). Bursts: `--burst` starts from 8 threads
+against a real `assay serve` on a port (keep-alive HTTP connections), on an empty database and on the big one.
+
+    .venv/bin/python bench/scale.py [--workflows 1000000] [--events 4] [--db /tmp/scale.db] [--reuse]
+                                    [--reps 20] [--burst 5000] [--postgres]
+
+`--reuse` keeps an existing database file of the right size (building 1M rows takes a few minutes).
+`--postgres` runs the same reads on a throwaway Postgres cluster (tests/pg.py) filled the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from assay.protocol import EventType, WorkflowStatus  # noqa: E402
+
+NAMESPACES = [("main", 85), ("billing", 10), ("ops", 4), ("tiny", 1)]
+STATUSES = [
+    (WorkflowStatus.COMPLETED, 8000),
+    (WorkflowStatus.FAILED, 1000),
+    (WorkflowStatus.CANCELLED, 400),
+    (WorkflowStatus.TIMED_OUT, 450),
+    (WorkflowStatus.RUNNING, 100),
+    (WorkflowStatus.PENDING, 50),
+]
+TYPES = [f"Type{i:02d}" for i in range(20)]
+QUEUES = [f"queue-{i}" for i in range(10)]
+TIERS = ["gold", "silver", "bronze"]
+T0 = 1_700_000_000.0
+TERMINAL = {
+    WorkflowStatus.COMPLETED,
+    WorkflowStatus.FAILED,
+    WorkflowStatus.CANCELLED,
+    WorkflowStatus.TIMED_OUT,
+}
+
+
+def _weighted(pairs):
+    out = []
+    for v, w in pairs:
+        out += [v] * w
+    return out
+
+
+def rows(n: int, n_events: int, seed: int = 7):
+    """Yield (workflow row, activity row, event rows) for n workflows, oldest first."""
+    rnd = random.Random(seed)
+    ns_pool, st_pool = _weighted(NAMESPACES), _weighted(STATUSES)
+    types = _weighted([(t, 20 - i) for i, t in enumerate(TYPES)])
+    evs = [EventType.WorkflowStarted, EventType.ActivityScheduled, EventType.ActivityCompleted]
+    for i in range(n):
+        ns = rnd.choice(ns_pool)
+        st = str(rnd.choice(st_pool))
+        wtype = rnd.choice(types)
+        queue = QUEUES[i % len(QUEUES)]
+        created = T0 + i * 0.01
+        attrs = {"customer": f"c{rnd.randrange(5000)}", "tier": rnd.choice(TIERS), "n": i % 1000}
+        if i % 100_000 == 77:
+            attrs["vip"] = True
+        wid = f"wf-{i:08d}"
+        live = st not in TERMINAL
+        done = None if live else created + 5
+        wf = (
+            wid, ns, f"run-{i}", wtype, queue, st, json.dumps({"i": i}), None if live else '{"ok":true}',
+            json.dumps(attrs, separators=(",", ":"), sort_keys=True), created, created + 5, done,
+            1 if st == WorkflowStatus.PENDING else 0, created if st == WorkflowStatus.PENDING else None,
+            n_events,
+        )  # fmt: skip
+        act = (wid, 1, "do_it", queue, "PENDING" if live else "COMPLETED", created + 1)
+        ev = [(wid, s + 1, str(evs[min(s, 2)]), "{}", created + s) for s in range(n_events - 1)]
+        final = {
+            "COMPLETED": EventType.WorkflowCompleted,
+            "FAILED": EventType.WorkflowFailed,
+            "CANCELLED": EventType.WorkflowCancelled,
+        }.get(st, EventType.ActivityCompleted)
+        ev.append((wid, n_events, str(final), "{}", created + n_events))
+        yield wf, act, ev
+
+
+def build_sqlite(path: str, n: int, n_events: int) -> float:
+    from assay.store import open_store
+
+    t0 = time.perf_counter()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    open_store("sqlite:///" + path).close()  # schema via the store's migrations
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -200000")
+    for ns, _ in NAMESPACES:
+        conn.execute("INSERT OR IGNORE INTO namespaces (name, created_at) VALUES (?, ?)", (ns, T0))
+    wf_sql = """INSERT INTO workflows (id, namespace, run_id, workflow_type, task_queue, status, input, result,
+        search_attributes, created_at, updated_at, completed_at, needs_dispatch, ready_at, last_seq)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"""
+    act_sql = """INSERT INTO workflow_activities (workflow_id, seq, name, task_queue, status, scheduled_at)
+        VALUES (?,?,?,?,?,?)"""
+    ev_sql = (
+        "INSERT INTO workflow_events (workflow_id, seq, event_type, payload, timestamp) VALUES (?,?,?,?,?)"
+    )
+    chunk = 50_000
+    wfs, acts, evs = [], [], []
+
+    def flush():
+        conn.execute("BEGIN")
+        conn.executemany(wf_sql, wfs)
+        conn.executemany(act_sql, acts)
+        conn.executemany(ev_sql, evs)
+        conn.execute("COMMIT")
+        wfs.clear(), acts.clear(), evs.clear()
+
+    for k, (wf, act, ev) in enumerate(rows(n, n_events)):
+        wfs.append(wf)
+        acts.append(act)
+        evs.extend(ev)
+        if len(wfs) >= chunk:
+            flush()
+            print(f"  built {k + 1:,} workflows ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    if wfs:
+        flush()
+    conn.execute("ANALYZE")
+    conn.close()
+    return time.perf_counter() - t0
+
+
+def build_postgres(url: str, n: int, n_events: int) -> float:
+    import psycopg
+
+    from assay.store import open_store
+
+    t0 = time.perf_counter()
+    open_store(url, min_size=1, max_size=2).close()
+    with psycopg.connect(url, autocommit=False) as conn:
+        for ns, _ in NAMESPACES:
+            conn.execute(
+                "INSERT INTO namespaces (name, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING", (ns, T0)
+            )
+        cols_wf = (
+            "id, namespace, run_id, workflow_type, task_queue, status, input, result, search_attributes, "
+            "created_at, updated_at, completed_at, needs_dispatch, ready_at, last_seq"
+        )
+        with conn.cursor() as cur:
+            with (
+                cur.copy(f"COPY workflows ({cols_wf}) FROM STDIN") as cw,
+            ):
+                for wf, _, _ in rows(n, n_events):
+                    cw.write_row(wf)
+            with cur.copy(
+                "COPY workflow_activities (workflow_id, seq, name, task_queue, status, scheduled_at) FROM STDIN"
+            ) as ca:
+                for _, act, _ in rows(n, n_events):
+                    ca.write_row(act)
+            with cur.copy(
+                "COPY workflow_events (workflow_id, seq, event_type, payload, timestamp) FROM STDIN"
+            ) as ce:
+                for _, _, ev in rows(n, n_events):
+                    for e in ev:
+                        ce.write_row(e)
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - t0
+
+
+def reads(n: int) -> list[tuple[str, str]]:
+    """(label, path) of every list/filter/stat read the API and dashboard offer."""
+    sa = lambda d: quote(json.dumps(d))  # noqa: E731
+    return [
+        ("list newest", "/workflows?limit=50"),
+        ("status=COMPLETED", "/workflows?status=COMPLETED&limit=50"),
+        ("status=RUNNING", "/workflows?status=RUNNING&limit=50"),
+        ("type", "/workflows?type=Type07&limit=50"),
+        ("queue", "/workflows?task_queue=queue-3&limit=50"),
+        ("status+type", "/workflows?status=FAILED&type=Type03&limit=50"),
+        ("search match", "/workflows?limit=50&search_attrs=" + sa({"tier": "gold"})),
+        ("search 2 keys", "/workflows?limit=50&search_attrs=" + sa({"customer": "c42", "tier": "gold"})),
+        ("search rare", "/workflows?limit=50&search_attrs=" + sa({"vip": True})),
+        ("search none", "/workflows?limit=50&search_attrs=" + sa({"customer": "nobody"})),
+        ("deep offset", f"/workflows?limit=50&offset={int(n * 0.85 * 0.9)}"),
+        ("deep cursor", "CURSOR"),
+        ("GET /queues", "/queues"),
+        ("GET /namespaces/main", "/namespaces/main"),
+        ("describe", "/workflows/wf-00000123"),
+    ]
+
+
+def measure_reads(app, n: int, reps: int) -> list[tuple[str, float, float, int]]:
+    from tests.wsgi import Client
+
+    c = Client(app)
+    out = []
+    cursor_path = None
+    r = c.get("/workflows", query={"limit": 50, "offset": int(n * 0.85 * 0.9)})
+    nxt = r.headers.get("X-Next-Cursor")
+    if nxt:
+        cursor_path = "/workflows?limit=50&cursor=" + quote(nxt)
+    for label, path in reads(n):
+        if path == "CURSOR":
+            if cursor_path is None:
+                out.append((label, float("nan"), float("nan"), -1))
+                continue
+            path = cursor_path
+        p, _, qs = path.partition("?")
+        times = []
+        rows_n = -1
+        for i in range(reps + 2):
+            t = time.perf_counter()
+            resp = _get_qs(c, p, qs)
+            dt = (time.perf_counter() - t) * 1000
+            if resp.status != 200:
+                raise SystemExit(f"{label}: HTTP {resp.status} {resp.text[:200]}")
+            if i >= 2:
+                times.append(dt)
+            body = resp.json
+            rows_n = len(body) if isinstance(body, list) else 1
+        times.sort()
+        p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+        out.append((label, statistics.median(times), p95, rows_n))
+    return out
+
+
+def _get_qs(c, path: str, qs: str):
+    """A GET with a pre-encoded query string (the test client encodes dicts itself)."""
+    import io
+
+    captured = {}
+    from tests.wsgi import Headers, Response
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/v1" + path,
+        "QUERY_STRING": qs,
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "CONTENT_LENGTH": "0",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+
+    def start_response(status, hdrs, exc_info=None):
+        captured["status"] = int(status.split()[0])
+        captured["headers"] = Headers(hdrs)
+
+    out = b"".join(c.app(environ, start_response))
+    return Response(captured["status"], captured["headers"], out)
+
+
+def burst(port: int, total: int, threads: int, tag: str) -> tuple[float, float, float, float]:
+    """`total` starts from `threads` threads on keep-alive connections: (starts/s, p50, p99, max) in ms."""
+    lat: list[float] = []
+    lock = threading.Lock()
+    per = total // threads
+
+    def run(t: int) -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine = []
+        for i in range(per):
+            body = json.dumps(
+                {
+                    "workflow_type": "Burst",
+                    "workflow_id": f"burst-{tag}-{t}-{i}",
+                    "task_queue": "burst",
+                    "search_attributes": {"customer": f"c{i % 50}"},
+                }
+            ).encode()
+            s = time.perf_counter()
+            c.request("POST", "/api/v1/workflows", body=body, headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            mine.append((time.perf_counter() - s) * 1000)
+            if r.status != 201:
+                raise SystemExit(f"burst start: HTTP {r.status}")
+        with lock:
+            lat.extend(mine)
+
+    ts = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat.sort()
+    return len(lat) / wall, statistics.median(lat), lat[int(0.99 * (len(lat) - 1))], lat[-1]
+
+
+def run_burst(db_backend: str, total: int, tag: str, tmp: Path):
+    from tests.helpers import start_engine
+
+    eng = start_engine(tmp, db=db_backend, timeout=120)
+    try:
+        return burst(eng.port, total, 8, tag)
+    finally:
+        eng.stop()
+
+
+def print_table(title: str, rows_: list[tuple[str, float, float, int]]) -> None:
+    print(f"\n{title}")
+    print(f"{'read':24} {'p50 ms':>8} {'p95 ms':>8} {'rows':>6}  ok(p95<=50)")
+    for label, p50, p95, k in rows_:
+        print(f"{label:24} {p50:8.1f} {p95:8.1f} {k:6d}  {'yes' if p95 <= 50 else 'NO'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workflows", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=4, help="events per workflow")
+    ap.add_argument("--db", default=os.path.join(tempfile.gettempdir(), "assay-scale.db"))
+    ap.add_argument("--reuse", action="store_true", help="reuse --db if it already holds --workflows rows")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--burst", type=int, default=5000, help="starts per burst (0: skip bursts)")
+    ap.add_argument("--postgres", action="store_true", help="also run the reads on a throwaway Postgres")
+    ap.add_argument("--skip-reads", action="store_true")
+    a = ap.parse_args()
+
+    from assay.api import make_app
+    from assay.engine import Engine
+    from assay.store import open_store
+
+    have = 0
+    if a.reuse and os.path.exists(a.db):
+        try:
+            have = sqlite3.connect(a.db).execute("SELECT COUNT(*) FROM workflows").fetchone()[0]
+        except sqlite3.Error:
+            have = 0
+    if have < a.workflows:
+        secs = build_sqlite(a.db, a.workflows, a.events)
+        print(
+            f"built {a.workflows:,} workflows / {a.workflows * a.events:,} events in {secs:.0f} s -> {a.db}"
+        )
+    else:
+        print(f"reusing {a.db} ({have:,} workflows)")
+        open_store("sqlite:///" + a.db).close()  # apply any pending migration
+    if not a.skip_reads:
+        store = open_store("sqlite:///" + a.db)
+        eng = Engine(store)
+        try:
+            print_table(
+                f"SQLite, {a.workflows:,} workflows (in-process WSGI)",
+                measure_reads(make_app(eng), a.workflows, a.reps),
+            )
+        finally:
+            eng.notifier.close()
+            store.close()
+    if a.postgres:
+        from tests import pg
+
+        url = pg.fresh_database()
+        secs = build_postgres(url, a.workflows, a.events)
+        print(f"\nbuilt Postgres copy in {secs:.0f} s")
+        store = open_store(url, min_size=1, max_size=4)
+        eng = Engine(store)
+        try:
+            print_table(
+                f"Postgres, {a.workflows:,} workflows", measure_reads(make_app(eng), a.workflows, a.reps)
+            )
+        finally:
+            eng.notifier.close()
+            store.close()
+    if a.burst:
+        print(f"\nbursts: {a.burst} starts from 8 threads, real port")
+        print(f"{'database':24} {'starts/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        with tempfile.TemporaryDirectory() as d:
+            for label, db in (("empty SQLite", str(Path(d) / "empty.db")), (f"{a.workflows:,} SQLite", a.db)):
+                rate, p50, p99, mx = run_burst(db, a.burst, f"{int(time.time())}", Path(d))
+                print(f"{label:24} {rate:9.0f} {p50:8.1f} {p99:8.1f} {mx:8.1f}")
+            if a.postgres:
+                from tests import pg
+
+                rate, p50, p99, mx = run_burst(pg.fresh_database(), a.burst, "pg", Path(d))
+                print(f"{'empty Postgres':24} {rate:9.0f} {p50:8.1f} {p99:8.1f} {mx:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
