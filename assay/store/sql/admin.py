@@ -142,7 +142,10 @@ class AdminVerbs(SqlBase):
                 },
             )
 
-        keys = {ActivityStatus.PENDING: "pending_activities", ActivityStatus.RUNNING: "running_activities"}
+        keys: dict[str, str] = {
+            ActivityStatus.PENDING: "pending_activities",
+            ActivityStatus.RUNNING: "running_activities",
+        }
         for q, st, n in self.activity_counts(namespace):
             row(q)[keys[st]] += n
         for q, n_ready, n_held in self._exec(

@@ -183,7 +183,16 @@ class WorkflowVerbs(SqlBase):
             return " LIMIT -1 OFFSET ?" if self.q("?") == "?" else " OFFSET ?"
         return ""
 
-    def _list_by_search(self, drive, conds, params, limit, offset, after, namespace) -> list[Record]:
+    def _list_by_search(
+        self,
+        drive: tuple[str, str, Any],
+        conds: list[str],
+        params: list[Any],
+        limit: int | None,
+        offset: int,
+        after: Any,
+        namespace: str | None,
+    ) -> list[Record]:
         key, vtype, value = drive
         sql = (
             "SELECT workflows.* FROM workflow_search s JOIN workflows ON workflows.id = s.workflow_id "
