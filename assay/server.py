@@ -85,10 +85,10 @@ class Server:
         self.supervisor = Supervisor(
             self.engine,
             loops,
-            max_sleep=float(settings.loop_max_sleep_secs),
+            max_sleep=settings.loop_max_sleep_secs,
         )
         self.auth_config = AuthConfig(
-            api_keys=bool(settings.auth_api_key),
+            api_keys=settings.auth_api_key,
             issuer=settings.auth_issuer or None,
             audience=settings.auth_audience or None,
         )
@@ -111,12 +111,12 @@ class Server:
         self._wsgi = waitress.create_server(
             self.app,
             host=s.host,
-            port=int(s.port),
-            threads=int(s.threads),
+            port=s.port,
+            threads=s.threads,
             ident="assay",
-            max_request_body_size=int(s.max_body_bytes) * 2 + 65536,
+            max_request_body_size=s.max_body_bytes * 2 + 65536,
             channel_timeout=300,
-            connection_limit=max(100, int(s.threads) * 4),
+            connection_limit=max(100, s.threads * 4),
             clear_untrusted_proxy_headers=True,
             channel_request_lookahead=1,  # lets a held long-poll see that its client hung up
         )

@@ -10,6 +10,8 @@ import traceback as tb_mod
 
 import click
 
+from assay.config import WorkerSettings, option_help
+
 
 class _Formatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
@@ -51,7 +53,7 @@ def setup_logging() -> None:
     "--traceback",
     "show_traceback",
     is_flag=True,
-    help="On an error also print the Lua and Python tracebacks (same as ASSAY_DEBUG=1).",
+    help=option_help(WorkerSettings, "debug", "On an error also print the Lua and Python tracebacks."),
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
@@ -69,11 +71,12 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
       assay run report.lua --since 2024-01-01
       assay run -e 'print(json.encode({ok = true}))'
     """
+    from assay.config import ClientSettings, declared, from_env
     from assay.lua import Runtime, ScriptError
 
     debug = show_traceback or any(
-        os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-        for k in ("ASSAY_DEBUG", "ASSAY_TRACEBACK")
+        from_env(s, strict=False)
+        for s in (declared(WorkerSettings)["debug"], declared(ClientSettings)["traceback"])
     )
     if code is None:
         if not args:

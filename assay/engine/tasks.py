@@ -158,7 +158,7 @@ class TaskOps(EngineBase):
                     act = tx.claim_activity(queue, namespace, worker_id, now)
                     if act is not None:
                         limits = [act["start_to_close_secs"], act["heartbeat_timeout_secs"]]
-                        if min(x for x in limits if x is not None) < float(self.settings.loop_max_sleep_secs):
+                        if min(x for x in limits if x is not None) < self.settings.loop_max_sleep_secs:
                             fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
                         return kind, act
             return None, None
@@ -179,7 +179,7 @@ class TaskOps(EngineBase):
         deregistered) returns without claiming, so no task is handed to a worker that is not there."""
         keys = ([f"wf:{queue}"] if workflows else []) + ([f"act:{queue}"] if activities else [])
         keys.append("worker-gone:" + worker_id)
-        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
+        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, self.settings.long_poll_max_secs))
         kinds = (["workflow_task"] if workflows else []) + (["activity_task"] if activities else [])
         if len(kinds) == 2 and next(self._poll_turn) % 2:
             kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
@@ -417,7 +417,7 @@ class TaskOps(EngineBase):
 
     def recover_leases(self) -> list[str]:
         now = self.now()
-        timeout = float(self.settings.dispatch_timeout_secs)
+        timeout = self.settings.dispatch_timeout_secs
         with self._tx() as (tx, fx):
             # Leases taken before this engine started get the full timeout from start-up.
             # A lease's effective heartbeat is max(last heartbeat, engine start): workers could not
@@ -438,13 +438,13 @@ class TaskOps(EngineBase):
             oldest = tx.oldest_lease()
         if oldest is None:
             return None
-        return max(oldest, self.started_at) + float(self.settings.dispatch_timeout_secs)
+        return max(oldest, self.started_at) + self.settings.dispatch_timeout_secs
 
     def reap_workers(self) -> int:
         with self._tx() as (tx, _fx):
-            return tx.reap_workers(self.now() - float(self.settings.worker_reap_secs))
+            return tx.reap_workers(self.now() - self.settings.worker_reap_secs)
 
     def next_worker_reap(self) -> float | None:
         with self.store.read() as tx:
             oldest = tx.oldest_worker_heartbeat()
-        return None if oldest is None else oldest + float(self.settings.worker_reap_secs)
+        return None if oldest is None else oldest + self.settings.worker_reap_secs

@@ -214,6 +214,12 @@ def test_static_completions():
     assert [line.split("\t")[0] for line in out.splitlines()] == ["worker", "workflow"]
 
 
+def test_output_formats_complete_from_the_declarations():
+    got = complete("bash", ["workflow", "list", "-o"], "").split()
+    assert got == ["plain,table", "plain,json", "plain,jsonl", "plain,yaml"]
+    assert complete("bash", ["-o"], "y").split() == ["plain,yaml"]
+
+
 def test_completion_broken_pipe_exits_0():
     # `true` exits without reading, so the script's write hits a closed pipe
     cmd = f"{sys.executable} -m assay completion zsh | true; echo ${{PIPESTATUS[0]}}"
