@@ -181,13 +181,15 @@ export async function render(root, ctx) {
     pager.hidden = page <= 1 && !hasMore;
   }
 
-  const refreshSoon = debounce(load, 150);
+  const refreshSoon = debounce(load, 150, 1000); // a busy stream still re-reads at least once a second
 
   // Live: patch a visible row straight from the event, then re-read the page (order + filters).
   const unsubscribe = live.subscribe((ev) => {
     const tr = tbody.querySelector(`tr[data-key="${CSS.escape(ev.workflow_id || "")}"]`);
     if (tr && ev.status) {
-      updateRow(tr, { ...tr._rec, status: ev.status });
+      const patch = { status: ev.status };
+      if (ev.completed_at != null) patch.completed_at = ev.completed_at;
+      updateRow(tr, { ...tr._rec, ...patch });
     }
     if (tr || page === 1) refreshSoon();
   });
@@ -238,7 +240,8 @@ export async function render(root, ctx) {
 
 function durationText(r) {
   if (!r.created_at) return "—";
-  if (r.completed_at) return fmtDuration(r.completed_at - r.created_at);
+  const end = r.completed_at ?? (TERMINAL.has(r.status) ? r.updated_at : null);
+  if (end != null) return fmtDuration(end - r.created_at);
   if (TERMINAL.has(r.status)) return "—";
   return r.status === "PENDING" ? "queued" : "running";
 }
