@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from assay.config import Settings, load_settings, option_help
+from assay.config import SETTINGS_BY_NAME, Settings, env_text, load_settings, option_help
 from assay.errors import AssayError
+
+
+UPSTREAM_DB = "assay-workflow.db"  # upstream's default SQLite file, in the working directory
 
 
 def _fail(msg: str, code: int = 1) -> None:
@@ -74,6 +78,7 @@ def serve(
         )
     except AssayError as e:
         _fail(e.message)
+    backend_defaulted = backend is None and env_text(SETTINGS_BY_NAME["backend"], os.environ) is None
     setup_logging(settings.log_level)
     if generate_api_key or list_api_keys or revoke_api_key:
         _manage_keys(settings, generate_api_key, label, list_api_keys, revoke_api_key)
@@ -100,6 +105,12 @@ def serve(
         f"assay engine: http://{settings.host}:{server.port}/  database: {mask_url(server.store.describe())}",
         err=True,
     )
+    if backend_defaulted and os.path.exists(UPSTREAM_DB):
+        click.echo(
+            f"Note: ./{UPSTREAM_DB} (upstream assay's default database) is not used: this engine keeps its "
+            f"data in {mask_url(server.store.describe())} (choose another with --backend or DATABASE_URL).",
+            err=True,
+        )
     if server.store.dialect == "sqlite":
         click.echo(
             "Note: SQLite runs one engine instance; use --backend postgres://... for several.", err=True
