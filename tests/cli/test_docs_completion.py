@@ -170,27 +170,25 @@ def complete(shell, words, incomplete="", env=None):
     return res.stdout
 
 
-def test_dynamic_workflow_ids_schedules_and_namespaces(fake):
-    fake.add_workflow("order-1", "Order", status="RUNNING")
-    fake.add_workflow("order-2", "Order")
-    fake.add_workflow("other")
-    fake.schedules[("main", "nightly")] = {
-        "name": "nightly",
-        "workflow_type": "R",
-        "cron_expr": "* * * * * *",
-    }
-    fake.namespaces["billing"] = {"name": "billing", "created_at": 0}
-    out = complete("bash", ["--engine-url", fake.url, "workflow", "describe"], "ord")
+def test_dynamic_workflow_ids_schedules_and_namespaces(real):
+    real.start("order-1", "Order", status="RUNNING")
+    real.start("order-2", "Order")
+    real.start("other")
+    real.engine.create_schedule(
+        {"name": "nightly", "namespace": "main", "workflow_type": "R", "cron_expr": "0 0 2 * * *"}
+    )
+    real.engine.create_namespace("billing")
+    out = complete("bash", ["--engine-url", real.url, "workflow", "describe"], "ord")
     assert out.split() == ["plain,order-2", "plain,order-1"]
-    out = complete("zsh", ["workflow", "wait"], "order-1", env={"ASSAY_ENGINE_URL": fake.url})
+    out = complete("zsh", ["workflow", "wait"], "order-1", env={"ASSAY_ENGINE_URL": real.url})
     assert out.splitlines()[:3] == ["plain", "order-1", "Order RUNNING"]
-    assert complete("bash", ["schedule", "trigger", "--engine-url", fake.url], "n").split() == [
+    assert complete("bash", ["schedule", "trigger", "--engine-url", real.url], "n").split() == [
         "plain,nightly"
     ]
-    assert "plain,billing" in complete("bash", ["--engine-url", fake.url, "-n"], "b").split()
-    assert complete("powershell", ["--engine-url", fake.url, "namespace", "delete"], "ma").split() == ["main"]
+    assert "plain,billing" in complete("bash", ["--engine-url", real.url, "-n"], "b").split()
+    assert complete("powershell", ["--engine-url", real.url, "namespace", "delete"], "ma").split() == ["main"]
     assert (
-        complete("elvish", ["--engine-url", fake.url, "workflow", "events"], "oth") == "other\tDemo PENDING\n"
+        complete("elvish", ["--engine-url", real.url, "workflow", "events"], "oth") == "other\tDemo PENDING\n"
     )
 
 
