@@ -10,7 +10,6 @@ import click
 from assay.config import SETTINGS_BY_NAME, Settings, env_text, load_settings, option_help
 from assay.errors import AssayError
 
-
 UPSTREAM_DB = "assay-workflow.db"  # upstream's default SQLite file, in the working directory
 
 

@@ -171,6 +171,8 @@ def test_terminal_events_carry_completed_at_so_a_list_can_show_the_duration(engi
     events = {(t, d["workflow_id"]): d for t, d in drain(sub)}
     done = events[("workflow_completed", "quick")]
     assert done["completed_at"] == engine.get_workflow("quick")["completed_at"] is not None
-    assert events[("workflow_terminated", "gone")]["completed_at"] == engine.get_workflow("gone")["completed_at"]
+    assert (
+        events[("workflow_terminated", "gone")]["completed_at"] == engine.get_workflow("gone")["completed_at"]
+    )
     assert "completed_at" not in events[("workflow_started", "quick")]  # only once it has finished
     assert "completed_at" not in events[("workflow_running", "quick")]
