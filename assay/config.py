@@ -27,6 +27,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from assay.errors import ConfigError
+from assay.protocol import DEFAULT_NAMESPACE
 
 SERVER, CLIENT, WORKER, DASHBOARD, ZIPAPP = "server", "client", "worker", "dashboard", "zipapp"
 SCOPES = (SERVER, CLIENT, WORKER, DASHBOARD, ZIPAPP)
@@ -37,7 +38,6 @@ SCOPE_TITLES = {
     DASHBOARD: "dashboard branding",
     ZIPAPP: "zipapp (`assay.pyz`)",
 }
-DEFAULT_NAMESPACE = "main"
 OUTPUT_CHOICES = ("table", "json", "jsonl", "yaml")  # assay.output.FORMATS is this tuple
 OUTPUT_ALIASES = {"ndjson": "jsonl", "yml": "yaml"}
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -71,6 +71,9 @@ class Setting:
     config_key: bool = False  # may be set in the CLI's config file
     shown_default: str | None = None  # the default as docs show it, when it is computed
     also: tuple[str, ...] = ()  # other scopes that read the same variable
+    empty_doc: str | None = (
+        None  # what "" means, when docs need more than "same as unset" / "taken literally"
+    )
 
     def parse(self, raw: str) -> Any:
         """Text (environment, config file) -> a value of the declared type; ValueError if it is not one."""
@@ -124,6 +127,7 @@ def setting(
     config_key: bool = False,
     shown_default: str | None = None,
     also: tuple[str, ...] = (),
+    empty_doc: str | None = None,
 ) -> Any:
     """Declare one setting as a dataclass field (its annotation gives the type)."""
     meta = dict(
@@ -136,6 +140,7 @@ def setting(
         config_key=config_key,
         shown_default=shown_default,
         also=also,
+        empty_doc=empty_doc,
     )
     return field(default=default, metadata={"assay.setting": meta})
 
@@ -326,53 +331,64 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class DashboardSettings:
-    """Dashboard branding (docs/dashboard.md shows where each one appears)."""
+    """Dashboard branding, read once at start-up; every value is HTML-escaped into the page. The help is
+    where a value shows; docs/dashboard.md's table is generated from these."""
 
     name: str = setting(
         "Assay",
         "ASSAY_WHITELABEL_NAME",
-        "Product name in the header (empty is taken literally).",
+        "sidebar brand text (and the logo's `alt`)",
         empty_is_value=True,
+        empty_doc="empty name",
     )
     mark: str = setting(
         "",
         "ASSAY_WHITELABEL_MARK",
-        "Letter(s) of the header badge.",
-        shown_default="first letter of the name",
+        "glyph in the brand badge",
+        shown_default="first letter of NAME, upper-cased (`A` if NAME is empty)",
+        empty_doc="same as unset",
     )
-    subtitle: str = setting("", "ASSAY_WHITELABEL_SUBTITLE", "Subtitle next to the name.")
-    logo_url: str = setting("", "ASSAY_WHITELABEL_LOGO_URL", "Logo image URL (replaces the badge).")
+    subtitle: str = setting(
+        "", "ASSAY_WHITELABEL_SUBTITLE", "small line under the name", shown_default="no subtitle"
+    )
+    logo_url: str = setting(
+        "", "ASSAY_WHITELABEL_LOGO_URL", "image shown before the badge", shown_default="no image"
+    )
     page_title: str = setting(
         "Assay Workflow Dashboard",
         "ASSAY_WHITELABEL_PAGE_TITLE",
-        "Browser tab title (empty is taken literally).",
+        "browser tab title",
         empty_is_value=True,
+        empty_doc="empty title",
     )
     parent_url: str = setting(
-        "", "ASSAY_WHITELABEL_PARENT_URL", "URL of a back link to a parent application."
+        "", "ASSAY_WHITELABEL_PARENT_URL", "back link in the sidebar footer", shown_default="no back link"
     )
     parent_name: str = setting(
         "Back",
         "ASSAY_WHITELABEL_PARENT_NAME",
-        "Text of the back link (empty is taken literally).",
+        "label of that back link",
         empty_is_value=True,
+        empty_doc="empty label",
     )
     api_docs_url: str = setting(
         "/api/v1/engine/workflow/docs",
         "ASSAY_WHITELABEL_API_DOCS_URL",
-        "Target of the API Docs link; empty hides the link.",
+        '"API Docs" link target',
         empty_is_value=True,
+        empty_doc="**link hidden**",
     )
     css_url: str = setting(
-        "", "ASSAY_WHITELABEL_CSS_URL", "Extra stylesheet loaded after the dashboard's own."
+        "",
+        "ASSAY_WHITELABEL_CSS_URL",
+        "extra stylesheet, loaded last in `<head>` with `?v=<start time>` (or `&v=`)",
+        shown_default="none",
     )
     favicon_url: str = setting(
-        "", "ASSAY_WHITELABEL_FAVICON_URL", "Favicon URL (default: the built-in icon)."
+        "", "ASSAY_WHITELABEL_FAVICON_URL", "browser tab icon", shown_default="built-in SVG"
     )
     default_namespace: str = setting(
-        DEFAULT_NAMESPACE,
-        "ASSAY_WHITELABEL_DEFAULT_NAMESPACE",
-        "Namespace selected when the dashboard opens.",
+        DEFAULT_NAMESPACE, "ASSAY_WHITELABEL_DEFAULT_NAMESPACE", "namespace the dashboard opens on"
     )
 
 
@@ -456,7 +472,7 @@ def load_scope(
     """A scope's typed settings: explicit override (not None) > environment > default."""
     env = os.environ if environ is None else environ
     overrides = overrides or {}
-    rows = declared(cls)
+    rows = declared(typing.cast(type, cls))
     unknown = set(overrides) - set(rows)
     if unknown:
         raise TypeError(f"unknown setting(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
@@ -502,8 +518,15 @@ def _cell(text: str) -> str:
 
 
 def _default_md(s: Setting) -> str:
-    text = s.default_text()
-    return _cell(text if text == "unset" or " " in text else f"`{text}`")
+    """Literal defaults as code; prose ("discovered", "table on a terminal, ...") as text."""
+    if s.shown_default is not None:
+        text = s.shown_default
+        return _cell(f"`{text}`" if "/" in text or "$" in text else text)
+    if s.default is None:
+        return "unset"
+    if s.default == "":
+        return "empty"
+    return _cell(f"`{s.default_text()}`")
 
 
 def settings_markdown() -> str:
@@ -533,6 +556,18 @@ def client_options_markdown() -> str:
         flag = f"`{s.flag}`" if s.flag else ""
         key = f"`{s.name}`" if s.config_key else ""
         rows.append(f"| {flag} | `{s.env}` | {key} | {_default_md(s)} | {_cell(s.help)} |")
+    return "\n".join(rows)
+
+
+def dashboard_markdown() -> str:
+    """docs/dashboard.md's whitelabel table: unset, set to "", set to a value."""
+    rows = ['| Variable | Unset | Set to `""` | Set to a value |', "|---|---|---|---|"]
+    for s in SETTINGS:
+        if s.scope != DASHBOARD:
+            continue
+        unset = s.shown_default if s.shown_default is not None else f"`{s.default}`"
+        empty = s.empty_doc or ("taken literally" if s.empty_is_value else unset)
+        rows.append(f"| `{s.env}` | {_cell(unset)} | {_cell(empty)} | {_cell(s.help)} |")
     return "\n".join(rows)
 
 

@@ -2,7 +2,8 @@
 
 * docs/cli.md: the "CLI reference" section between the BEGIN/END markers, built from every
   operator command's --help text (fixed width, so the result does not depend on the terminal).
-* docs/cli.md: the global-options table between its markers, from the declarations in assay/config.py.
+* docs/cli.md: the global-options table between its markers, from the declarations in assay/config.py;
+  docs/dashboard.md: the whitelabel table, likewise.
 * shell-completions/: the completion script of every supported shell.
 
 `--check` writes nothing and exits 1 when a file is out of date (the test suite runs it).
@@ -24,6 +25,11 @@ OPTIONS_BEGIN = (
     "<!-- BEGIN GLOBAL OPTIONS (generated from assay/config.py by `python -m assay.cli.docgen`) -->"
 )
 OPTIONS_END = "<!-- END GLOBAL OPTIONS -->"
+DASHBOARD_DOC = ROOT / "docs" / "dashboard.md"
+WHITELABEL_BEGIN = (
+    "<!-- BEGIN WHITELABEL (generated from assay/config.py by `python -m assay.cli.docgen`) -->"
+)
+WHITELABEL_END = "<!-- END WHITELABEL -->"
 GROUPS = ("workflow", "schedule", "namespace", "worker", "queue", "completion")
 WIDTH = 100
 
@@ -85,6 +91,12 @@ def outputs() -> dict[Path, str]:
     files = {COMPLETIONS / name: text for name, text in generate_all().items()}
     current = DOC.read_text(encoding="utf-8") if DOC.exists() else "# assay CLI\n"
     files[DOC] = render_doc(current)
+    if DASHBOARD_DOC.exists():
+        from assay.config import dashboard_markdown
+
+        dash = DASHBOARD_DOC.read_text(encoding="utf-8")
+        if WHITELABEL_BEGIN in dash and WHITELABEL_END in dash:
+            files[DASHBOARD_DOC] = _splice(dash, WHITELABEL_BEGIN, WHITELABEL_END, dashboard_markdown())
     return files
 
 

@@ -26,13 +26,32 @@ def test_generated_files_are_fresh():
 def test_docgen_check_detects_a_stale_file(tmp_path, monkeypatch):
     monkeypatch.setattr(docgen, "COMPLETIONS", tmp_path / "completions")
     monkeypatch.setattr(docgen, "DOC", tmp_path / "cli.md")
-    (tmp_path / "cli.md").write_text("# x\n" + docgen.BEGIN + "\nSTALE-MARKER\n" + docgen.END + "\ntail\n")
+    monkeypatch.setattr(docgen, "DASHBOARD_DOC", tmp_path / "dashboard.md")
+    (tmp_path / "cli.md").write_text(
+        "# x\n"
+        + docgen.OPTIONS_BEGIN
+        + "\nSTALE-OPTIONS\n"
+        + docgen.OPTIONS_END
+        + "\n"
+        + docgen.BEGIN
+        + "\nSTALE-MARKER\n"
+        + docgen.END
+        + "\ntail\n"
+    )
+    (tmp_path / "dashboard.md").write_text(
+        f"# d\n{docgen.WHITELABEL_BEGIN}\nSTALE\n{docgen.WHITELABEL_END}\n"
+    )
     assert docgen.main(["--check"]) == 1
     assert docgen.main([]) == 0
     assert docgen.main(["--check"]) == 0
     text = (tmp_path / "cli.md").read_text()
     assert text.startswith("# x\n") and text.endswith("\ntail\n") and "STALE-MARKER" not in text
     assert "#### `assay workflow wait`" in text
+    assert "STALE-OPTIONS" not in text and "| `-o, --output` | `ASSAY_OUTPUT` | `output` |" in text
+    dash = (tmp_path / "dashboard.md").read_text()
+    assert (
+        "STALE" not in dash and "| `ASSAY_WHITELABEL_API_DOCS_URL` | `/api/v1/engine/workflow/docs` |" in dash
+    )
     assert sorted(p.name for p in (tmp_path / "completions").iterdir()) == sorted(FILES.values())
 
 
