@@ -34,7 +34,7 @@ SCOPES = (SERVER, CLIENT, WORKER, DASHBOARD, ZIPAPP)
 SCOPE_TITLES = {
     SERVER: "engine (`assay serve`)",
     CLIENT: "CLI client",
-    WORKER: "Lua worker (`assay run`)",
+    WORKER: "workers (Lua and Python, `assay run`)",
     DASHBOARD: "dashboard branding",
     ZIPAPP: "zipapp (`assay.pyz`)",
 }
@@ -311,7 +311,7 @@ class ClientSettings:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """Defaults of `workflow.listen{...}` in Lua workers (an option given in the script wins)."""
+    """Defaults of `workflow.listen` in Lua and Python workers (an option given in the code wins)."""
 
     concurrency: int = setting(1, "ASSAY_WORKER_CONCURRENCY", "Tasks a worker runs at once.")
     poll_wait_secs: float = setting(
@@ -320,6 +320,12 @@ class WorkerSettings:
     heartbeat_secs: float = setting(5.0, "ASSAY_WORKER_HEARTBEAT_SECS", "Interval of the worker's heartbeat.")
     max_backoff_secs: float = setting(
         10.0, "ASSAY_WORKER_MAX_BACKOFF_SECS", "Longest wait between retries while the engine is unreachable."
+    )
+    build_id: str | None = setting(
+        None,
+        "ASSAY_BUILD_ID",
+        "Build id the worker registers with (at most 128 characters).",
+        shown_default="first 12 hex digits of the sha256 of the worker file",
     )
     debug: bool = setting(
         False,

@@ -25,9 +25,11 @@ class _Formatter(logging.Formatter):
         return s
 
 
-def setup_logging() -> None:
-    from assay.lua.std_sys import log_level_from_env
+def setup_logging(level: int | None = None) -> None:
+    if level is None:
+        from assay.lua.std_sys import log_level_from_env
 
+        level = log_level_from_env()
     logger = logging.getLogger("assay")
     if not any(getattr(h, "_assay_run", False) for h in logger.handlers):
         h = logging.StreamHandler(sys.stderr)
@@ -35,7 +37,7 @@ def setup_logging() -> None:
         h._assay_run = True  # type: ignore[attr-defined]
         logger.addHandler(h)
         logger.propagate = False
-    logger.setLevel(log_level_from_env())
+    logger.setLevel(level)
 
 
 @click.command(
@@ -57,9 +59,11 @@ def setup_logging() -> None:
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
-    """Run a Lua script with the assay stdlib (http, json, log, fs, shell, ...).
+    """Run a Lua script with the assay stdlib (http, json, log, fs, shell, ...), or a Python worker.
 
     FILE is a .lua script; the remaining ARGS are available to it as `arg[1]`, `arg[2]`, ...
+    A FILE ending in .py runs as a Python program (`sys.argv[1:]` = ARGS) that can use
+    `from assay import workflow` (see docs/python.md).
     `require("assay.workflow")` gives the workflow client: a script that calls
     `workflow.listen{...}` is a worker (stop it with Ctrl-C or SIGTERM: it finishes the task in
     hand first). Lua errors print `file:line: message` on stderr and exit with code 1.
@@ -68,11 +72,11 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
     \b
     Example:
       assay run worker.lua
+      assay run worker.py
       assay run report.lua --since 2024-01-01
       assay run -e 'print(json.encode({ok = true}))'
     """
-    from assay.config import ClientSettings, declared, from_env
-    from assay.lua import Runtime, ScriptError
+    from assay.config import SETTINGS_BY_NAME, ClientSettings, declared, from_env
 
     debug = show_traceback or any(
         from_env(s, strict=False)
@@ -91,7 +95,14 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
             sys.exit(1)
     else:
         path, rest = None, list(args)
+    if path is not None and path.endswith(".py"):
+        # a Python worker needs no Lua runtime (nothing native is loaded, even from the zipapp)
+        level = logging.getLevelName(str(from_env(SETTINGS_BY_NAME["log_level"], strict=False)).upper())
+        setup_logging(level if isinstance(level, int) else logging.INFO)
+        sys.exit(run_python(path, rest, debug))
     setup_logging()
+    from assay.lua import Runtime, ScriptError
+
     try:
         rt = Runtime(path=path, code=code, args=rest)
         status = rt.run()
@@ -114,3 +125,37 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
         sys.exit(1)
     sys.stdout.flush()
     sys.exit(status)
+
+
+def run_python(path: str, args: list[str], debug: bool) -> int:
+    """Run a Python file as __main__ (its folder first on sys.path); exit status as `python FILE` would."""
+    import runpy
+
+    sys.argv = [path, *args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        click.echo(str(e.code), err=True)
+        return 1
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as e:
+        sys.stdout.flush()
+        if debug:
+            tb_mod.print_exc()
+        else:
+            # the user's own frames (not runpy's); ASSAY_DEBUG=1 shows the whole traceback
+            tb = e.__traceback__
+            while tb is not None and (
+                "runpy" in tb.tb_frame.f_code.co_filename or tb.tb_frame.f_code.co_filename == __file__
+            ):
+                tb = tb.tb_next
+            click.echo("".join(tb_mod.format_exception(type(e), e, tb)).rstrip(), err=True)
+        return 1
+    sys.stdout.flush()
+    return 0

@@ -164,3 +164,17 @@ def test_readme_lists_every_component():
     readme = (ROOT / "README.md").read_text()
     for s in SETTINGS:
         assert f"`{s.env}`" in readme, s.env
+
+
+def test_python_worker_reads_the_declared_settings(monkeypatch):
+    from assay.workflow import worker as pyworker
+    from assay.workflow.errors import WorkerError
+
+    monkeypatch.setenv("ASSAY_BUILD_ID", "b" * 200)
+    assert pyworker.default_build_id() == "b" * 128
+    monkeypatch.setenv("ASSAY_WORKER_CONCURRENCY", "lots")
+    with pytest.raises(WorkerError) as e:
+        pyworker.worker_settings("workflow.listen")
+    assert "ASSAY_WORKER_CONCURRENCY" in str(e.value) and "'lots'" in str(e.value)
+    monkeypatch.setenv("ASSAY_WORKER_CONCURRENCY", "3")
+    assert pyworker.worker_settings("workflow.listen").concurrency == 3

@@ -1,0 +1,134 @@
+"""Benchmark: Python workers (`assay run worker.py`) against a local engine (not a test).
+
+For a workflow of 1 activity and one of 3 sequential activities, with one worker process:
+* latency: start one workflow, wait until it is COMPLETED (sequential runs; p50 / p95),
+* throughput: start a batch at once, time until every one is COMPLETED (workflows/s).
+With --lua the same workflows also run under a Lua worker, for comparison on the same machine.
+
+    .venv/bin/python bench/python_worker.py [--runs 30] [--batch 100] [--concurrency 1] [--lua]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.lua_worker import Api, pct, wait_done  # noqa: E402
+from tests.helpers import start_engine  # noqa: E402
+from tests.lua.e2e import Worker  # noqa: E402
+
+PY_WORKER = """
+import os
+from assay import workflow
+
+@workflow.define("Bench1")
+def bench1(ctx, input):
+    return ctx.execute_activity("work", input)
+
+@workflow.define("Bench3")
+def bench3(ctx, input):
+    a = ctx.execute_activity("work", input)
+    b = ctx.execute_activity("work", a)
+    return ctx.execute_activity("work", b)
+
+@workflow.activity("work")
+def work(actx, input):
+    return {"n": input["n"], "done": True}
+
+workflow.connect(os.environ["ASSAY_ENGINE_URL"])
+workflow.listen(queue=os.environ["ASSAY_QUEUE"], concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")))
+"""
+
+LUA_WORKER = """
+local workflow = require("assay.workflow")
+workflow.connect(env.get("ASSAY_ENGINE_URL"))
+workflow.define("Bench1", function(ctx, input) return ctx:execute_activity("work", input) end)
+workflow.define("Bench3", function(ctx, input)
+  local a = ctx:execute_activity("work", input)
+  local b = ctx:execute_activity("work", a)
+  return ctx:execute_activity("work", b)
+end)
+workflow.activity("work", function(actx, input) return { n = input.n, done = true } end)
+workflow.listen({ queue = env.get("ASSAY_QUEUE"), concurrency = tonumber(env.get("BENCH_CONCURRENCY") or "1") })
+"""
+
+
+def start(api: Api, wf_type: str, wf_id: str, queue: str, n: int) -> None:
+    status, out = api.call(
+        "POST",
+        "/workflows",
+        {"workflow_type": wf_type, "workflow_id": wf_id, "task_queue": queue, "input": {"n": n}},
+    )
+    assert status == 201, out
+
+
+def measure(api: Api, wf_type: str, queue: str, runs: int, batch: int) -> tuple[list[float], float]:
+    prefix = f"{queue}-{wf_type.lower()}"
+    for i in range(3):  # warm-up
+        start(api, wf_type, f"{prefix}-warm-{i}", queue, i)
+        wait_done(api, f"{prefix}-warm-{i}")
+    lat = []
+    for i in range(runs):
+        wid = f"{prefix}-lat-{i}"
+        t0 = time.perf_counter()
+        start(api, wf_type, wid, queue, i)
+        wait_done(api, wid)
+        lat.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    ids = [f"{prefix}-tp-{i}" for i in range(batch)]
+    for i, wid in enumerate(ids):
+        start(api, wf_type, wid, queue, i)
+    for wid in ids:  # polled gently so the measuring client does not load the engine
+        wait_done(api, wid, timeout=600, every=0.05)
+    return lat, batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=30, help="sequential workflows for latency")
+    ap.add_argument("--batch", type=int, default=100, help="workflows started at once for throughput")
+    ap.add_argument("--concurrency", type=int, default=1, help="slots of the worker process")
+    ap.add_argument("--lua", action="store_true", help="also run the same workflows under a Lua worker")
+    ap.add_argument("--backend", default=None, help="engine backend URL (default: a temporary SQLite file)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="assay-bench-") as tmp:
+        tmpd = Path(tmp)
+        (tmpd / "bench_worker.py").write_text(PY_WORKER)
+        (tmpd / "bench_worker.lua").write_text(LUA_WORKER)
+        eng = start_engine(tmpd, db=args.backend)
+        api = Api(eng.port)
+        print(
+            f"engine {eng.url} ({args.backend or 'sqlite, temporary file'}); {args.runs} sequential runs, "
+            f"batch of {args.batch}; one worker process with {args.concurrency} slot(s)"
+        )
+        try:
+            for lang in ("python", "lua") if args.lua else ("python",):
+                script = tmpd / ("bench_worker.py" if lang == "python" else "bench_worker.lua")
+                queue = f"bench-{lang}"
+                w = Worker(
+                    script, eng.url, tmpd, queue=queue, env={"BENCH_CONCURRENCY": str(args.concurrency)}
+                )
+                w.wait_ready()
+                try:
+                    for wf_type, acts in (("Bench1", 1), ("Bench3", 3)):
+                        lat, rate = measure(api, wf_type, queue, args.runs, args.batch)
+                        print(
+                            f"{lang:6s} {acts} activit{'y  ' if acts == 1 else 'ies'}: latency p50 "
+                            f"{statistics.median(lat) * 1000:6.1f} ms  p95 {pct(lat, 95) * 1000:6.1f} ms   "
+                            f"throughput {rate:6.1f} workflows/s"
+                        )
+                finally:
+                    w.stop()
+        finally:
+            eng.stop()
+
+
+if __name__ == "__main__":
+    main()
