@@ -178,6 +178,13 @@ def test_workflow_signal_payload_forms(run, real, tmp_path):
     assert real.last("POST")["body"] == {"payload": "from-file"}
     assert run("workflow", "signal", "w1", "s3", "-", input='{"x": [1]}').exit_code == 0
     assert real.last("POST")["body"] == {"payload": {"x": [1]}}
+    res = run("workflow", "signal", "w1", "s4", "-o", "yaml")
+    assert yaml.safe_load(res.stdout) == {
+        "ok": True,
+        "message": "signal 's4' sent to w1",
+        "workflow_id": "w1",
+        "signal": "s4",
+    }
     res = run("workflow", "signal", "w1", "nudge", "-o", "table")
     assert res.stdout == "signal 'nudge' sent to w1\n"
     assert real.last("POST")["body"] == {"payload": None}
@@ -186,6 +193,7 @@ def test_workflow_signal_payload_forms(run, real, tmp_path):
         ("approve", {"by": "ada"}),
         ("s2", "from-file"),
         ("s3", {"x": [1]}),
+        ("s4", None),
         ("nudge", None),
     ]
 
