@@ -290,6 +290,31 @@ def test_a_workflow_finished_in_under_a_second_shows_its_duration_never_a_dash(o
     assert p.errors == []
 
 
+DEBOUNCE_STORM = """async () => {
+  const { debounce } = await import("/workflow/components/ui.js");
+  let plain = 0, capped = 0;
+  const a = debounce(() => plain++, 150);
+  const b = debounce(() => capped++, 150, 300);
+  for (let i = 0; i < 40; i++) {  // a call every 50 ms: a plain trailing debounce never fires
+    a(); b();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const during = { plain, capped };
+  await new Promise((r) => setTimeout(r, 400));
+  return { during, after: { plain, capped } };
+}"""
+
+
+def test_list_reload_is_not_postponed_forever_by_a_busy_stream(open_page):
+    # The list re-reads through debounce(load, 150, 1000): under a steady stream of events it still runs.
+    p = open_page()
+    page = p.goto("/workflow/")
+    got = page.evaluate(DEBOUNCE_STORM)
+    assert got["during"]["capped"] >= 2, got  # a 2 s storm, at most 300 ms between runs
+    assert got["after"]["plain"] >= 1 and got["after"]["capped"] >= got["during"]["capped"], got
+    assert p.errors == []
+
+
 def test_signal_from_detail_and_terminate_from_list(open_page, live):
     ex = expect()
     queue, wf_id, other = uid("q"), uid("sig"), uid("term")
