@@ -260,6 +260,7 @@ add(
         f"BUILD_ID = {build_id!r}\n"
         f"SHA256 = {digest!r}  # over all other entries of the archive\n"
         f"VERSION = {__version__!r}\n"
+        f"DOCS_URL = {project.get('urls', {}).get('Documentation')!r}  # [project.urls] of pyproject.toml\n"
         f"SOURCE_DATE_EPOCH = {epoch}\n"
         f"DEPENDENCIES = {tuple(deps)!r}\n"
         f"NATIVE = {native!r}  # platform tag -> top-level names under _native/<tag>/\n"

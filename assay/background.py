@@ -118,6 +118,21 @@ class EngineLockLoop(Loop):
         return now + 15.0
 
 
+class MetricsLoop(Loop):
+    """Samples the one-hour metrics history behind the dashboard charts (assay/metrics.py), every 10 s."""
+
+    name = "metrics"
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._due = 0.0
+
+    def tick(self, now: float) -> float | None:
+        if now >= self._due:  # the supervisor also wakes a loop at its max sleep: sample only when due
+            self._due = self.engine.metrics.sample(now) or now + 10.0
+        return self._due
+
+
 class ArchiveLoop(Loop):
     """S3 archival and local retention (assay/archive.py), every ASSAY_ARCHIVE_POLL_SECS. Leader only."""
 
@@ -151,6 +166,8 @@ def default_loops(engine: Engine, *, engine_lock: bool = False) -> list[Loop]:
     ]
     if engine_lock:
         loops.append(EngineLockLoop(engine))
+    if engine.metrics.enabled:
+        loops.append(MetricsLoop(engine))
     return loops
 
 
@@ -174,9 +191,12 @@ class Supervisor:
     def _run(self, loop: Loop) -> None:
         notifier = self.engine.notifier
         backoff = 0.5
+        due: float | None = None
         while not self._stop.is_set() and not notifier.closed:
             since = notifier.versions(loop.wake_keys())
             now = self.engine.now()
+            if due is not None and now >= due:  # woke for its due time (not early): how late is it?
+                self.engine.metrics.loop_lag(loop.name, now - due)
             nxt: float | None = None
             if loop.leader_only and not self._leader():
                 nxt = now + 2.0
@@ -192,6 +212,7 @@ class Supervisor:
                     log.exception("background loop %s failed", loop.name)
                     nxt = now + backoff
                     backoff = min(backoff * 2, 30.0)
+            due = nxt
             sleep = self.max_sleep if nxt is None else min(self.max_sleep, max(0.0, nxt - self.engine.now()))
             if sleep > 0:
                 notifier.wait(since, sleep)

@@ -244,6 +244,11 @@ class Settings:
         "Delete terminal workflows finished more than this many days ago (local retention, without S3; "
         "unset: keep forever).",
     )
+    metrics: bool = setting(
+        True,
+        "ASSAY_METRICS",
+        "Collect metrics: GET /metrics (Prometheus) and the dashboard charts. 0 turns every hook off.",
+    )
     log_level: str = setting(
         "info",
         "ASSAY_LOG_LEVEL",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import signal
@@ -26,6 +27,20 @@ class _Formatter(logging.Formatter):
         return line
 
 
+class _HangUpsAreRoutine(logging.Filter):
+    """waitress logs every client that hangs up mid-response at INFO; for an SSE stream or a held
+    long-poll that is how a client normally leaves. Say it at debug, on our logger, with the route."""
+
+    PREFIX = "Client disconnected while serving "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if not msg.startswith(self.PREFIX):
+            return True
+        log.debug("client hung up on %s", msg[len(self.PREFIX) :])
+        return False
+
+
 def setup_logging(level: str) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -35,6 +50,9 @@ def setup_logging(level: str) -> None:
     root.addHandler(h)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    waitress_log = logging.getLogger("waitress")
+    if not any(isinstance(f, _HangUpsAreRoutine) for f in waitress_log.filters):
+        waitress_log.addFilter(_HangUpsAreRoutine())
 
 
 def mask_url(url: str) -> str:
@@ -56,8 +74,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class PortUnavailable(AssayError):
+    """The listening socket could not be bound (port in use, no permission): nothing else was touched."""
+
+
 class Server:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._wsgi = None
+        self._stopping = threading.Event()
+        self.app: Any = None
+        # The port first: a port in use must fail before the database is created, migrated or locked.
+        self.bind()
+        try:
+            self._open()
+        except BaseException:
+            self._close_listener()
+            raise
+
+    def _open(self) -> None:
         from assay.api import make_app
         from assay.archive import Archiver
         from assay.auth import AuthConfig, Authenticator
@@ -65,7 +100,7 @@ class Server:
         from assay.engine import Engine
         from assay.store import open_store
 
-        self.settings = settings
+        settings = self.settings
         self.store = open_store(settings.backend, synchronous=settings.sqlite_synchronous)
         self.engine = Engine(self.store, settings=settings)
         if self.store.multi_instance:
@@ -96,20 +131,34 @@ class Server:
         self.app = make_app(
             self.engine, settings, health_extra=self.supervisor.report, auth=auth, extra=self._extras()
         )
-        self._wsgi = None
-        self._stopping = threading.Event()
 
     def _extras(self) -> list:
         from assay.dashboard import register as dashboard_register
 
         return [lambda app, router: dashboard_register(app, self.engine, self.settings)]
 
+    def _application(self, environ: dict, start_response: Any) -> Any:
+        return self.app(environ, start_response)  # bound before the app exists: look it up per request
+
     def bind(self) -> Any:
         import waitress
 
+        if self._wsgi is not None:
+            return self._wsgi
         s = self.settings
-        self._wsgi = waitress.create_server(
-            self.app,
+        try:
+            self._wsgi = self._create(waitress, s)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                hint = "is an engine already running there? Choose another with --port N (env ASSAY_PORT)"
+            else:
+                hint = "choose another address with --host / --port"
+            raise PortUnavailable(f"cannot listen on {s.host}:{s.port}: {e.strerror or e}; {hint}") from None
+        return self._wsgi
+
+    def _create(self, waitress: Any, s: Settings) -> Any:
+        return waitress.create_server(
+            self._application,
             host=s.host,
             port=s.port,
             threads=s.threads,
@@ -120,7 +169,18 @@ class Server:
             clear_untrusted_proxy_headers=True,
             channel_request_lookahead=1,  # lets a held long-poll see that its client hung up
         )
-        return self._wsgi
+
+    def _close_listener(self) -> None:
+        if self._wsgi is None:
+            return
+        try:
+            self._wsgi.task_dispatcher.shutdown(timeout=1)
+        except Exception:  # pragma: no cover
+            pass
+        try:
+            self._wsgi.close()
+        except Exception:  # pragma: no cover
+            pass
 
     @property
     def port(self) -> int:

@@ -126,7 +126,24 @@ def start_engine(
     env: dict | None = None,
     timeout: float = 20.0,
 ) -> Engine:
-    """Start `assay serve` on a free port and wait until /health answers."""
+    """Start `assay serve` on a free port and wait until /health answers.
+
+    A free port can be taken by another process between our probe and the engine's bind: when the engine
+    says so (it checks the port before it touches the database), start again on another port."""
+    for attempt in range(5):
+        try:
+            return _start_engine(tmp_path, db, port, extra_args, env, timeout)
+        except PortTaken:
+            if port is not None or attempt == 4:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class PortTaken(AssertionError):
+    pass
+
+
+def _start_engine(tmp_path, db, port, extra_args, env, timeout) -> Engine:
     port = port or free_port()
     db = db or str(tmp_path / "engine.db")
     backend = db if "://" in db else "sqlite:///" + db
@@ -140,7 +157,10 @@ def start_engine(
 
     def up():
         if proc.poll() is not None:
-            raise AssertionError(f"engine exited with {proc.returncode}:\n{eng.log()}")
+            log = eng.log()
+            if f"cannot listen on 127.0.0.1:{port}" in log:
+                raise PortTaken(log)
+            raise AssertionError(f"engine exited with {proc.returncode}:\n{log}")
         try:
             return http("GET", eng.api + "/health", timeout=2)[0] == 200
         except OSError:

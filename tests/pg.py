@@ -54,23 +54,32 @@ class Cluster:
         self._run(
             pg_bin("initdb"), "-D", str(self.data), "-U", "assay", "--auth=trust", "-E", "UTF8", "--no-sync"
         )
-        opts = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
-        self._run(
-            pg_bin("pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.dir / "log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            opts,
-            "start",
-        )
+        for attempt in range(3):  # the free port may be taken before the server binds it: try another
+            if attempt:
+                self.port = free_port()
+            opts = (
+                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            )
+            try:
+                self._run(
+                    pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.dir / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    opts,
+                    "start",
+                )
+                break
+            except RuntimeError:
+                log = self.dir / "log"
+                if attempt == 2 or "could not bind" not in (log.read_text() if log.exists() else ""):
+                    raise
         self.base = f"postgresql://assay@127.0.0.1:{self.port}"
         atexit.register(self.stop)
 

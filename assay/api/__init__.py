@@ -7,7 +7,7 @@ from typing import Any
 
 import bottle
 
-from assay.api import admin, events, meta, schedules, tasks, workflows
+from assay.api import admin, events, meta, metrics, schedules, tasks, workflows
 from assay.api.http import Router, dumps
 from assay.api.openapi import build_spec
 from assay.auth import Authenticator
@@ -34,6 +34,7 @@ def make_app(
     schedules.register(router, engine)
     admin.register(router, engine)
     events.register(router, engine)
+    metrics.register(router, engine)
     register_auth_routes(router, auth, engine.now)
     spec_cache: dict[str, Any] = {}
 

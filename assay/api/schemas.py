@@ -386,6 +386,37 @@ SCHEMAS: dict[str, Any] = {
         ("known", "leases_released", "activities_released"),
     ),
     "StreamTicket": obj({"ticket": STR, "expires_at": NUM}, ("ticket", "expires_at")),
+    "MetricsSeries": obj(
+        {
+            "namespace": STR,
+            "now": NUM,
+            "interval_secs": NUM,
+            "window_secs": NUM,
+            "t": array(NUM),
+            "started": array(INT),
+            "completed": array(INT),
+            "failed": array(INT),
+            "cancelled": array(INT),
+            "queues": {
+                "type": "object",
+                "additionalProperties": obj(
+                    {"depth": array(INT), "latency": array({"type": ["number", "null"]})},
+                    ("depth", "latency"),
+                ),
+            },
+            "failures": array(
+                obj(
+                    {
+                        "kind": {"type": "string", "enum": ["workflow", "activity", "workflow_task"]},
+                        "name": STR,
+                        "count": INT,
+                    },
+                    ("kind", "name", "count"),
+                )
+            ),
+        },
+        ("namespace", "t", "started", "completed", "failed", "cancelled", "queues", "failures"),
+    ),
 }
 
 # Identifiers the API rejects when blank: documented as such so clients (and fuzzers) know.

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "worker": "assay.cli.worker:worker",
     "queue": "assay.cli.queue:queue",
     "completion": "assay.cli.completion:completion",
+    "db": "assay.cli.db:db",
 }
 
 # Short descriptions for the top-level help, so listing commands does not import them all.
@@ -39,9 +40,13 @@ SHORT_HELP: dict[str, str] = {
     "worker": "List registered workers.",
     "queue": "Show task queue statistics.",
     "completion": "Print a shell completion script.",
+    "db": "Back up, check and compact the engine's database.",
 }
 
 EXIT_USAGE = 64
+UNREACHABLE_HINT = (
+    "Start the engine with `assay serve`, or point at yours with --engine-url URL (env ASSAY_ENGINE_URL)"
+)
 
 
 class LazyGroup(AssayGroup):
@@ -65,6 +70,15 @@ class LazyGroup(AssayGroup):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text("Run 'assay COMMAND --help' for a command's options and examples.")
+            url = docs_url()
+            if url:
+                formatter.write_text(f"Documentation: {url}")
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -116,6 +130,26 @@ def _traceback_from_env() -> bool:
     return bool(from_env(declared(ClientSettings)["traceback"], strict=False))  # errors end here: lenient
 
 
+def docs_url() -> str | None:
+    """The Documentation URL of the package metadata ([project.urls] in pyproject.toml): from the
+    installed distribution, else from the zipapp's build record; None from a bare checkout."""
+    import importlib.metadata
+
+    try:
+        for entry in importlib.metadata.metadata("assay-workflow").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() == "documentation" and url.strip():
+                return url.strip()
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        from assay import _build  # type: ignore[attr-defined]
+
+        return getattr(_build, "DOCS_URL", None)
+    except ImportError:
+        return None
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -146,6 +180,8 @@ def _report(e: BaseException, show_tb: bool) -> int:
     if isinstance(e, AssayError):
         status = getattr(e, "http_status", None)
         text = _one_line(e.message)
+        if type(e).__name__ == "EngineUnreachable":
+            text += f". {UNREACHABLE_HINT}"
         if status is not None:
             click.echo(f"Error: {text} (HTTP {status})", err=True)
             return 1
@@ -176,8 +212,8 @@ def _quiet_broken_pipe() -> None:
 def cli() -> None:
     """assay: a durable workflow engine in one file.
 
-    Operator commands talk to a running engine over its REST API; see the global options below
-    and docs/cli.md.
+    Operator commands talk to a running engine over its REST API; the global options below say
+    which engine, namespace and output format.
     """
 
 

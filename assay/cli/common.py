@@ -190,6 +190,12 @@ class CaseFreeChoice(click.Choice):
     def __init__(self, choices: Sequence[str]) -> None:
         super().__init__(list(choices), case_sensitive=False)
 
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:  # click lists the choices case-folded: name them as spelled
+            self.fail(f"{value!r} is not one of {', '.join(map(str, self.choices))}.", param, ctx)
+
     def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
         from click.shell_completion import CompletionItem
 

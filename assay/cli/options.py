@@ -118,6 +118,26 @@ class AssayGroup(GlobalOptionsMixin, click.Group):
         kwargs["context_settings"].setdefault("help_option_names", ["-h", "--help"])
         super().__init__(*args, **kwargs)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        """As click's, with "Did you mean" drawn from every command, also the lazily imported ones."""
+        name = str(args[0]) if args else ""
+        if (
+            name
+            and not name.startswith("-")
+            and not ctx.resilient_parsing
+            and self.get_command(ctx, name) is None
+        ):
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx))
+            msg = f"No such command {name!r}."
+            if len(close) == 1:
+                msg += f" Did you mean {close[0]!r}?"
+            elif close:
+                msg += " Did you mean one of: " + ", ".join(repr(c) for c in close) + "?"
+            raise click.UsageError(msg, ctx)
+        return super().resolve_command(ctx, args)
+
 
 def examples(*lines: str) -> str:
     """An epilog that ends a command's help with an Example block (kept unwrapped)."""

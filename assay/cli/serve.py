@@ -94,12 +94,9 @@ def serve(
             err=True,
         )
     try:
-        server = Server(settings)
-        server.bind()
+        server = Server(settings)  # binds the port before it opens (creates, migrates) the database
     except AssayError as e:
         _fail(e.message)
-    except OSError as e:
-        _fail(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}")
     click.echo(
         f"assay engine: http://{settings.host}:{server.port}/  database: {mask_url(server.store.describe())}",
         err=True,

@@ -7,8 +7,9 @@ import click
 from assay.cli import common
 from assay.cli.common import STATUSES, complete_workflow_ids
 from assay.cli.options import examples, group
-from assay.errors import UsageError
+from assay.errors import UsageError, WaitTimeout
 from assay.output import Column, fmt_time
+from assay.protocol import WorkflowStatus
 
 WORKFLOW_COLUMNS = [
     Column("ID", "id", "id"),
@@ -241,6 +242,21 @@ def continue_as_new(workflow_id: str, input_: str | None, new_id: str | None) ->
     common.emit(common.client().continue_as_new(workflow_id, value, new_id))
 
 
+def _nobody_polls(c, workflow_id: str) -> str | None:
+    """Why a PENDING workflow may never start: no registered worker polls its queue, or none of those
+    that do declared its type. None when one might take it (or when the registry cannot be read)."""
+    try:
+        wf = c.describe_workflow(workflow_id)
+        queue, wtype = wf.get("task_queue"), wf.get("workflow_type")
+        on_queue = [w for w in c.list_workers(wf.get("namespace")) if w.get("task_queue") == queue]
+    except Exception:  # noqa: BLE001 - a hint, never a second error
+        return None
+    # a worker that did not declare its types (the field is optional) could take any type
+    if any(w.get("workflows") is None or wtype in w["workflows"] for w in on_queue):
+        return None
+    return f"no worker is polling queue {queue!r} for type {wtype!r} (see 'assay worker list')"
+
+
 @workflow.command(
     "wait",
     epilog=examples(
@@ -283,6 +299,11 @@ def wait(workflow_id: str, timeout: float, target: str | None) -> None:
         record = c.wait(
             workflow_id, timeout=timeout, target=target, on_tick=spin.update if spin.enabled else None
         )
+    except WaitTimeout as e:
+        why = _nobody_polls(c, workflow_id) if e.detail.get("last_status") == WorkflowStatus.PENDING else None
+        if why is None:
+            raise
+        raise WaitTimeout(f"{e.message}: {why}", **e.detail) from None
     finally:
         spin.clear()
     status = str(record.get("status", "")).upper()

@@ -22,7 +22,7 @@ from assay.dashboard.whitelabel import Whitelabel
 __all__ = ["register", "Whitelabel", "Dashboard"]
 
 BASE = "/workflow"
-VIEWS = ("workflows", "schedules", "workers", "queues", "settings")
+VIEWS = ("workflows", "schedules", "workers", "queues", "metrics", "settings")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",

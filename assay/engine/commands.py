@@ -158,6 +158,7 @@ class CommandOps(EngineBase):
             if wf is None or wf["dispatch_claimed_by"] != worker_id:
                 return
             tx.release_lease(wf_id, worker_id)
+            self.metrics.workflow_task_failed(fx, wf, "rejected")
             if not states.is_terminal(wf["status"]):
                 failures = int(wf.get("dispatch_failures") or 0)
                 delay = min(60.0, 0.5 * 2**failures) if failures else 0.0

@@ -17,6 +17,7 @@ from assay.config import Settings, load_settings
 from assay.engine import states
 from assay.engine.notify import Broadcaster, Effects, Notifier
 from assay.errors import Conflict, NotFound
+from assay.metrics import for_engine
 from assay.store.base import Record, Store, Tx
 
 log = logging.getLogger("assay.engine")
@@ -44,6 +45,7 @@ class EngineBase:
         self._poll_turn = itertools.count()  # combined polls alternate which kind they try first
         self._departed: set[str] = set()  # worker ids that deregistered: their held polls claim nothing
         self._held_lock = threading.Lock()
+        self.metrics = for_engine(self)  # assay/metrics.py (NullMetrics when ASSAY_METRICS=0)
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
@@ -134,6 +136,7 @@ class EngineBase:
         tx.append_event(workflow_id, "WorkflowStarted", input, now)
         fx.wake_workflows(task_queue)
         fx.sse("workflow_started", rec)
+        self.metrics.workflow_started(fx, rec)
         return rec
 
     # --- finishing workflows ------------------------------------------------------------------------
@@ -174,6 +177,7 @@ class EngineBase:
         tx.append_event(wf["id"], event_type, payload, now)
         self._cancel_pending_work(tx, wf["id"])
         fx.sse(sse, wf)
+        self.metrics.workflow_finished(fx, wf, status)
         sa = wf.get("search_attributes")
         if isinstance(sa, dict) and "schedule" in sa:
             fx.wake_loop("scheduler")  # an overlap-queued fire may now start

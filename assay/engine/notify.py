@@ -132,6 +132,8 @@ class Effects:
     def __init__(self) -> None:
         self.keys: set[str] = set()
         self.events: list[tuple[str, dict[str, Any]]] = []
+        #: (fn, args) to call after the commit: metric updates (assay/metrics.py), never counted on rollback
+        self.after: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
 
     def wake_workflows(self, queue_name: str) -> None:
         self.keys.add("wf:" + queue_name)
@@ -159,6 +161,8 @@ class Effects:
         notifier.bump(self.keys)
         for event_type, data in self.events:
             broadcaster.publish(event_type, data)
+        for fn, args in self.after:
+            fn(*args)
 
 
 def bridge(store, notifier: Notifier, broadcaster: Broadcaster) -> None:

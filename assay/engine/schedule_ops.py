@@ -171,6 +171,7 @@ class ScheduleOps(EngineBase):
                     tx.update_schedule(s["namespace"], s["name"], next_run_at=nxt)
                     continue
                 tx.update_schedule(s["namespace"], s["name"], next_run_at=nxt)
+                self.metrics.schedule_fired(fx, s["namespace"], now - due)
                 running = self._is_running(tx, s.get("last_workflow_id"))
                 policy = s["overlap_policy"]
                 if running and policy == "skip":

@@ -153,6 +153,7 @@ class TaskOps(EngineBase):
                         if wf["previous_status"] == states.PENDING:
                             fx.sse("workflow_running", wf)
                         wf["history"] = tx.list_events(wf["id"])
+                        self.metrics.task_claimed(fx, kind, wf, now, namespace)
                         return kind, wf
                 else:
                     act = tx.claim_activity(queue, namespace, worker_id, now)
@@ -160,6 +161,7 @@ class TaskOps(EngineBase):
                         limits = [act["start_to_close_secs"], act["heartbeat_timeout_secs"]]
                         if min(x for x in limits if x is not None) < self.settings.loop_max_sleep_secs:
                             fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
+                        self.metrics.task_claimed(fx, kind, act, now, namespace)
                         return kind, act
             return None, None
 
@@ -300,6 +302,7 @@ class TaskOps(EngineBase):
             tx.mark_dispatchable(wf["id"], now)
             fx.wake_workflows(wf["task_queue"])
             fx.sse("task_completed", wf, activity_id=act_id, activity=act["name"])
+            self.metrics.activity_finished(fx, act, wf, now)
 
     def fail_activity(
         self, act_id: int, error: str, worker_id: str | None = None, non_retryable: bool = False
@@ -322,6 +325,7 @@ class TaskOps(EngineBase):
     ) -> None:
         now = self.now()
         final = force_final or act["attempt"] >= act["max_attempts"] or is_non_retryable(act, error)
+        self.metrics.activity_failed(fx, act, wf, now, final)
         if not final:
             due = now + retry_delay(act)
             tx.update_activity(
@@ -382,19 +386,24 @@ class TaskOps(EngineBase):
             for act in tx.expired_activities(now, self.started_at):
                 if now >= act["started_at"] + act["start_to_close_secs"]:
                     reason = f"activity timed out: start_to_close {act['start_to_close_secs']:g}s exceeded"
+                    kind = "start_to_close"
                 else:
                     reason = f"activity timed out: no heartbeat for {act['heartbeat_timeout_secs']:g}s"
-                n += self._expire_one(tx, fx, act, reason)
+                    kind = "heartbeat"
+                n += self._expire_one(tx, fx, act, reason, kind)
             for act in tx.lost_worker_activities(now, self.started_at):
-                n += self._expire_one(tx, fx, act, f"worker {act['claimed_by']} lost (stopped heartbeating)")
+                reason = f"worker {act['claimed_by']} lost (stopped heartbeating)"
+                n += self._expire_one(tx, fx, act, reason, "worker_lost")
         return n
 
-    def _expire_one(self, tx: Tx, fx: Effects, act: Record, reason: str) -> int:
+    def _expire_one(self, tx: Tx, fx: Effects, act: Record, reason: str, timeout: str | None = None) -> int:
         wf = tx.get_workflow(act["workflow_id"])
         if wf is None or states.is_terminal(wf["status"]):
             tx.update_activity(act["id"], status=states.CANCELLED, completed_at=self.now())
             return 0
         log.info("activity %s (%s) of %s: %s", act["id"], act["name"], wf["id"], reason)
+        if timeout is not None:
+            self.metrics.activity_timed_out(fx, act, wf, timeout)
         self._retry_or_fail(tx, fx, act, wf, reason)
         return 1
 
@@ -424,6 +433,10 @@ class TaskOps(EngineBase):
             # heartbeat while the engine was down, so they get the full timeout after a restart.
             if now - self.started_at >= timeout:
                 ids = tx.recover_stale_leases(now - timeout)
+                for wf_id in ids if self.metrics.enabled else ():
+                    wf = tx.get_workflow(wf_id)
+                    if wf is not None:
+                        self.metrics.workflow_task_failed(fx, wf, "timeout")
             else:
                 ids = []
             ids += tx.release_lost_worker_leases(now, self.started_at)

@@ -11,6 +11,7 @@ NULL). Timestamps are float seconds since the Unix epoch.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -283,6 +284,13 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def delete_workflow(self, wf_id: str) -> None: ...
 
+    # --- metrics ------------------------------------------------------------------------------
+    def metrics_gauges(self, now: float) -> Record:
+        """Grouped counts for /metrics: {"workflows": [(ns, queue, type, status, n)] for PENDING/RUNNING,
+        "ready": [(ns, queue, kind, n, oldest ready time)] for claimable tasks (kind workflow|activity),
+        "workers": [(ns, queue, n)]}."""
+        raise NotImplementedError
+
 
 class Store(abc.ABC):
     """A database: transactions, the engine lock, lifecycle."""
@@ -290,6 +298,8 @@ class Store(abc.ABC):
     dialect: str = "abstract"
     #: True when several engine instances may share this store (Postgres).
     multi_instance: bool = False
+    #: called after each physical COMMIT with (seconds the commit took, logical transactions it covered)
+    on_commit: Callable[[float, int], None] | None = None
 
     @abc.abstractmethod
     def tx(self) -> AbstractContextManager[Tx]:

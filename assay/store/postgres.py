@@ -133,8 +133,12 @@ class PostgresStore(Store):
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
     def tx(self) -> Iterator[PgTx]:
-        with self.pool.connection() as conn, conn.transaction():
-            yield PgTx(conn, write=True)
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                yield PgTx(conn, write=True)
+                t0 = time.perf_counter()  # reached only on success: the block's exit is the COMMIT
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - t0, 1)
 
     @contextmanager
     def read(self) -> Iterator[PgTx]:
@@ -230,6 +234,11 @@ class PostgresStore(Store):
                 log.info("this instance is now the leader (scheduler and other singletons run here)")
             self._is_leader = bool(got)
             return self._is_leader
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this instance held the leader lock at its last election (no database round trip)."""
+        return self._is_leader
 
     def _drop_leader_conn(self) -> None:
         try:

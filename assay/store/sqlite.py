@@ -152,6 +152,7 @@ class SqliteStore(Store):
                     raise StoreError("database commit failed")
                 return
             conn = self._writer
+            covered, t0 = self._pending, time.perf_counter()
             try:
                 self._commit(conn)
             except sqlite3.Error as e:
@@ -164,6 +165,8 @@ class SqliteStore(Store):
                 self._pending = 0
                 self._gen += 1
             self.commits += 1
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - t0, covered)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
@@ -240,8 +243,9 @@ class SqliteStore(Store):
                 else:
                     raise EngineLocked(
                         f"another assay engine (pid {pid} on {holder_host}) is using {self.path}; "
-                        "SQLite supports one engine instance. Stop it, or use --backend postgres://... "
-                        "to run several instances."
+                        "SQLite supports one engine instance. Stop it, give this engine its own file "
+                        "(--backend sqlite:///other.db), or use --backend postgres://... to run several "
+                        "instances on one database."
                     )
             tx.conn.execute(
                 """INSERT INTO engine_lock (id, instance_id, pid, hostname, started_at, last_heartbeat)

@@ -17,7 +17,6 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from assay.api import make_app
 from assay.auth import AuthConfig, Authenticator, FailureThrottle, JwksCache, JwtVerifier, looks_like_jws
-from tests.helpers import free_port
 from tests.wsgi import Client
 
 AUD = "assay-test"
@@ -32,7 +31,9 @@ class Issuer:
     """A minimal OIDC issuer: discovery document + JWKS, with RSA and EC signing keys."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        # bound here, on a port the OS picks: no window for another process to take it before we listen
+        self.server = make_server("127.0.0.1", 0, self.app, handler_class=_Quiet)
+        self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ec = ec.generate_private_key(ec.SECP256R1())
@@ -61,7 +62,6 @@ class Issuer:
         return [json.dumps(body).encode()]
 
     def __enter__(self):
-        self.server = make_server("127.0.0.1", self.port, self.app, handler_class=_Quiet)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self

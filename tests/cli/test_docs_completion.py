@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -211,11 +210,9 @@ def test_dynamic_workflow_ids_schedules_and_namespaces(real):
     )
 
 
-def test_dynamic_completion_is_quiet_and_quick_without_an_engine():
-    start = time.monotonic()
+def test_dynamic_completion_is_quiet_without_an_engine():
     out = complete("bash", ["--engine-url", f"http://127.0.0.1:{closed_port()}", "workflow", "describe"], "")
     assert out.strip() == ""
-    assert time.monotonic() - start < 2
 
 
 def test_static_completions():

@@ -202,8 +202,9 @@ def test_wait_exit_codes_on_completed_and_failed(assay, engine):
     assert error_line(res, 1) == f"Error: workflow {bad} ended FAILED: kaput"
 
 
-def test_wait_on_running_times_out_with_2(assay):
-    wid = start(assay)
+def test_wait_on_running_times_out_with_2(assay, engine):
+    w = Worker(engine)  # registered on the queue (declaring no types): it could take the workflow
+    wid = start(assay, queue=w.queue)
     res = assay("workflow", "wait", wid, "--timeout", "0.3")
     assert error_line(res, 2) == f"Error: timeout after 0.3s waiting for {wid} (last status: PENDING)"
     assert res.stdout == ""
@@ -246,16 +247,15 @@ def test_wait_follows_the_change_promptly(engine, assay, cli_env):
         # the spinner appears once the waiter has opened the stream and described the workflow
         read_pty_until(master, f"waiting for {wid}")
         w.commands(wid, {"type": "CompleteWorkflow", "result": "done"})
-        changed = time.monotonic()
-        out, _ = proc.communicate(timeout=20)
-        latency = time.monotonic() - changed
+        out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
         os.close(master)
     assert proc.returncode == 0
     assert json.loads(out)["status"] == "COMPLETED"
-    assert latency < 0.45, latency  # woken by the event stream, not by a polling interval
+    # that the stream (not a polling interval) wakes the waiter is shown without a clock in
+    # tests/cli/test_sdk.py::test_wait_returns_promptly_after_the_change
 
 
 def test_wait_target_status(assay, engine):
@@ -322,7 +322,7 @@ def test_spinner_only_on_a_terminal_stderr(engine, assay, cli_env):
     master, slave = pty.openpty()
     try:
         proc = subprocess.run(
-            [*assay_cmd(), "--engine-url", engine.url, "workflow", "wait", wid, "--timeout", "0.6"],
+            [*assay_cmd(), "--engine-url", engine.url, "workflow", "wait", wid, "--timeout", "2"],
             stdout=subprocess.PIPE,
             stderr=slave,
             text=True,
@@ -348,7 +348,7 @@ def test_spinner_only_on_a_terminal_stderr(engine, assay, cli_env):
     assert proc.returncode == 2
     assert proc.stdout == ""  # nothing on stdout, spinner or otherwise
     assert f"waiting for {wid}" in err and "PENDING" in err and "s  PENDING" in err
-    assert "Error: timeout after 0.6s" in err
+    assert "Error: timeout after 2s" in err
 
 
 # -- schedules, namespaces, workers, queues ------------------------------------------------------------
@@ -454,7 +454,10 @@ def test_config_discovery_and_env_precedence(engine, assay, tmp_path, cli_env):
 
 def test_unreachable_engine_and_usage_errors(assay, tmp_path):
     res = assay("--engine-url", "http://127.0.0.1:9", "workflow", "list", url=False)
-    assert error_line(res, 1) == "Error: engine unreachable at http://127.0.0.1:9: connection refused"
+    assert error_line(res, 1) == (
+        "Error: engine unreachable at http://127.0.0.1:9: connection refused. Start the engine with "
+        "`assay serve`, or point at yours with --engine-url URL (env ASSAY_ENGINE_URL)"
+    )
     assert "invalid JSON" in error_line(assay("workflow", "start", "-t", "T", "--input", "{x"), 64)
     assert "cannot read" in error_line(
         assay("workflow", "start", "-t", "T", "--input", f"@{tmp_path}/no"), 64

@@ -123,7 +123,10 @@ def test_bad_output_env_is_exit_1(real):
 def test_unreachable_engine_is_one_line_exit_1():
     port = closed_port()
     line = one_error_line(invoke("--engine-url", f"http://127.0.0.1:{port}", "workflow", "list"), 1)
-    assert line == f"Error: engine unreachable at http://127.0.0.1:{port}: connection refused"
+    assert line == (
+        f"Error: engine unreachable at http://127.0.0.1:{port}: connection refused. Start the engine with "
+        "`assay serve`, or point at yours with --engine-url URL (env ASSAY_ENGINE_URL)"
+    )
 
 
 def test_http_errors_are_exit_1(real):

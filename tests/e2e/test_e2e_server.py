@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -23,17 +22,11 @@ def health(api: str) -> dict:
     return body
 
 
-def timed(fn, *a, **kw):
-    t0 = time.monotonic()
-    out = fn(*a, **kw)
-    return out, time.monotonic() - t0
-
-
 def test_held_requests_never_starve_the_server(tmp_path):
     e = start_engine(tmp_path, env={"ASSAY_THREADS": "8", "ASSAY_RESERVE_THREADS": "2"})
     streams: list[SseConn] = []
     polls: list[threading.Thread] = []
-    results: list[tuple[object, float]] = []
+    results: list[object] = []
     lock = threading.Lock()
     try:
         api = e.api
@@ -45,20 +38,19 @@ def test_held_requests_never_starve_the_server(tmp_path):
         wait_until(lambda: health(api)["held_requests"] == 4, what="4 streams held")
 
         def long_poll():
-            t0 = time.monotonic()
             status, body, _ = http("POST", api + "/workflow-tasks/poll",
                                    {"queue": "idle", "worker_id": w.id, "wait_secs": 30}, timeout=40)  # fmt: skip
             with lock:
-                results.append(((status, body), time.monotonic() - t0))
+                results.append((status, body))
 
         for _ in range(10):  # 4 streams + 10 long-polls: more than the 8 threads
             t = threading.Thread(target=long_poll, daemon=True)
             t.start()
             polls.append(t)
-        wait_until(lambda: len(results) >= 8, timeout=10, what="the polls past the limit to answer")
+        # the polls past the limit answer empty at once: long before their 30 s wait could end
+        wait_until(lambda: len(results) >= 8, timeout=15, what="the polls past the limit to answer")
         assert health(api)["held_requests"] == 6  # threads - reserve
-        assert len(results) == 8
-        assert all(r == (200, None) and took < 3 for r, took in results)  # empty, at once
+        assert results == [(200, None)] * 8
 
         extra = SseConn(e.port)  # past the cap: refused, not queued
         try:
@@ -66,12 +58,12 @@ def test_held_requests_never_starve_the_server(tmp_path):
         finally:
             extra.close()
 
-        for _ in range(3):
-            h, took = timed(health, api)
-            assert took < 1.0 and h["status"] == "ok"
-            (status, body, _), took = timed(http, "POST", api + "/workflows",
-                                            {"workflow_type": "T", "workflow_id": f"prompt-{_}", "task_queue": "busy"})  # fmt: skip
-            assert status == 201 and took < 1.0
+        for i in range(3):  # ordinary calls are served by the reserve while every other thread is held
+            assert health(api)["status"] == "ok"
+            status, body, _ = http("POST", api + "/workflows",
+                                   {"workflow_type": "T", "workflow_id": f"prompt-{i}", "task_queue": "busy"})  # fmt: skip
+            assert status == 201
+        assert len(results) == 8 and health(api)["held_requests"] == 6  # the 6 polls were held all along
     finally:
         for s in streams:
             s.close()
@@ -97,19 +89,15 @@ def test_sigterm_with_a_held_long_poll_exits_cleanly_and_releases_the_lock(tmp_p
     t = threading.Thread(target=long_poll, daemon=True)
     t.start()
     wait_until(lambda: health(e.api)["held_requests"] == 1, what="long-poll held")
-    t0 = time.monotonic()
     e.proc.send_signal(signal.SIGTERM)
-    rc = e.proc.wait(15)
+    rc = e.proc.wait(15)  # well before the poll's 30 s wait: shutdown answers held requests
     assert rc == 0, e.log()
-    assert time.monotonic() - t0 < 5
     t.join(5)
     assert not t.is_alive() and "resp" in out
     assert "engine stopped" in e.log()
 
-    t0 = time.monotonic()
-    again = start_engine(tmp_path, db=e.db)  # the lock was released: starts at once
+    again = start_engine(tmp_path, db=e.db)  # the lock was released: no stale-lock takeover needed
     try:
-        assert time.monotonic() - t0 < 10
         assert "stale" not in again.log()
         assert health(again.api)["status"] == "ok"
     finally:
@@ -126,9 +114,27 @@ def test_a_second_engine_on_the_same_file_is_refused(tmp_path):
         )  # fmt: skip
         assert proc.returncode == 1, proc.stderr
         assert "another assay engine" in proc.stderr and "SQLite supports one engine instance" in proc.stderr
+        assert "--backend sqlite:///other.db" in proc.stderr  # the way out for a second local engine
         assert "Traceback" not in proc.stderr
         assert health(e.api)["status"] == "ok"  # the first one is unharmed
         assert http("GET", e.api + "/workflows/before")[0] == 200
+    finally:
+        assert e.stop() == 0
+
+
+def test_a_port_in_use_fails_before_the_database_is_touched(tmp_path):
+    e = start_engine(tmp_path)
+    try:
+        fresh = tmp_path / "fresh" / "new.db"
+        proc = subprocess.run(
+            [*assay_cmd(), "serve", "--port", str(e.port), "--backend", "sqlite:///" + str(fresh)],
+            capture_output=True, text=True, timeout=30, env=e.env, cwd=str(tmp_path),
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert line.startswith(f"Error: cannot listen on 127.0.0.1:{e.port}: ") and "--port" in line, line
+        assert not (tmp_path / "fresh").exists()  # no database (nor its directory) was created
+        assert health(e.api)["status"] == "ok"
     finally:
         assert e.stop() == 0
 
@@ -146,3 +152,28 @@ def test_sqlite_url_creates_its_file_and_parent_directories(tmp_path):
         assert http("GET", again.api + "/workflows/persisted")[0] == 200
     finally:
         assert again.stop() == 0
+
+
+def test_a_client_hanging_up_a_stream_is_logged_at_debug_with_the_route(tmp_path):
+    """waitress would log an INFO line per disconnect; a client leaving an SSE stream is routine."""
+    e = start_engine(tmp_path, extra_args=["-v"], env={"ASSAY_SSE_KEEPALIVE_SECS": "0.1"})
+    try:
+        for _ in range(2):
+            s = SseConn(e.port)
+            assert s.status == 200
+            wait_until(lambda: health(e.api)["held_requests"] == 1, what="stream held")
+            s.close()
+            wait_until(lambda: health(e.api)["held_requests"] == 0, what="hang-up noticed")
+        lines = wait_until(
+            lambda: (
+                [ln for ln in e.log().splitlines() if "client hung up on" in ln][1:] and e.log().splitlines()
+            ),
+            what="the debug lines",
+        )
+        hung = [ln for ln in lines if "client hung up on" in ln]
+        assert len(hung) == 2 and all(
+            " DEBUG " in ln and "assay.server: client hung up on /api/v1/events/stream" in ln for ln in hung
+        ), hung
+        assert not [ln for ln in lines if "Client disconnected" in ln or " INFO    waitress" in ln]
+    finally:
+        assert e.stop() == 0

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from assay.lua import ScriptError
-from tests.helpers import ROOT, free_port, subprocess_env, wait_until
+from tests.helpers import ROOT, subprocess_env, wait_until
 
 
 class LegacyEngine(BaseHTTPRequestHandler):
@@ -117,7 +117,7 @@ def test_worker_falls_back_to_the_separate_poll_endpoints(legacy_engine):
     )
     try:
         wait_until(lambda: any(s[0] == "/tasks/7/complete" for s in LegacyEngine.seen), 15, what="completion")
-        wait_until(lambda: any(s[0] == "/workers/heartbeat" for s in LegacyEngine.seen), 5, what="heartbeat")
+        wait_until(lambda: any(s[0] == "/workers/heartbeat" for s in LegacyEngine.seen), 15, what="heartbeat")
     finally:
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=15)
@@ -142,12 +142,16 @@ def test_worker_falls_back_to_the_separate_poll_endpoints(legacy_engine):
 
 
 def test_connect_waits_for_a_starting_engine(lua):
-    port = free_port()
+    # the port is bound now but listens only later: until then connections are refused, as by an engine
+    # that has not started yet, and no other process can take the port in between
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), LegacyEngine, bind_and_activate=False)
+    srv.daemon_threads = True
+    srv.server_bind()
+    port = srv.server_address[1]
 
     def late_start():
         time.sleep(0.5)  # the engine "starts" half a second after the worker
-        srv = ThreadingHTTPServer(("127.0.0.1", port), LegacyEngine)
-        srv.daemon_threads = True
+        srv.server_activate()
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         late_start.srv = srv
 

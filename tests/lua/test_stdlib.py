@@ -71,7 +71,7 @@ def test_os_extras(lua):
 
 def test_sleep_and_time(lua):
     r = lua("local t = time(); sleep(0.05); OUT = time() - t")
-    assert 0.04 < r.get("OUT") < 1.0
+    assert r.get("OUT") >= 0.04  # it slept (a lower bound: no upper one, a loaded machine may be slow)
     with pytest.raises(ScriptError, match="sleep: seconds must be a non-negative number"):
         lua("sleep(-1)")
 

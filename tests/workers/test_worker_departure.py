@@ -4,7 +4,6 @@ goes back at once. Also: workflow records say whether a query snapshot exists (s
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -100,7 +99,7 @@ def test_hung_up_long_poll_does_not_swallow_work(tmp_path):
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
         wait_until(
-            lambda: http("GET", eng.api + "/health")[1]["held_requests"] >= 1, timeout=5, what="held poll"
+            lambda: http("GET", eng.api + "/health")[1]["held_requests"] >= 1, timeout=15, what="held poll"
         )
         s.close()  # the worker hangs up
         wait_until(
@@ -110,11 +109,11 @@ def test_hung_up_long_poll_does_not_swallow_work(tmp_path):
         )
         http("POST", eng.api + "/workflows", {"workflow_type": "T", "workflow_id": "h1", "task_queue": "hq"})
         st, reg2, _ = http("POST", eng.api + "/workers/register", {"identity": "new", "queue": "hq"})
-        t0 = time.monotonic()
+        # a task swallowed by the dead poll would stay leased for the dispatch timeout (30 s), far past this
+        # poll's wait: getting it proves it was never handed out
         st, got, _ = http(
             "POST", eng.api + "/poll", {"worker_id": reg2["worker_id"], "queue": "hq", "wait_secs": 5}
         )
-        assert got["kind"] == "workflow_task" and got["task"]["workflow_id"] == "h1"
-        assert time.monotonic() - t0 < 2
+        assert got is not None and got["kind"] == "workflow_task" and got["task"]["workflow_id"] == "h1"
     finally:
         eng.stop()

@@ -9,11 +9,12 @@ import * as detail from "./components/detail.js";
 import * as schedules from "./components/schedules.js";
 import * as workers from "./components/workers.js";
 import * as queues from "./components/queues.js";
+import * as metrics from "./components/metrics.js";
 import * as settings from "./components/settings.js";
 
 const BASE = "/workflow";
-const VIEWS = { workflows, schedules, workers, queues, settings };
-const TITLES = { workflows: "Workflows", schedules: "Schedules", workers: "Workers", queues: "Queues", settings: "Settings", detail: "Workflow" };
+const VIEWS = { workflows, schedules, workers, queues, metrics, settings };
+const TITLES = { workflows: "Workflows", schedules: "Schedules", workers: "Workers", queues: "Queues", metrics: "Metrics", settings: "Settings", detail: "Workflow" };
 const main = document.getElementById("main");
 const baseTitle = document.title;
 let cleanup = null;

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from assay.store.sql.admin import AdminVerbs
 from assay.store.sql.core import BOOL_COLUMNS, JSON_COLUMNS, SqlBase, dump_json, load_json
+from assay.store.sql.metrics import MetricsVerbs
 from assay.store.sql.tasks import TaskVerbs
 from assay.store.sql.workflows import WorkflowVerbs
 
 
-class SqlTx(WorkflowVerbs, TaskVerbs, AdminVerbs, SqlBase):
+class SqlTx(WorkflowVerbs, TaskVerbs, AdminVerbs, MetricsVerbs, SqlBase):
     """Every Tx verb over a DB-API connection inside an open transaction."""
 
 
