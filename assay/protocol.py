@@ -58,6 +58,8 @@ class EventType(StrEnum):
     ChildWorkflowStarted = "ChildWorkflowStarted"
     ChildWorkflowCompleted = "ChildWorkflowCompleted"
     ChildWorkflowFailed = "ChildWorkflowFailed"
+    #: a workflow's version of a code change (ctx:get_version); no command seq is consumed
+    VersionMarkerRecorded = "VersionMarkerRecorded"
 
 
 class SseEvent(StrEnum):
@@ -73,6 +75,8 @@ class SseEvent(StrEnum):
     task_completed = "task_completed"
     task_failed = "task_failed"
     schedule_triggered = "schedule_triggered"
+    #: a workflow's workflow tasks keep failing (its record now carries `stuck`)
+    workflow_stuck = "workflow_stuck"
 
 
 class CommandType(StrEnum):
@@ -89,6 +93,8 @@ class CommandType(StrEnum):
     CompleteWorkflow = "CompleteWorkflow"
     FailWorkflow = "FailWorkflow"
     CancelWorkflow = "CancelWorkflow"
+    #: record the version of a code change the workflow follows (idempotent per change_id, no seq)
+    RecordVersion = "RecordVersion"
 
 
 #: commands that end the workflow's run; anything after one in the same batch is ignored
@@ -119,6 +125,13 @@ class OverlapPolicy(StrEnum):
 
 
 DEFAULT_OVERLAP_POLICY = OverlapPolicy.skip
+
+#: a command type no engine accepts: a batch holding it is rejected (400), which gives the workflow task back
+#: with a backoff. Workers use it to fail a task on engines without POST /workflow-tasks/{id}/fail.
+REJECTED_COMMAND = "FailWorkflowTask"
+
+#: `format` of an exported workflow history (`assay workflow export`, read by `assay replay --history`)
+HISTORY_FORMAT = "assay-history/1"
 
 #: the namespace used when a request names none (created by the first migration, cannot be deleted)
 DEFAULT_NAMESPACE = "main"
@@ -238,6 +251,13 @@ class CancelWorkflow(Command):
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class RecordVersion(Command):
+    TYPE: ClassVar[CommandType] = CommandType.RecordVersion
+    change_id: str
+    version: int
+
+
 #: the record class of each command type
 COMMAND_RECORDS: dict[CommandType, type[Command]] = {
     c.TYPE: c
@@ -253,6 +273,7 @@ COMMAND_RECORDS: dict[CommandType, type[Command]] = {
         CompleteWorkflow,
         FailWorkflow,
         CancelWorkflow,
+        RecordVersion,
     )
 }
 

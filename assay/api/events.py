@@ -25,7 +25,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: None, 503: "Error"},
         description="Events: workflow_started, workflow_running, workflow_completed, workflow_failed, "
         "workflow_cancelled, workflow_terminated, signal_received, task_completed, task_failed, "
-        "schedule_triggered. Data: {event_type, workflow_id, namespace, status, ...}. "
+        "schedule_triggered, workflow_stuck. Data: {event_type, workflow_id, namespace, status, ...}. "
         "Keep-alive comments when idle.",
     )
     def stream() -> Iterator[bytes] | str:

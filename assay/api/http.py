@@ -212,6 +212,18 @@ def q_int(name: str, default: int, *, min_value: int = 0, max_value: int = 10_00
     return v
 
 
+def q_bool(name: str) -> bool | None:
+    raw = bottle.request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    v = raw.strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"query parameter '{name}' must be true or false, got {raw!r}")
+
+
 def q_json_object(name: str) -> dict[str, Any] | None:
     raw = bottle.request.query.getunicode(name)
     if raw is None or raw == "":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from assay.engine import schedules as cron
+from assay.engine.deploy import stuck_view
 from assay.store.base import Record
 
 WORKFLOW_FIELDS = (
@@ -81,6 +82,7 @@ WORKER_FIELDS = (
     "heartbeat_interval_secs",
     "last_heartbeat",
     "registered_at",
+    "build_id",
 )
 
 
@@ -92,6 +94,11 @@ def workflow(rec: Record) -> dict[str, Any]:
     out = _pick(rec, WORKFLOW_FIELDS)
     out["cancel_requested"] = bool(rec.get("cancel_requested"))
     out["state_seq"] = rec.get("state_seq")  # event seq of the latest query snapshot (None: no snapshot)
+    ids = rec.get("build_ids")
+    out["build_ids"] = ids if isinstance(ids, list) else []
+    out["stuck"] = stuck_view(rec)
+    out["reset_to"] = rec.get("reset_to")
+    out["reset_from"] = rec.get("reset_from")
     return out
 
 

@@ -93,6 +93,11 @@ COMMANDS = [
     _cmd("CompleteWorkflow", {"result": ANY}),
     _cmd("FailWorkflow", {"error": STR}),
     _cmd("CancelWorkflow", {"reason": STR}),
+    _cmd(
+        "RecordVersion",
+        {"change_id": {**STR, "minLength": 1, "maxLength": 256}, "version": INT},
+        ("change_id", "version"),
+    ),
 ]
 
 WORKFLOW = obj(
@@ -116,6 +121,16 @@ WORKFLOW = obj(
         "completed_at": NNUM,
         "cancel_requested": BOOL,
         "state_seq": nullable(INT),
+        "build_ids": {**array(STR), "description": "build ids of the workers that ran its workflow tasks"},
+        "stuck": nullable(
+            obj(
+                {"reason": STR, "failures": INT, "since": NNUM},
+                ("reason", "failures"),
+                description="set while its workflow tasks keep failing (cleared when one succeeds)",
+            )
+        ),
+        "reset_to": {**NSTR, "description": "the run this one was reset to"},
+        "reset_from": {**NSTR, "description": "the run this one was reset from"},
     },
     ("id", "namespace", "run_id", "workflow_type", "task_queue", "status", "created_at"),
 )
@@ -216,6 +231,7 @@ WORKER = obj(
         "heartbeat_interval_secs": NNUM,
         "last_heartbeat": NUM,
         "registered_at": NUM,
+        "build_id": NSTR,
     },
     ("id", "namespace", "identity", "task_queue"),
 )
@@ -269,6 +285,11 @@ SCHEMAS: dict[str, Any] = {
             "max_concurrent_workflows": INT,
             "max_concurrent_activities": INT,
             "heartbeat_interval_secs": NUM,
+            "build_id": {
+                **STR,
+                "maxLength": 128,
+                "description": "the worker's code version (ours: sha256 of the worker file, 12 hex)",
+            },
         },
         ("identity", "queue"),
     ),
@@ -293,6 +314,19 @@ SCHEMAS: dict[str, Any] = {
     "WorkflowTaskOrNull": {"anyOf": [ref("WorkflowTask"), {"type": "null"}]},
     "Command": {"oneOf": COMMANDS, "discriminator": {"propertyName": "type"}},
     "Commands": obj({"worker_id": NAME, "commands": array(ref("Command"))}, ("worker_id",)),
+    "FailWorkflowTask": obj(
+        {"worker_id": NAME, "error": STR},
+        ("worker_id",),
+        description="the code could not run this workflow task (nondeterminism); the workflow is kept",
+    ),
+    "FailedWorkflowTask": obj({"failures": INT, "stuck": BOOL}, ("failures", "stuck")),
+    "Reset": {
+        "oneOf": [
+            obj({"to_event": {"type": "integer", "minimum": 1}}, ("to_event",), extra=False),
+            obj({"to_last_task": {"const": True}}, ("to_last_task",), extra=False),
+        ],
+        "description": "exactly one of to_event (an event seq: keep the history up to it) or to_last_task: true",
+    },
     "CombinedPoll": obj(
         {
             "queue": STR,

@@ -10,6 +10,7 @@ from assay.api import records
 from assay.api.http import Router, empty, json_response, path_int, read_body
 from assay.engine import Engine
 from assay.engine.commands import parse_commands_body
+from assay.engine.deploy import opt_build_id
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
 
 MAX_WAIT = 60.0
@@ -51,6 +52,7 @@ def register(r: Router, engine: Engine) -> None:
             max_concurrent_workflows=opt_int(b, "max_concurrent_workflows", 10, min_value=0) or 10,
             max_concurrent_activities=opt_int(b, "max_concurrent_activities", 10, min_value=0) or 10,
             heartbeat_interval_secs=opt_num(b, "heartbeat_interval_secs", min_value=0.1, max_value=3600),
+            build_id=opt_build_id(b),
         )
         return json_response({"worker_id": wid})
 
@@ -89,6 +91,7 @@ def register(r: Router, engine: Engine) -> None:
                 "heartbeat_interval_secs": opt_num(
                     b, "heartbeat_interval_secs", min_value=0.1, max_value=3600
                 ),
+                "build_id": opt_build_id(b),
             }
         engine.heartbeat_worker(wid, rereg)
         return empty(200)
@@ -182,6 +185,26 @@ def register(r: Router, engine: Engine) -> None:
         wid, cmds = parse_commands_body(read_body(mb))
         engine.submit_commands(id, wid, cmds)
         return empty(200)
+
+    @r(
+        "POST",
+        "/workflow-tasks/{id}/fail",
+        "Report a workflow task the code could not run (e.g. nondeterminism): the workflow is kept, retried "
+        "after a backoff and flagged as stuck when it keeps failing",
+        "workflow-tasks",
+        body="FailWorkflowTask",
+        body_required=True,
+        responses={200: "FailedWorkflowTask", 400: "Error", 404: "Error", 409: "Error"},
+    )
+    def fail_workflow_task(id: str) -> str:
+        b = as_object(read_body(mb))
+        err = b.get("error")
+        error = (
+            err
+            if isinstance(err, str) and err
+            else ("workflow task failed" if err in (None, "") else str(err))
+        )
+        return json_response(engine.fail_workflow_task(id, req_str(b, "worker_id"), error))
 
     @r(
         "POST",

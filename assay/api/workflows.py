@@ -6,11 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from assay.api import records
-from assay.api.http import Router, empty, json_response, path_int, q_int, q_json_object, q_str, read_body
+from assay.api.http import (
+    Router,
+    empty,
+    json_response,
+    path_int,
+    q_bool,
+    q_int,
+    q_json_object,
+    q_str,
+    read_body,
+)
 from assay.engine import Engine
 from assay.engine.commands import activity_spec
 from assay.engine.states import WORKFLOW_STATUSES
-from assay.engine.validate import as_object, opt_str, req_id, req_str, url_safe
+from assay.engine.validate import as_object, opt_bool, opt_int, opt_str, req_id, req_str, url_safe
 from assay.errors import BadRequest
 
 WF_QUERY = [
@@ -21,6 +31,8 @@ WF_QUERY = [
     ("task_queue", "string", "task queue"),
     ("parent_id", "string", "parent workflow id"),
     ("claimed_by", "string", "worker id that last ran the workflow"),
+    ("build_id", "string", "only workflows whose tasks a worker with this build id ran"),
+    ("stuck", "boolean", "true: only workflows whose tasks keep failing; false: only the others"),
     ("limit", "integer", "page size (default 50, max 1000)"),
     ("offset", "integer", "rows to skip"),
 ]
@@ -75,6 +87,8 @@ def register(r: Router, engine: Engine) -> None:
             task_queue=q_str("task_queue"),
             parent_id=q_str("parent_id"),
             claimed_by=q_str("claimed_by"),
+            build_id=q_str("build_id"),
+            stuck=q_bool("stuck"),
             limit=q_int("limit", 50, max_value=1000),
             offset=q_int("offset", 0, max_value=10**9),
         )
@@ -143,6 +157,23 @@ def register(r: Router, engine: Engine) -> None:
         b = as_object(read_body(mb))
         engine.terminate(id, opt_str(b, "reason", allow_empty=True))
         return empty(200)
+
+    @r(
+        "POST",
+        "/workflows/{id}/reset",
+        "Reset: a new run replaying this one's history up to an event, continuing with the current code; "
+        "this run ends terminated ('reset to <new id>')",
+        "workflows",
+        body="Reset",
+        body_required=True,
+        responses={201: "Workflow", 400: "Error", 404: "Error", 409: "Error"},
+        example={"to_event": 5},
+    )
+    def reset(id: str) -> str:
+        b = as_object(read_body(mb))
+        to_event = opt_int(b, "to_event", min_value=1, max_value=2**53)
+        rec = engine.reset_workflow(id, to_event=to_event, to_last_task=opt_bool(b, "to_last_task", False))
+        return json_response(records.workflow(rec), 201)
 
     @r(
         "GET",

@@ -21,6 +21,7 @@ from assay.cli.options import AssayGroup
 COMMANDS: dict[str, str] = {
     "serve": "assay.cli.serve:serve",
     "run": "assay.cli.run:run",
+    "replay": "assay.cli.replay:replay",
     "workflow": "assay.cli.workflow:workflow",
     "schedule": "assay.cli.schedule:schedule",
     "namespace": "assay.cli.namespace:namespace",
@@ -34,6 +35,7 @@ COMMANDS: dict[str, str] = {
 SHORT_HELP: dict[str, str] = {
     "serve": "Run the engine (REST API, SSE, dashboard).",
     "run": "Run a Lua script (for example a workflow worker).",
+    "replay": "Replay workflow histories through a worker file (deploy gate).",
     "workflow": "Start, inspect, signal, cancel and wait for workflows.",
     "schedule": "Manage cron schedules.",
     "namespace": "Manage namespaces.",

@@ -30,7 +30,7 @@ WHITELABEL_BEGIN = (
     "<!-- BEGIN WHITELABEL (generated from assay/config.py by `python -m assay.cli.docgen`) -->"
 )
 WHITELABEL_END = "<!-- END WHITELABEL -->"
-GROUPS = ("workflow", "schedule", "namespace", "worker", "queue", "completion")
+GROUPS = ("workflow", "replay", "schedule", "namespace", "worker", "queue", "completion")
 WIDTH = 100
 
 

@@ -18,6 +18,13 @@ WORKFLOW_COLUMNS = [
     Column("QUEUE", "task_queue"),
     Column("CREATED", "created_at", "time"),
 ]
+STUCK_COLUMNS = [
+    Column("ID", "id", "id"),
+    Column("TYPE", "workflow_type"),
+    Column("FAILURES", lambda r: (r.get("stuck") or {}).get("failures"), "num"),
+    Column("SINCE", lambda r: (r.get("stuck") or {}).get("since"), "time"),
+    Column("REASON", lambda r: (r.get("stuck") or {}).get("reason")),
+]
 CHILD_COLUMNS = [
     Column("ID", "id", "id"),
     Column("TYPE", "workflow_type"),
@@ -88,6 +95,8 @@ def start(
         "assay workflow list",
         "assay workflow list --status FAILED --type Report --limit 100",
         'assay workflow list --search-attrs \'{"env": "prod"}\' --output json',
+        "assay workflow list --stuck",
+        "assay workflow list --build-id 3f2a9c1b7d4e",
     ),
 )
 @click.option(
@@ -95,10 +104,22 @@ def start(
 )
 @click.option("-t", "--type", "workflow_type", metavar="TYPE", help="Only workflows of this type.")
 @click.option("--search-attrs", metavar="JSON", help="Filter on search attributes: JSON object, @FILE or -.")
+@click.option(
+    "--stuck",
+    is_flag=True,
+    help="Only workflows whose workflow tasks keep failing (shows why and how often).",
+)
+@click.option("--build-id", metavar="ID", help="Only workflows a worker with this build id ran tasks of.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most rows to show.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Rows to skip.")
 def list_(
-    status: str | None, workflow_type: str | None, search_attrs: str | None, limit: int, offset: int
+    status: str | None,
+    workflow_type: str | None,
+    search_attrs: str | None,
+    stuck: bool,
+    build_id: str | None,
+    limit: int,
+    offset: int,
 ) -> None:
     """List workflows of the namespace, newest first."""
     attrs = common.read_json_arg(search_attrs, "--search-attrs")
@@ -110,8 +131,10 @@ def list_(
         search_attrs=attrs,
         limit=limit,
         offset=offset or None,
+        stuck=True if stuck else None,
+        build_id=build_id,
     )
-    common.emit(rows, WORKFLOW_COLUMNS)
+    common.emit(rows, STUCK_COLUMNS if stuck else WORKFLOW_COLUMNS)
 
 
 @workflow.command(
@@ -317,3 +340,51 @@ def wait(workflow_id: str, timeout: float, target: str | None) -> None:
         goal = f" before reaching {target}" if target else ""
         con.error(f"Error: workflow {workflow_id} ended {status}{goal}{why}")
         click.get_current_context().exit(1)
+
+
+@workflow.command(
+    "export",
+    epilog=examples(
+        "assay workflow export order-17 > order-17.history.json",
+        "assay replay worker.lua --history order-17.history.json",
+    ),
+)
+@workflow_id_arg
+def export(workflow_id: str) -> None:
+    """Print a workflow's replayable history: its record and its events, as one JSON document.
+
+    The format ("assay-history/1": {"format", "workflow", "events"}) is described in
+    docs/versioning.md; `assay replay --history FILE` reads it. Always JSON, whatever --output says.
+    """
+    from assay.output import to_json
+
+    click.echo(to_json(common.client().export_workflow(workflow_id)))
+
+
+@workflow.command(
+    "reset",
+    epilog=examples(
+        "assay workflow reset order-17 --to-last-task",
+        "assay workflow reset order-17 --to-event 6",
+    ),
+)
+@workflow_id_arg
+@click.option(
+    "--to-event", type=click.IntRange(min=1), metavar="SEQ", help="Keep the history up to this event."
+)
+@click.option(
+    "--to-last-task",
+    is_flag=True,
+    help="Keep the history up to the event that started the last workflow task (re-run that task).",
+)
+def reset(workflow_id: str, to_event: int | None, to_last_task: bool) -> None:
+    """Start a new run from a point of this workflow's history, with the code deployed now.
+
+    The new run's history is this one's up to the chosen event (signals received later are delivered
+    again); it continues from there. This run ends FAILED (terminated) with the reason
+    "reset to <new id>"; both records link to each other (reset_to / reset_from). Prints the new run.
+    """
+    if (to_event is None) == (not to_last_task):
+        raise UsageError("give exactly one of --to-event SEQ or --to-last-task")
+    rec = common.client().reset_workflow(workflow_id, to_event=to_event, to_last_task=to_last_task)
+    common.message(f"{workflow_id} reset to {rec.get('id')}", record=rec)

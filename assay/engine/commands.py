@@ -9,6 +9,7 @@ from typing import Any
 
 from assay.engine import states
 from assay.engine.core import EngineBase
+from assay.engine.deploy import RECORD_VERSION, apply_record_version, parse_record_version
 from assay.engine.notify import Effects
 from assay.engine.validate import (
     as_object,
@@ -104,6 +105,8 @@ def parse_command(i: int, raw: Any) -> dict[str, Any]:
             return {"type": t, "error": err}
         if t == "CancelWorkflow":
             return {"type": t, "reason": opt_str(raw, "reason", allow_empty=True)}
+        if t == RECORD_VERSION:
+            return parse_record_version(raw)
         raise BadRequest(f"unknown command type '{t}'")
     except BadRequest as e:
         raise BadRequest(f"command {i}: {e.message}", command_index=i) from None
@@ -136,8 +139,7 @@ class CommandOps(EngineBase):
                     self._apply(tx, fx, wf, cmd)
                     applied += 1
                 tx.release_lease(wf_id, worker_id)
-                if wf.get("dispatch_failures"):
-                    tx.update_workflow(wf_id, dispatch_failures=0)
+                self._task_succeeded(tx, wf)  # type: ignore[attr-defined]
                 after = tx.get_workflow(wf_id)
                 if after and after["needs_dispatch"] and not states.is_terminal(after["status"]):
                     fx.wake_workflows(after["task_queue"])
@@ -146,27 +148,19 @@ class CommandOps(EngineBase):
             if isinstance(e, Conflict) and e.detail.get("lease_lost"):
                 raise
             # The batch was rolled back; give the task back to the queue so a replay can try (DECISIONS 6).
-            self._give_back(wf_id, worker_id)
+            self._give_back(wf_id, worker_id, f"the engine rejected the commands: {e.message}")
             raise
 
-    def _give_back(self, wf_id: str, worker_id: str) -> None:
+    def _give_back(self, wf_id: str, worker_id: str, error: str) -> None:
         """Release the worker's lease and make the workflow dispatchable again, after a backoff that grows
-        with consecutive failed workflow tasks (0.5 s, 1 s, 2 s, ... capped at 60 s): a worker that keeps
-        sending the same bad batch does not spin."""
+        with consecutive failed workflow tasks (engine/deploy.py): a worker that keeps sending the same bad
+        batch does not spin, and the workflow is flagged as stuck."""
         with self._tx() as (tx, fx):
             wf = tx.get_workflow(wf_id)
             if wf is None or wf["dispatch_claimed_by"] != worker_id:
                 return
-            tx.release_lease(wf_id, worker_id)
             self.metrics.workflow_task_failed(fx, wf, "rejected")
-            if not states.is_terminal(wf["status"]):
-                failures = int(wf.get("dispatch_failures") or 0)
-                delay = min(60.0, 0.5 * 2**failures) if failures else 0.0
-                tx.delay_dispatch(wf_id, self.now() + delay)
-                if delay:
-                    fx.wake_loop("activities")  # its retry wake-up wakes the queue when the delay ends
-                else:
-                    fx.wake_workflows(wf["task_queue"])
+            self._task_failed(tx, fx, wf, worker_id, error)  # type: ignore[attr-defined]
 
     def _apply(self, tx: Tx, fx: Effects, wf: Record, c: dict[str, Any]) -> None:
         t = c["type"]
@@ -242,6 +236,8 @@ class CommandOps(EngineBase):
                 error=c["error"],
                 sse="workflow_failed",
             )
+        elif t == RECORD_VERSION:
+            apply_record_version(tx, wf, c, now)
         elif t == "CancelWorkflow":
             reason = c.get("reason")
             self._finish(

@@ -167,6 +167,8 @@ class EngineBase:
             "needs_dispatch": False,
             "dispatch_claimed_by": None,
             "dispatch_last_heartbeat": None,
+            "stuck_reason": None,  # an ended run is not stuck (engine/deploy.py)
+            "stuck_since": None,
         }
         if result is not None:
             fields["result"] = result

@@ -61,6 +61,7 @@ class TaskOps(EngineBase):
         max_concurrent_activities: int = 10,
         heartbeat_interval_secs: float | None = None,
         worker_id: str | None = None,
+        build_id: str | None = None,
     ) -> str:
         now = self.now()
         wid = worker_id or "w-" + secrets.token_hex(8)
@@ -84,6 +85,7 @@ class TaskOps(EngineBase):
                     "lost_after_secs": lost_after,
                     "last_heartbeat": now,
                     "registered_at": now,
+                    "build_id": build_id,
                 }
             )
         return wid
@@ -152,6 +154,7 @@ class TaskOps(EngineBase):
                     if wf is not None:
                         if wf["previous_status"] == states.PENDING:
                             fx.sse("workflow_running", wf)
+                        self._record_build_id(tx, wf, worker_id)  # type: ignore[attr-defined]
                         wf["history"] = tx.list_events(wf["id"])
                         self.metrics.task_claimed(fx, kind, wf, now, namespace)
                         return kind, wf

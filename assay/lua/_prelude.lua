@@ -379,6 +379,7 @@ return function(src, chunkname, argv, script_name)
   io.stdout:flush()
   if ok then return true end
   if type(raw_err) == "table" and rawget(raw_err, "__assay_replica_done") then return true end
+  if type(raw_err) == "table" and rawget(raw_err, "__assay_replay_loaded") then return true end
   if type(raw_err) == "userdata" then return false, errtext(raw_err), tb, raw_err end
   return false, errtext(raw_err), tb, nil
 end

@@ -72,11 +72,13 @@ class Runtime:
         args: list[str] | tuple = (),
         *,
         replica: dict | None = None,
+        replay: bool = False,
     ) -> None:
         if (path is None) == (code is None):
             raise ValueError("give exactly one of path or code")
         self.path, self.code, self.args = path, code, list(args)
         self.replica = replica
+        self.replay = replay  # `assay replay`: the script only defines handlers (connect/listen do nothing)
         self.lua = lua54.LuaRuntime(
             unpack_returned_tuples=True,
             encoding=None,

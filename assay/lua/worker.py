@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -242,6 +243,25 @@ class WorkerNatives:
         except ConfigError as e:
             raise LuaRaise(e.message, bare=True) from None
         return to_lua(self.lua, values)
+
+    @native("_replay_mode")
+    def replay_mode(self) -> bool:
+        """True under `assay replay`: connect and listen do nothing (the file only defines handlers)."""
+        return bool(getattr(self.runtime, "replay", False))
+
+    @native("_build_id")
+    def build_id(self) -> Any:
+        """First 12 hex of the sha256 of the worker file (of the code string for `-e`)."""
+        rt = self.runtime
+        try:
+            if rt.path is not None:
+                with open(rt.path, "rb") as f:
+                    data = f.read()
+            else:
+                data = (rt.code or "").encode()
+        except OSError:
+            return None
+        return raw(hashlib.sha256(data).hexdigest()[:12])
 
     @native("_replica_info")
     def replica_info(self) -> Any:

@@ -15,6 +15,7 @@ import time
 import urllib.parse
 from typing import Any
 
+from assay.protocol import HISTORY_FORMAT
 from assay.sdk.sse import EventStream
 from assay.sdk.transport import DEFAULT_URL, NO_BODY, Transport
 
@@ -101,12 +102,16 @@ class Client:
         offset: int | None = None,
         namespace: str | None = None,
         timeout: float | None = None,
+        build_id: str | None = None,
+        stuck: bool | None = None,
     ) -> list[dict]:
         query = {
             "namespace": self._ns(namespace),
             "status": status,
             "type": workflow_type,
             "search_attrs": search_attrs,
+            "build_id": build_id,
+            "stuck": None if stuck is None else ("true" if stuck else "false"),
             "limit": limit,
             "offset": offset,
         }
@@ -135,6 +140,17 @@ class Client:
     def cancel_workflow(self, workflow_id: str, reason: str | None = None) -> Any:
         body = {"reason": reason} if reason is not None else NO_BODY
         return self.request("POST", f"/workflows/{_seg(workflow_id)}/cancel", body=body)
+
+    def export_workflow(self, workflow_id: str) -> dict:
+        """The replayable history document of `assay workflow export` (see docs/versioning.md)."""
+        record = self.describe_workflow(workflow_id)
+        return {"format": HISTORY_FORMAT, "workflow": record, "events": self.workflow_events(workflow_id)}
+
+    def reset_workflow(
+        self, workflow_id: str, *, to_event: int | None = None, to_last_task: bool = False
+    ) -> dict:
+        body: dict[str, Any] = {"to_last_task": True} if to_last_task else {"to_event": to_event}
+        return self.request("POST", f"/workflows/{_seg(workflow_id)}/reset", body=body)
 
     def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> Any:
         return self.request("POST", f"/workflows/{_seg(workflow_id)}/terminate", body={"reason": reason})

@@ -62,10 +62,13 @@ class Tx(abc.ABC):
         parent_id: str | None = None,
         claimed_by: str | None = None,
         task_queue: str | None = None,
+        build_id: str | None = None,
+        stuck: bool | None = None,
         limit: int | None = 50,
         offset: int = 0,
     ) -> list[Record]:
-        """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities."""
+        """Newest first (children: oldest first). `search`: AND of JSON-typed top-level equalities.
+        `build_id`: one of the build ids that ran the workflow's tasks. `stuck`: flagged (or not) as stuck."""
 
     @abc.abstractmethod
     def list_children(self, parent_id: str) -> list[Record]: ...

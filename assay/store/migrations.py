@@ -164,4 +164,17 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             last_heartbeat REAL NOT NULL)""",
         ],
     ),
+    (
+        2,
+        "safe deploys: build ids, stuck runs, reset links",
+        [
+            "ALTER TABLE workflows ADD COLUMN build_ids TEXT",
+            "ALTER TABLE workflows ADD COLUMN stuck_reason TEXT",
+            "ALTER TABLE workflows ADD COLUMN stuck_since REAL",
+            "ALTER TABLE workflows ADD COLUMN reset_to TEXT",
+            "ALTER TABLE workflows ADD COLUMN reset_from TEXT",
+            "ALTER TABLE workflow_workers ADD COLUMN build_id TEXT",
+            "CREATE INDEX wf_stuck ON workflows(namespace, stuck_since) WHERE stuck_reason IS NOT NULL",
+        ],
+    ),
 ]

@@ -64,6 +64,15 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX wf_search ON workflows USING GIN (search_attributes jsonb_path_ops)",
         ],
     ),
+    (
+        2,
+        "safe deploys: build ids, stuck runs, reset links",
+        [
+            st.replace("build_ids TEXT", "build_ids JSONB").replace("REAL", "DOUBLE PRECISION")
+            for st in next(m[2] for m in SQLITE if m[1].startswith("safe deploys"))
+        ]
+        + ["CREATE INDEX wf_build_ids ON workflows USING GIN (build_ids jsonb_path_ops)"],
+    ),
 ]
 
 
@@ -96,6 +105,9 @@ class PgTx(SqlTx):
     def get_workflow(self, wf_id: str) -> dict[str, Any] | None:
         sql = "SELECT * FROM workflows WHERE id = ?" + (" FOR UPDATE" if self.write else "")
         return self._row("workflows", sql, (wf_id,))
+
+    def build_id_condition(self, build_id: str) -> tuple[str, list[Any]]:
+        return ("(build_ids @> ?)", [self.encode_json([build_id])])
 
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
         if isinstance(value, (dict, list)) or value is None:

@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assay.protocol import EventType
+from assay.protocol import CommandType, EventType
 
-# Versioning words (board: #20). The engine side is deploy's; they move into assay.protocol with it.
-RECORD_VERSION = "RecordVersion"
-VERSION_MARKER = "VersionMarkerRecorded"
+# Versioning words (#20), declared in assay.protocol.
+RECORD_VERSION = CommandType.RecordVersion
+VERSION_MARKER = EventType.VersionMarkerRecorded
 _RAW_PAYLOAD = (EventType.WorkflowStarted, EventType.WorkflowCompleted)
 
 
@@ -58,6 +58,9 @@ class HistoryIndex:
     children: dict[str, Outcome] = field(default_factory=dict)
     child_types: dict[str, Any] = field(default_factory=dict)  # ChildWorkflowStarted
     versions: dict[str, int] = field(default_factory=dict)
+    # WorkflowAwaitingSignal: (signal name, which wait for it: signals of that name before it + 1)
+    awaits: list[tuple[str, int]] = field(default_factory=list)
+    finished: bool = False  # the code ended the run (WorkflowCompleted / a WorkflowFailed not terminated)
     cancel: tuple[Any, int] | None = None  # (reason, event seq)
     started_at: float | None = None
     events: int = 0
@@ -115,6 +118,12 @@ def index(history: Sequence[Mapping[str, Any]] | None) -> HistoryIndex:
             cid, v = pt.get("change_id"), pt.get("version")
             if isinstance(cid, str) and isinstance(v, int) and cid not in idx.versions:
                 idx.versions[cid] = v
+        elif t == EventType.WorkflowAwaitingSignal:
+            if pt.get("signal") is not None:
+                name = str(pt["signal"])
+                idx.awaits.append((name, len(idx.signals.get(name, ())) + 1))
+        elif t == EventType.WorkflowCompleted or (t == EventType.WorkflowFailed and not pt.get("terminated")):
+            idx.finished = True
         elif t == EventType.WorkflowCancelRequested:
             if idx.cancel is None:
                 idx.cancel = (pt.get("reason"), seq)

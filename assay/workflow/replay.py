@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, CommandType
+from assay.workflow import divergence
 from assay.workflow.errors import (
     ActivityError,
     Cancelled,
@@ -90,6 +91,7 @@ class _RunState:
         self.n_effect = 0
         self.children_reached = 0
         self.sig_cursor: dict[str, int] = {}
+        self.waits: dict[str, int] = {}  # waits for each signal name so far (for get_version)
         self.queries: dict[str, Callable[[], Any]] = {}
         self.inline: list[Command] = []  # side effects and version markers, in call order
         self.upserts: dict[str, Any] = {}
@@ -258,6 +260,7 @@ class WorkflowContext:
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
         ):
             raise TypeError(f"ctx.{fname}: timeout must be a positive number of seconds")
+        rs.waits[name] = rs.waits.get(name, 0) + 1
         cur = rs.sig_cursor.get(name, 0) + 1
         lst = rs.idx.signals.get(name) or []
         sig = lst[cur - 1] if len(lst) >= cur else None
@@ -366,6 +369,8 @@ class WorkflowContext:
             or any(s > rs.n_timer for s in idx.timer_seqs | set(idx.timers))
             or any(s > rs.n_effect for s in idx.effects if idx.effects[s][1])
             or len(idx.child_types) > rs.children_reached
+            or any(rs.waits.get(name, 0) < need for name, need in idx.awaits)
+            or idx.finished
         )
 
     def get_version(self, change_id: str, min_supported: int, max_supported: int) -> int:
@@ -457,6 +462,8 @@ class ReplayResult:
     commands: list[Command]
     summary: str
     task_error: str | None = None
+    #: set with task_error when the code did not follow the history: {event_seq, history, code, message}
+    divergence: dict[str, Any] | None = None
 
 
 def _fail(msg: str) -> Command:
@@ -553,4 +560,8 @@ def run(
     if rs.upserts:
         cmds.append({"type": CommandType.UpsertSearchAttributes, "patch": dict(sorted(rs.upserts.items()))})
     cmds.extend(tail)
+    if handler is not None:
+        div = divergence.first(hist or (), rs, ReplayResult(cmds, summary))
+        if div is not None:  # the code took another path than the history: fail the task, keep the workflow
+            return ReplayResult([], "task failed", div["message"], div)
     return ReplayResult(cmds, summary)

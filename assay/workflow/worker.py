@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, CommandType, TaskKind
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, REJECTED_COMMAND, CommandType, TaskKind
 from assay.workflow import registry, replay
 from assay.workflow.errors import WorkerError
 
@@ -262,7 +262,7 @@ class Worker:
         self.deliver(
             what,
             f"/workflow-tasks/{_pct(wid)}/commands",
-            {"worker_id": self.worker_id, "commands": [{"type": "FailWorkflowTask", "error": error}]},
+            {"worker_id": self.worker_id, "commands": [{"type": REJECTED_COMMAND, "error": error}]},
         )
 
     # -- activity tasks -----------------------------------------------------------------------------

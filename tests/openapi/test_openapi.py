@@ -94,6 +94,7 @@ def test_every_operation_is_described(spec):
         "CompleteWorkflow",
         "FailWorkflow",
         "CancelWorkflow",
+        "RecordVersion",
     }
     assert set(spec["components"]["securitySchemes"]) == {"apiKey", "oidc"}
     assert spec["paths"][CANONICAL_PREFIX + "/workflows"]["post"]["requestBody"]["content"][

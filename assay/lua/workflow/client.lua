@@ -120,6 +120,7 @@ function C.connect(url, opts)
   if url == nil then url = defaults.engine_url end
   if type(url) ~= "string" or url == "" then error("workflow.connect: url must be a non-empty string", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("workflow.connect: opts must be a table", 2) end
+  if select(2, native.replay_mode()) then return true end -- assay replay: no engine traffic
   opts = opts or {}
   url = url:gsub("/+$", "")
   local token = opts.token

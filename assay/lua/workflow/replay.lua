@@ -8,6 +8,7 @@
 -- table cannot change what was recorded). Internal module; scripts use require("assay.workflow").
 local native = require("assay._native")
 local client = require("assay.workflow.client")
+local deploy = require("assay.workflow.deploy")
 local json = json
 local sfmt, concat, sort = string.format, table.concat, table.sort
 local co_running, co_yield = coroutine.running, coroutine.yield
@@ -88,6 +89,7 @@ end
 local Ctx = {}
 Ctx.__index = Ctx
 R.Ctx = Ctx
+deploy.install(Ctx) -- ctx:get_version, ctx:patched
 
 local function cancel_error(rs, reason)
   rs.cancelled = true
@@ -136,8 +138,11 @@ end
 local function activity_outcome(rs, seq, name, level)
   local prev = rs.idx.scheduled[seq] or (rs.idx.acts[seq] and rs.idx.acts[seq].name)
   if prev ~= nil and prev ~= name then
-    error(sfmt("nondeterministic workflow: activity #%d was '%s' in the history, the code now runs '%s'",
-      seq, tostring(prev), name), level + 1)
+    deploy.fail(rs, { event_seq = rs.d.act_ev[seq] or (rs.idx.acts[seq] and rs.idx.acts[seq].seq) or "?",
+      history = sfmt("ActivityScheduled '%s' (activity #%d)", tostring(prev), seq),
+      code = sfmt("schedules activity '%s' (activity #%d)", name, seq),
+      message = sfmt("nondeterministic workflow: activity #%d was '%s' in the history, the code now runs '%s'",
+        seq, tostring(prev), name) }, level + 1)
   end
   return rs.idx.acts[seq]
 end
@@ -207,6 +212,7 @@ local function wait_signal(rs, fname, name, timeout, level)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
     error("ctx:" .. fname .. ": timeout must be a positive number of seconds", level + 1)
   end
+  rs.waits[name] = (rs.waits[name] or 0) + 1
   local cur = (rs.sig_cursor[name] or 0) + 1
   local list = rs.idx.signals[name]
   local sig = list and list[cur]
@@ -257,6 +263,7 @@ function Ctx:start_child_workflow(workflow_type, opts)
   if type(opts) ~= "table" then error("ctx:start_child_workflow: opts with a workflow_id is required", 2) end
   need_name("start_child_workflow", "opts.workflow_id", opts.workflow_id, 2)
   local id = opts.workflow_id
+  rs.children[tostring(id)] = true
   local c = rs.idx.children[id]
   if c then
     after_cancel(rs, c.seq)
@@ -282,6 +289,9 @@ function Ctx:side_effect(name, fn)
     return cached.value
   end
   if rs.idx.cancel then error(cancel_error(rs, rs.idx.cancel.reason), 0) end
+  if rs.replay then -- replaying without side effects: the history ends here
+    suspend(rs, { sfmt('{"name":%s,"seq":%d,"type":"RecordSideEffect"}', enc(name), seq) })
+  end
   local v = fn()
   local s = encode_for(sfmt("value of side effect '%s'", name), v, 2)
   rs.effects[#rs.effects + 1] = sfmt('{"name":%s,"seq":%d,"type":"RecordSideEffect","value":%s}', enc(name), seq, s)
@@ -337,11 +347,15 @@ end
 
 local function fail_cmd(msg) return '{"error":' .. enc(tostring(msg)) .. ',"type":"FailWorkflow"}' end
 
--- Run one workflow task. Returns the list of encoded commands and a short summary for the logs.
-function R.run(task, handler, log)
+-- Run one workflow task. Returns the list of encoded commands, a short summary for the logs, and the
+-- divergence (nil, or { event_seq, history, code, message }) when the code did not follow the history:
+-- a worker then fails the workflow task instead of sending the commands. `replay` (assay replay): side
+-- effects are not run, the run stops where the history ends.
+function R.run(task, handler, log, replay)
   local idx = R.index(task.history)
   local rs = { task = task, idx = idx, n_act = 0, n_timer = 0, n_effect = 0, sig_cursor = {}, queries = {},
-    query_order = {}, upserts = {}, effects = {}, cancelled = false }
+    query_order = {}, upserts = {}, effects = {}, cancelled = false, children = {}, waits = {},
+    d = deploy.index(task.history), replay = replay == true }
   local input = task.input
   if client.state.legacy then input = client.maybe_json(input) end
   local ctx = setmetatable({ _rs = rs, workflow_id = task.workflow_id, workflow_type = task.workflow_type,
@@ -414,7 +428,9 @@ function R.run(task, handler, log)
     cmds[#cmds + 1] = '{"patch":' .. object_text(rs.upserts, keys) .. ',"type":"UpsertSearchAttributes"}'
   end
   for _, c in ipairs(tail) do cmds[#cmds + 1] = c end
-  return cmds, summary
+  local divergence = nil
+  if type(handler) == "function" then divergence = deploy.check(rs, summary, tail) end
+  return cmds, summary, divergence
 end
 
 return R

@@ -64,6 +64,25 @@ end
 -- fails it with the engine's message instead of looping.
 local rejected = {}
 
+-- The code could not follow the workflow's history (a changed step): fail the workflow task, keeping the
+-- workflow, so that deploying fixed code (or a reset) lets it continue. Returns false when the engine
+-- has no such endpoint (an upstream engine): the caller then fails the workflow as before.
+local function fail_task(task, message)
+  local what = sfmt("workflow %s", tostring(task.workflow_id))
+  log("error", sfmt("%s (%s): workflow task failed, the workflow is kept: %s", what, tostring(task.workflow_type),
+    message))
+  local body = '{"error":' .. json.encode(message) .. ',"worker_id":' .. json.encode(W.worker_id) .. "}"
+  local status, value, raw = deliver(what, "POST", "/workflow-tasks/" .. pct(task.workflow_id) .. "/fail", body)
+  if status == 404 and not (type(value) == "table" and tostring(value.error):match("workflow")) or status == 405 then
+    return false
+  end
+  if status ~= nil and status >= 400 and status ~= 409 then
+    log("warn", sfmt("%s: reporting the failed task answered HTTP %d: %s", what, status,
+      tostring(type(value) == "table" and value.error or raw)))
+  end
+  return true
+end
+
 local function run_workflow_task(task)
   local handler = W.workflows[task.workflow_type]
   local cmds, summary
@@ -74,7 +93,9 @@ local function run_workflow_task(task)
       ',"type":"FailWorkflow"}' }
     summary = "FailWorkflow (commands rejected)"
   else
-    cmds, summary = replay.run(task, handler, log)
+    local divergence
+    cmds, summary, divergence = replay.run(task, handler, log)
+    if divergence and fail_task(task, divergence.message) then return end
   end
   local body = '{"commands":[' .. concat(cmds, ",") .. '],"worker_id":' .. json.encode(W.worker_id) .. "}"
   local what = sfmt("workflow %s", tostring(task.workflow_id))
@@ -257,6 +278,7 @@ local function register(cfg)
     max_concurrent_workflows = cfg.max_concurrent_workflows,
     max_concurrent_activities = cfg.max_concurrent_activities,
     heartbeat_interval_secs = cfg.heartbeat_interval * 1.0,
+    build_id = W.build_id(),
   })
   local backoff = cfg.min_backoff
   while true do
@@ -277,7 +299,42 @@ end
 
 local REPLICA_DONE = { __assay_replica_done = true }
 
+-- The worker's code version: ASSAY_BUILD_ID (declared in assay/config.py), else the first 12 hex of the
+-- worker file's sha256.
+function W.build_id()
+  local ok, s = native.settings("build_id")
+  if ok and type(s.build_id) == "string" and s.build_id ~= "" then return s.build_id end
+  local _, id = native.build_id()
+  return id
+end
+
+-- `assay replay`: replay one exported history (JSON text of {workflow, events}) through the handlers this
+-- file defined, with no side effects. Returns JSON text {ok, outcome, divergence}.
+function W.replay_check(text)
+  local doc = json.parse(text)
+  local wf = type(doc.workflow) == "table" and doc.workflow or {}
+  local history = {}
+  for i, ev in ipairs(doc.events or {}) do
+    history[i] = { seq = ev.seq, event_type = ev.event_type, payload = ev.payload, timestamp = ev.timestamp }
+  end
+  local task = { workflow_id = wf.id, workflow_type = wf.workflow_type, namespace = wf.namespace,
+    task_queue = wf.task_queue, run_id = wf.run_id, parent_id = wf.parent_id, input = wf.input,
+    search_attributes = wf.search_attributes, created_at = wf.created_at, attempt = 1, history = history }
+  local handler = W.workflows[tostring(wf.workflow_type)]
+  if type(handler) ~= "function" then
+    return json.encode({ ok = false, outcome = "no handler",
+      error = "this worker file defines no workflow type '" .. tostring(wf.workflow_type) .. "'" })
+  end
+  local _, summary, divergence = replay.run(task, handler, function() end, true)
+  if divergence then
+    return json.encode({ ok = false, outcome = summary, divergence = { event_seq = divergence.event_seq,
+      history = divergence.history, code = divergence.code, message = divergence.message } })
+  end
+  return json.encode({ ok = true, outcome = summary })
+end
+
 function W.listen(opts)
+  if select(2, native.replay_mode()) then error({ __assay_replay_loaded = true }, 0) end -- assay replay: stop here
   if not state.handle then error("workflow.listen: call workflow.connect(url) first", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("workflow.listen: opts must be a table", 2) end
   opts = opts or {}

@@ -8,7 +8,7 @@ from typing import Any
 from assay.store.base import TERMINAL, Record, Tx
 
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
-    "workflows": ("input", "result", "search_attributes"),
+    "workflows": ("input", "result", "search_attributes", "build_ids"),
     "workflow_activities": ("input", "result", "non_retryable_errors", "heartbeat_details"),
     "workflow_events": ("payload",),
     "workflow_signals": ("payload",),

@@ -54,6 +54,10 @@ class WorkflowVerbs(SqlBase):
     #: SQL that holds when search_attributes is a JSON object
     search_object_condition = "search_attributes IS NOT NULL AND json_type(search_attributes) = 'object'"
 
+    def build_id_condition(self, build_id: str) -> tuple[str, list[Any]]:
+        """SQL for "build_id is one of the build ids that ran this workflow's tasks"."""
+        return ("EXISTS (SELECT 1 FROM json_each(build_ids) j WHERE j.value = ?)", [build_id])
+
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
         """SQL for `search_attributes[key] == value` with JSON-typed equality. The key is a top-level
         literal (no JSON-path interpretation: dots, quotes and brackets are just characters)."""
@@ -78,6 +82,8 @@ class WorkflowVerbs(SqlBase):
         parent_id=None,
         claimed_by=None,
         task_queue=None,
+        build_id=None,
+        stuck=None,
         limit=50,
         offset=0,
     ) -> list[Record]:
@@ -94,6 +100,12 @@ class WorkflowVerbs(SqlBase):
             if val is not None:
                 conds.append(f"{col} = ?")
                 params.append(val)
+        if build_id is not None:
+            c, p = self.build_id_condition(build_id)
+            conds.append(c)
+            params.extend(p)
+        if stuck is not None:
+            conds.append("stuck_reason IS NOT NULL" if stuck else "stuck_reason IS NULL")
         if search:
             conds.append(self.search_object_condition)
             for k, v in search.items():

@@ -79,6 +79,25 @@ export async function continueAsNew(record) {
   });
 }
 
+export async function resetWorkflow(record) {
+  return formDialog({
+    title: "Reset workflow",
+    description: `Start a new run of ${record.id} from a point of its history, with the code deployed now. Signals received after that point are delivered again. ${TERMINAL.has(record.status) ? "" : "This run ends FAILED (terminated) with the reason \"reset to <new id>\"."}`,
+    submitLabel: "Reset",
+    danger: true,
+    fields: [
+      { name: "to_event", label: "Reset to event # (optional)", type: "number", placeholder: "empty: the last workflow task", help: "The new run keeps the events up to this seq (see the Events tab)." },
+    ],
+    onSubmit: async (v) => {
+      const seq = String(v.to_event || "").trim();
+      if (seq && !/^[1-9][0-9]*$/.test(seq)) throw new Error("Event # must be a positive whole number");
+      const res = await wf.reset(record.id, seq ? { to_event: Number(seq) } : { to_last_task: true });
+      toast(`Reset ${record.id} to ${res.id}`);
+      return res;
+    },
+  });
+}
+
 // Buttons for a list row; onDone() runs after a successful mutation.
 export function rowActions(record, onDone) {
   if (TERMINAL.has(record.status)) return h("span", { class: "muted" }, "—");

@@ -94,4 +94,5 @@ export const wf = {
   cancel: (id, reason) => api(`/workflows/${enc(id)}/cancel`, { method: "POST", body: reason ? { reason } : {} }),
   terminate: (id, reason) => api(`/workflows/${enc(id)}/terminate`, { method: "POST", body: reason ? { reason } : {} }),
   continueAsNew: (id, body) => api(`/workflows/${enc(id)}/continue-as-new`, { method: "POST", body }),
+  reset: (id, body) => api(`/workflows/${enc(id)}/reset`, { method: "POST", body }),
 };

@@ -3,7 +3,7 @@
 
 import { api, enc, wf } from "./api.js";
 import * as live from "./live.js";
-import { cancelWorkflow, continueAsNew, signalWorkflow, terminateWorkflow } from "./actions.js";
+import { cancelWorkflow, continueAsNew, resetWorkflow, signalWorkflow, terminateWorkflow } from "./actions.js";
 import { createStepsPanel, hasSteps } from "./steps.js";
 import { clear, emptyState, errorState, fmtDuration, fmtTime, h, jsonBlock, setBadge, statusBadge, table, TERMINAL, timeEl, toast } from "./ui.js";
 
@@ -61,9 +61,39 @@ export async function render(root, ctx) {
         },
         "Continue as new",
       ),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-danger-ghost",
+          "data-action": "reset",
+          disabled: !!rec.archived_at,
+          onclick: async () => {
+            const res = await resetWorkflow(rec);
+            if (res && res.id) ctx.navigate(ctx.workflowHref(res.id));
+          },
+        },
+        "Reset",
+      ),
     );
   }
   renderActions();
+
+  // ---- stuck banner: its workflow tasks keep failing (the code cannot replay its history)
+  const stuckBox = h("div", { class: "stuck-banner", role: "alert", hidden: true });
+  root.append(stuckBox);
+  function renderStuck() {
+    const s = rec.stuck;
+    stuckBox.hidden = !s;
+    if (!s) return stuckBox.replaceChildren();
+    stuckBox.replaceChildren(
+      h("strong", {}, "Stuck"),
+      ` — its workflow tasks failed ${s.failures} times in a row`,
+      s.since ? h("span", {}, " since ", timeEl(s.since)) : null,
+      h("pre", { class: "stuck-reason" }, s.reason),
+      h("span", { class: "muted" }, "Deploy code that can replay its history (see assay replay), or Reset it to an earlier event."),
+    );
+  }
 
   // ---- tabs
   const tablist = h("div", { class: "tabs", role: "tablist", "aria-label": "Workflow sections" });
@@ -149,6 +179,9 @@ export async function render(root, ctx) {
       ["Duration", rec.completed_at ? fmtDuration(rec.completed_at - rec.created_at) : TERMINAL.has(rec.status) ? "—" : h("span", {}, "running for ", timeEl(rec.created_at))],
     ];
     if (rec.cancel_requested) items.push(["Cancel", h("span", { class: "badge badge-cancelled" }, "requested")]);
+    if (rec.build_ids && rec.build_ids.length) items.push(["Build ids", h("span", { class: "mono build-ids" }, rec.build_ids.join(", "))]);
+    if (rec.reset_from) items.push(["Reset from", h("a", { href: ctx.workflowHref(rec.reset_from), class: "mono reset-from" }, rec.reset_from)]);
+    if (rec.reset_to) items.push(["Reset to", h("a", { href: ctx.workflowHref(rec.reset_to), class: "mono reset-to" }, rec.reset_to)]);
     if (rec.archived_at) items.push(["Archived", h("span", {}, fmtTime(rec.archived_at), " ", rec.archive_uri || "")]);
     metaGrid.replaceChildren(...items.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
     const blocks = [h("div", { class: "card io-card" }, h("h3", {}, "Input"), jsonBlock(rec.input ?? null, { label: "Input" }))];
@@ -320,6 +353,7 @@ export async function render(root, ctx) {
     state = st;
     setBadge(badge, rec.status);
     if (statusChanged) renderActions();
+    renderStuck();
     renderOverview();
     renderEvents();
     renderChildren();
@@ -372,13 +406,14 @@ function eventKind(type) {
   if (/Cancel/.test(type)) return "warn";
   if (/Completed|Fired/.test(type)) return "good";
   if (/Signal/.test(type)) return "signal";
-  if (/Started|Scheduled/.test(type)) return "info";
+  if (/Started|Scheduled|Marker/.test(type)) return "info";
   return "neutral";
 }
 
 function eventSummary(ev) {
   const p = ev.payload;
   if (!p || typeof p !== "object") return "";
+  if (p.change_id !== undefined) return `${p.change_id} = v${p.version}`;
   if (p.signal) return p.signal;
   if (p.name) return p.name;
   if (p.child_workflow_id) return p.child_workflow_id;

@@ -16,6 +16,7 @@ export const EVENT_TYPES = [
   "task_completed",
   "task_failed",
   "schedule_triggered",
+  "workflow_stuck",
 ];
 
 const subscribers = new Set();

@@ -32,6 +32,7 @@ export async function render(root, ctx) {
     status: (params.get("status") || "").toUpperCase(),
     type: params.get("type") || "",
     sa: params.get("sa") || "",
+    stuck: params.get("stuck") === "1",
   };
   let page = Math.max(1, parseInt(params.get("page") || "1", 10) || 1);
   let searchAttrs;
@@ -84,6 +85,26 @@ export async function render(root, ctx) {
   root.append(filterForm);
   if (filterError) root.append(h("p", { class: "form-error", role: "alert" }, filterError));
 
+  // ---- stuck banner: workflows whose workflow tasks keep failing
+  const stuckBox = h("div", { class: "stuck-banner", role: "alert", hidden: true });
+  root.append(stuckBox);
+  async function loadStuck() {
+    let stuck = [];
+    try {
+      stuck = await api("/workflows", { query: { namespace: ns, stuck: "true", limit: 101 } });
+    } catch {
+      return;
+    }
+    if (!ctx.isCurrent()) return;
+    stuckBox.hidden = !stuck.length && !filters.stuck;
+    const n = stuck.length > 100 ? "100+" : String(stuck.length);
+    stuckBox.replaceChildren(
+      h("strong", {}, "Stuck"),
+      ` — ${n} workflow${stuck.length === 1 ? "" : "s"} in ${ns} whose workflow tasks keep failing (the deployed code cannot replay ${stuck.length === 1 ? "its" : "their"} history). `,
+      filters.stuck ? h("a", { href: ctx.href("") }, "Show all workflows") : h("a", { href: ctx.href("", { stuck: "1" }) }, "Show them"),
+    );
+  }
+
   // ---- table
   const { wrap, tbody } = table(
     [
@@ -118,7 +139,7 @@ export async function render(root, ctx) {
     const tr = h(
       "tr",
       { "data-id": r.id },
-      h("td", { class: "cell-id" }, h("a", { href: ctx.workflowHref(r.id), class: "mono wf-link", title: r.id }, r.id), r.parent_id ? h("span", { class: "tag", title: `child of ${r.parent_id}` }, "child") : null, r.archived_at ? h("span", { class: "tag tag-archived", title: `archived to ${r.archive_uri || "the archive"}` }, "archived") : null),
+      h("td", { class: "cell-id" }, h("a", { href: ctx.workflowHref(r.id), class: "mono wf-link", title: r.id }, r.id), r.stuck ? h("span", { class: "tag tag-stuck", title: r.stuck.reason }, "stuck") : null, r.parent_id ? h("span", { class: "tag", title: `child of ${r.parent_id}` }, "child") : null, r.archived_at ? h("span", { class: "tag tag-archived", title: `archived to ${r.archive_uri || "the archive"}` }, "archived") : null),
       h("td", { class: "cell-type" }, r.workflow_type),
       h("td", { class: "cell-status" }, badge),
       h("td", { class: "cell-queue hide-sm mono" }, r.task_queue),
@@ -152,6 +173,7 @@ export async function render(root, ctx) {
           status: filters.status || undefined,
           type: filters.type || undefined,
           search_attrs: searchAttrs ? JSON.stringify(searchAttrs) : undefined,
+          stuck: filters.stuck ? "true" : undefined,
           limit: PAGE_SIZE + 1,
           offset: (page - 1) * PAGE_SIZE,
         },
@@ -171,7 +193,7 @@ export async function render(root, ctx) {
     reconcileRows(tbody, rows, (r) => r.id, rowFor, updateRow, { animate });
     let empty = body.querySelector(".empty");
     if (!rows.length && !empty) {
-      const anyFilter = filters.status || filters.type || filters.sa;
+      const anyFilter = filters.status || filters.type || filters.sa || filters.stuck;
       body.append(emptyState(anyFilter ? "No workflows match these filters" : "No workflows yet", anyFilter ? "Clear the filters to see everything in this namespace." : "Start one with the button above, the CLI or the API."));
     } else if (rows.length && empty) empty.remove();
     const first = rows.length ? (page - 1) * PAGE_SIZE + 1 : 0;
@@ -181,7 +203,15 @@ export async function render(root, ctx) {
     pager.hidden = page <= 1 && !hasMore;
   }
 
-  const refreshSoon = debounce(load, 150, 1000); // a busy stream still re-reads at least once a second
+  // a busy stream still re-reads at least once a second
+  const refreshSoon = debounce(
+    () => {
+      load();
+      loadStuck();
+    },
+    150,
+    1000,
+  );
 
   // Live: patch a visible row straight from the event, then re-read the page (order + filters).
   const unsubscribe = live.subscribe((ev) => {
@@ -230,7 +260,7 @@ export async function render(root, ctx) {
     }
   }
 
-  await load();
+  await Promise.all([load(), loadStuck()]);
   return () => {
     unsubscribe();
     clearInterval(poll);

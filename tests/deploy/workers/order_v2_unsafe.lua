@@ -1,0 +1,18 @@
+-- Order workflow, second release WITHOUT versioning: a fraud check inserted after reserve. Runs that
+-- already waited for "go" under v1 cannot replay through this code.
+local workflow = require("assay.workflow")
+workflow.connect(env.get("ASSAY_ENGINE_URL"))
+
+workflow.define("Order", function(ctx, input)
+  local reserved = ctx:execute_activity("reserve", input)
+  ctx:execute_activity("fraud_check", input)
+  ctx:wait_for_signal("go")
+  local charged = ctx:execute_activity("charge", input)
+  return { path = "v2", reserved = reserved, charged = charged }
+end)
+
+workflow.activity("reserve", function(actx, input) return "reserved " .. tostring(input.sku) end)
+workflow.activity("fraud_check", function(actx, input) return "clean" end)
+workflow.activity("charge", function(actx, input) return "charged " .. tostring(input.sku) end)
+
+workflow.listen({ queue = env.get("ASSAY_QUEUE") or "default" })
