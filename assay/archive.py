@@ -16,7 +16,7 @@ import json
 import logging
 from typing import Any
 
-from assay.api import records
+from assay import records
 from assay.config import Settings
 from assay.errors import ConfigError
 

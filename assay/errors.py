@@ -1,17 +1,19 @@
 """The one error hierarchy.
 
 Every error carries the HTTP status the API answers with and the exit code the CLI uses.
-Exit codes (seed doc): 0 ok, 1 HTTP/unreachable/not found, 2 wait timeout, 64 usage/bad JSON.
+Exit codes: assay.protocol.ExitStatus (0 ok, 1 HTTP/unreachable/not found, 2 wait timeout, 64 usage).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from assay.protocol import ExitStatus
+
 
 class AssayError(Exception):
     status: int = 500
-    exit_code: int = 1
+    exit_code: int = ExitStatus.FAILURE
 
     def __init__(self, message: str, **detail: Any) -> None:
         super().__init__(message)
@@ -26,7 +28,7 @@ class AssayError(Exception):
 
 class BadRequest(AssayError):
     status = 400
-    exit_code = 64
+    exit_code = ExitStatus.USAGE
 
 
 class Unauthorized(AssayError):
@@ -73,18 +75,18 @@ class UsageError(AssayError):
     """Bad command-line usage or unreadable input (CLI exit 64)."""
 
     status = 400
-    exit_code = 64
+    exit_code = ExitStatus.USAGE
 
 
 class ConfigError(AssayError):
     """A configuration problem (malformed config file, bad setting): exit 1."""
 
     status = 500
-    exit_code = 1
+    exit_code = ExitStatus.FAILURE
 
 
 class WaitTimeout(AssayError):
-    exit_code = 2
+    exit_code = ExitStatus.WAIT_TIMEOUT
 
 
 class StoreError(AssayError):
@@ -96,14 +98,4 @@ class StoreError(AssayError):
 class EngineLocked(StoreError):
     """Another engine holds the SQLite engine lock."""
 
-    exit_code = 1
-
-
-def retryable_error(exc: BaseException) -> bool:
-    """A transient store conflict (Postgres deadlock / serialization failure): the operation may simply be
-    rerun. Judged by the driver's exception class, so nothing here imports a database driver."""
-    return type(exc).__module__.startswith("psycopg") and type(exc).__name__ in (
-        "DeadlockDetected",
-        "SerializationFailure",
-        "LockNotAvailable",
-    )
+    exit_code = ExitStatus.FAILURE

@@ -349,7 +349,7 @@ class Metrics(NullMetrics):
             for s in _samples(metric, "_total"):
                 _add(fails, (s.labels["namespace"], "activity", s.labels["activity"]), s.value)
         for s in _samples(self.wf_task_failures, "_total"):
-            _add(fails, (s.labels["namespace"], "workflow_task", s.labels["reason"]), s.value)
+            _add(fails, (s.labels["namespace"], TaskKind.workflow_task.value, s.labels["reason"]), s.value)
         for s in _samples(self.schedule_to_start, ("_sum", "_count")):
             acc = s2s.setdefault((s.labels["namespace"], s.labels["queue"]), [0.0, 0.0])
             acc[0 if s.name.endswith("_sum") else 1] += s.value

@@ -62,6 +62,12 @@ class EventType(StrEnum):
     VersionMarkerRecorded = "VersionMarkerRecorded"
 
 
+#: events that end a workflow's history
+TERMINAL_EVENTS: frozenset[EventType] = frozenset(
+    {EventType.WorkflowCompleted, EventType.WorkflowFailed, EventType.WorkflowCancelled}
+)
+
+
 class SseEvent(StrEnum):
     """Names of the server-sent events on GET /api/v1/events (the `event:` line)."""
 
@@ -77,6 +83,17 @@ class SseEvent(StrEnum):
     schedule_triggered = "schedule_triggered"
     #: a workflow's workflow tasks keep failing (its record now carries `stuck`)
     workflow_stuck = "workflow_stuck"
+
+
+#: SSE events sent when a workflow reaches a terminal status
+TERMINAL_SSE_EVENTS: frozenset[SseEvent] = frozenset(
+    {
+        SseEvent.workflow_completed,
+        SseEvent.workflow_failed,
+        SseEvent.workflow_cancelled,
+        SseEvent.workflow_terminated,
+    }
+)
 
 
 class CommandType(StrEnum):
@@ -295,7 +312,9 @@ def as_json() -> dict[str, Any]:
         "terminal_statuses": [s.value for s in WorkflowStatus if s in TERMINAL_STATUSES],
         "activity_statuses": [s.value for s in ActivityStatus],
         "event_types": [e.value for e in EventType],
+        "terminal_events": [e.value for e in EventType if e in TERMINAL_EVENTS],
         "sse_events": [e.value for e in SseEvent],
+        "terminal_sse_events": [e.value for e in SseEvent if e in TERMINAL_SSE_EVENTS],
         "command_types": [c.value for c in CommandType],
         "terminal_commands": [c.value for c in CommandType if c in TERMINAL_COMMANDS],
         "task_kinds": [k.value for k in TaskKind],

@@ -24,13 +24,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from assay.api import records
+from assay import records
 from assay.clock import FakeClock
 from assay.config import load_settings
 from assay.engine import Engine as _CoreEngine
 from assay.engine import states
 from assay.errors import AssayError
-from assay.protocol import DEFAULT_TASK_QUEUE, EventType, TaskKind
+from assay.protocol import DEFAULT_TASK_QUEUE, EventType, TaskKind, WorkflowStatus
 from assay.store import open_store
 from assay.workflow import registry, replay
 from assay.workflow.errors import WorkflowError, WorkflowTaskError
@@ -172,13 +172,13 @@ class Engine:
             if states.is_terminal(wf["status"]):
                 res = wf.get("result")
                 if (
-                    wf["status"] == states.COMPLETED
+                    wf["status"] == WorkflowStatus.COMPLETED
                     and isinstance(res, dict)
                     and list(res) == ["continued_as_new"]
                 ):
                     workflow_id = str(res["continued_as_new"])  # follow the chain to its last run
                     continue
-                if wf["status"] == states.COMPLETED:
+                if wf["status"] == WorkflowStatus.COMPLETED:
                     return res
                 raise WorkflowFailed(workflow_id, wf["status"], wf.get("error"))
             nxt = self._next_due()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from assay import auth
-from assay.api import records
+from assay import auth, records
 from assay.api.http import Router, empty, json_response, q_str, read_body
 from assay.engine import Engine
 from assay.engine.validate import as_object, opt_bool, opt_str, req_id
+from assay.protocol import DEFAULT_NAMESPACE
 
-NS = [("namespace", "string", "namespace (default main)")]
+NS = [("namespace", "string", f"namespace (default {DEFAULT_NAMESPACE})")]
 
 
 def register(r: Router, engine: Engine) -> None:
@@ -54,7 +54,9 @@ def register(r: Router, engine: Engine) -> None:
 
     @r("GET", "/workers", "Registered workers", "workers", query=NS, responses={200: "WorkerList"})
     def list_workers() -> str:
-        return json_response([records.worker(w) for w in engine.list_workers(q_str("namespace", "main"))])
+        return json_response(
+            [records.worker(w) for w in engine.list_workers(q_str("namespace", DEFAULT_NAMESPACE))]
+        )
 
     @r(
         "GET",
@@ -65,7 +67,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "QueueStatsList"},
     )
     def queues() -> str:
-        return json_response(engine.queue_stats(q_str("namespace", "main") or "main"))
+        return json_response(engine.queue_stats(q_str("namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE))
 
     @r(
         "POST",

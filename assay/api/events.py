@@ -12,6 +12,7 @@ from assay.api.http import Router, q_str
 from assay.engine import Engine
 from assay.engine.notify import sse_frame
 from assay.errors import ServiceUnavailable
+from assay.protocol import SseEvent
 
 
 def register(r: Router, engine: Engine) -> None:
@@ -23,10 +24,8 @@ def register(r: Router, engine: Engine) -> None:
         stream=True,
         query=[("namespace", "string", "only events of this namespace")],
         responses={200: None, 503: "Error"},
-        description="Events: workflow_started, workflow_running, workflow_completed, workflow_failed, "
-        "workflow_cancelled, workflow_terminated, signal_received, task_completed, task_failed, "
-        "schedule_triggered, workflow_stuck. Data: {event_type, workflow_id, namespace, status, ...}. "
-        "Keep-alive comments when idle.",
+        description="Events: " + ", ".join(SseEvent) + ". Data: {event_type, workflow_id, namespace, "
+        "status, ...}. Keep-alive comments when idle.",
     )
     def stream() -> Iterator[bytes] | str:
         if not engine.try_hold("sse"):

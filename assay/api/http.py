@@ -12,7 +12,7 @@ from typing import Any
 
 import bottle
 
-from assay.errors import AssayError, BadRequest, PayloadTooLarge, retryable_error
+from assay.errors import AssayError, BadRequest, PayloadTooLarge
 
 log = logging.getLogger("assay.api")
 
@@ -101,18 +101,7 @@ def wrap(spec: RouteSpec, guard: Callable[[RouteSpec], None] | None) -> Callable
                 guard(spec)
             if any("\x00" in v for v in kw.values()) or "%00" in bottle.request.query_string:
                 raise BadRequest("the URL must not contain NUL characters")
-            for attempt in range(4):  # transient store conflicts (Postgres deadlocks) are simply rerun
-                try:
-                    return handler(**kw)
-                except Exception as e:
-                    if attempt == 3 or not retryable_error(e):
-                        raise
-                    log.info(
-                        "retrying %s %s after a transient conflict: %s",
-                        bottle.request.method,
-                        bottle.request.path,
-                        type(e).__name__,
-                    )
+            return handler(**kw)  # (transient store errors are retried inside the engine)
         except AssayError as e:
             return error_body(e)
         except bottle.HTTPResponse:
@@ -136,7 +125,7 @@ def read_body(max_body: int) -> Any:
     length = req.content_length
     if length is not None and length > max_body:
         raise PayloadTooLarge(f"request body is {length} bytes; the limit is {max_body}", limit=max_body)
-    if "assay.raw_body" in req.environ:  # read once; a retried handler sees the same body
+    if "assay.raw_body" in req.environ:  # read once: a second read_body() sees the same body
         raw = req.environ["assay.raw_body"]
     else:
         stream = req.environ.get("wsgi.input")

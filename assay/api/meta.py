@@ -8,7 +8,7 @@ from typing import Any
 
 import bottle
 
-from assay import BUILD_PROFILE, __version__
+from assay import BUILD_PROFILE, __version__, protocol
 from assay.api.http import PREFIXES, Router, error_body, json_response
 from assay.engine import Engine
 from assay.errors import NotFound
@@ -50,6 +50,19 @@ def register(
     )
     def version() -> str:
         return json_response({"version": __version__, "build_profile": BUILD_PROFILE})
+
+    @r(
+        "GET",
+        "/protocol",
+        "The protocol's vocabulary: statuses, event types, SSE events, commands, policies, defaults",
+        "meta",
+        auth="public",
+        responses={200: "Protocol"},
+        description="Generated from assay/protocol.py; the dashboard reads its lists from here.",
+    )
+    def protocol_json() -> str:
+        bottle.response.set_header("Cache-Control", "no-cache")
+        return json_response(protocol.as_json())
 
     @r(
         "GET",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from assay.api import records
+from assay import records
 from assay.api.http import Router, empty, json_response, q_str, read_body
 from assay.engine import Engine
+from assay.protocol import DEFAULT_NAMESPACE
 
-NS = [("namespace", "string", "namespace (default main)")]
+NS = [("namespace", "string", f"namespace (default {DEFAULT_NAMESPACE})")]
 
 
 def register(r: Router, engine: Engine) -> None:
@@ -43,7 +44,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "ScheduleList"},
     )
     def list_() -> str:
-        return json_response([out(s) for s in engine.list_schedules(q_str("namespace", "main"))])
+        return json_response([out(s) for s in engine.list_schedules(q_str("namespace", DEFAULT_NAMESPACE))])
 
     @r(
         "GET",
@@ -54,7 +55,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "Schedule", 404: "Error"},
     )
     def describe(name: str) -> str:
-        return json_response(out(engine.get_schedule(q_str("namespace", "main"), name)))
+        return json_response(out(engine.get_schedule(q_str("namespace", DEFAULT_NAMESPACE), name)))
 
     @r(
         "PATCH",
@@ -66,7 +67,9 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "Schedule", 400: "Error", 404: "Error"},
     )
     def patch(name: str) -> str:
-        return json_response(out(engine.patch_schedule(q_str("namespace", "main"), name, read_body(mb))))
+        return json_response(
+            out(engine.patch_schedule(q_str("namespace", DEFAULT_NAMESPACE), name, read_body(mb)))
+        )
 
     @r(
         "DELETE",
@@ -77,7 +80,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: None, 404: "Error"},
     )
     def delete(name: str) -> str:
-        engine.delete_schedule(q_str("namespace", "main"), name)
+        engine.delete_schedule(q_str("namespace", DEFAULT_NAMESPACE), name)
         return empty(200)
 
     @r(
@@ -90,7 +93,9 @@ def register(r: Router, engine: Engine) -> None:
     )
     def pause(name: str) -> str:
         read_body(mb)
-        return json_response(out(engine.set_schedule_paused(q_str("namespace", "main"), name, True)))
+        return json_response(
+            out(engine.set_schedule_paused(q_str("namespace", DEFAULT_NAMESPACE), name, True))
+        )
 
     @r(
         "POST",
@@ -102,7 +107,9 @@ def register(r: Router, engine: Engine) -> None:
     )
     def resume(name: str) -> str:
         read_body(mb)
-        return json_response(out(engine.set_schedule_paused(q_str("namespace", "main"), name, False)))
+        return json_response(
+            out(engine.set_schedule_paused(q_str("namespace", DEFAULT_NAMESPACE), name, False))
+        )
 
     @r(
         "POST",
@@ -114,5 +121,5 @@ def register(r: Router, engine: Engine) -> None:
     )
     def trigger(name: str) -> str:
         read_body(mb)
-        rec = engine.trigger_schedule(q_str("namespace", "main"), name)
+        rec = engine.trigger_schedule(q_str("namespace", DEFAULT_NAMESPACE), name)
         return json_response(records.start_response(rec), 201)

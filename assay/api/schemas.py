@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+from assay import protocol
+from assay.protocol import (
+    ActivityStatus,
+    CommandType,
+    EventType,
+    OverlapPolicy,
+    SseEvent,
+    TaskKind,
+    WorkflowStatus,
+)
 
 ANY: dict[str, Any] = {}  # any JSON value
 NUM = {"type": "number"}
@@ -37,12 +49,18 @@ def array(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item}
 
 
-STATUS = {
-    "type": "string",
-    "enum": ["PENDING", "RUNNING", "WAITING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"],
+STATUS = {"type": "string", "enum": [s.value for s in WorkflowStatus]}
+ACT_STATUS = {"type": "string", "enum": [s.value for s in ActivityStatus]}
+OVERLAP = {"type": "string", "enum": [p.value for p in OverlapPolicy]}
+EVENT_TYPE = {"type": "string", "enum": [e.value for e in EventType]}
+SSE_EVENT = {"type": "string", "enum": [e.value for e in SseEvent]}
+COMMAND_TYPE = {"type": "string", "enum": [c.value for c in CommandType]}
+#: wait_secs of a poll: capped by ASSAY_LONG_POLL_MAX_SECS (the server answers 400 above it)
+WAIT_SECS = {
+    "type": "number",
+    "minimum": 0,
+    "description": "seconds to hold the request for a task (at most ASSAY_LONG_POLL_MAX_SECS, default 60)",
 }
-ACT_STATUS = {"type": "string", "enum": ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]}
-OVERLAP = {"type": "string", "enum": ["skip", "queue", "cancel_old", "allow_all"]}
 NSTR = nullable(STR)
 NNUM = nullable(NUM)
 
@@ -69,35 +87,32 @@ RETRY = {
 }
 
 
-def _cmd(type_: str, props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    return obj({"type": {"const": type_}, **props}, ("type", *required))
+#: JSON Schema of a protocol record field, by its annotation (`| None` only makes the field optional)
+_FIELD_SCHEMA: dict[str, dict[str, Any]] = {
+    "int": INT,
+    "float": NUM,
+    "str": STR,
+    "Any": ANY,
+    "dict[str, Any]": {"type": "object"},
+    "list[str]": array(STR),
+}
+
+
+def _cmd(record: type[protocol.Command], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A command's schema, generated from its record in assay.protocol (`extra` adds descriptions)."""
+    props: dict[str, Any] = {"type": {"const": record.TYPE.value}}
+    required = ["type"]
+    for f in dataclasses.fields(record):
+        ann = str(f.type).removesuffix(" | None")
+        props[f.name] = (extra or {}).get(f.name, _FIELD_SCHEMA[ann])
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.append(f.name)
+    return obj(props, tuple(required))
 
 
 COMMANDS = [
-    _cmd(
-        "ScheduleActivity",
-        {"seq": INT, "name": STR, "task_queue": STR, "input": ANY, **RETRY},
-        ("seq", "name"),
-    ),
-    _cmd("ScheduleTimer", {"seq": INT, "duration_secs": NUM}, ("seq",)),
-    _cmd("WaitForSignal", {"name": STR, "timer_seq": INT}),
-    _cmd("RecordSideEffect", {"seq": INT, "name": STR, "value": ANY}, ("seq",)),
-    _cmd(
-        "StartChildWorkflow",
-        {"workflow_type": STR, "workflow_id": STR, "task_queue": STR, "input": ANY, "search_attributes": ANY},
-        ("workflow_type", "workflow_id"),
-    ),
-    _cmd("UpsertSearchAttributes", {"patch": {"type": "object"}}),
-    _cmd("ContinueAsNew", {"input": ANY, "workflow_id": STR}),
-    _cmd("RecordSnapshot", {"state": ANY}),
-    _cmd("CompleteWorkflow", {"result": ANY}),
-    _cmd("FailWorkflow", {"error": STR}),
-    _cmd("CancelWorkflow", {"reason": STR}),
-    _cmd(
-        "RecordVersion",
-        {"change_id": {**STR, "minLength": 1, "maxLength": 256}, "version": INT},
-        ("change_id", "version"),
-    ),
+    _cmd(record, RETRY if record is protocol.ScheduleActivity else None)
+    for record in protocol.COMMAND_RECORDS.values()
 ]
 
 WORKFLOW = obj(
@@ -136,7 +151,7 @@ WORKFLOW = obj(
 )
 
 EVENT = obj(
-    {"id": INT, "workflow_id": STR, "seq": INT, "event_type": STR, "payload": ANY, "timestamp": NUM},
+    {"id": INT, "workflow_id": STR, "seq": INT, "event_type": EVENT_TYPE, "payload": ANY, "timestamp": NUM},
     ("id", "workflow_id", "seq", "event_type", "timestamp"),
 )
 
@@ -184,7 +199,7 @@ WORKFLOW_TASK = obj(
         "attempt": INT,
         "history": array(
             obj(
-                {"seq": INT, "event_type": STR, "payload": ANY, "timestamp": NUM},
+                {"seq": INT, "event_type": EVENT_TYPE, "payload": ANY, "timestamp": NUM},
                 ("seq", "event_type", "timestamp"),
             )
         ),
@@ -266,12 +281,14 @@ SCHEMAS: dict[str, Any] = {
     "EventList": array(ref("Event")),
     "Signal": nullable(obj({"payload": ANY}, description=OPT_OBJECT_BODY)),
     "Reason": nullable(obj({"reason": NSTR}, description=OPT_OBJECT_BODY)),
-    "ContinueAsNew": nullable(obj({"input": ANY, "workflow_id": NSTR}, description=OPT_OBJECT_BODY)),
+    CommandType.ContinueAsNew: nullable(
+        obj({"input": ANY, "workflow_id": NSTR}, description=OPT_OBJECT_BODY)
+    ),
     "State": obj({"state": ANY, "event_seq": INT, "created_at": NUM}, ("state", "event_seq", "created_at")),
     "StateValue": obj(
         {"value": ANY, "event_seq": INT, "created_at": NUM}, ("value", "event_seq", "created_at")
     ),
-    "ScheduleActivity": obj(
+    CommandType.ScheduleActivity: obj(
         {"seq": INT, "name": STR, "task_queue": STR, "input": ANY, **RETRY}, ("seq", "name")
     ),
     "Activity": ACTIVITY,
@@ -300,7 +317,7 @@ SCHEMAS: dict[str, Any] = {
         description="identity + queue let the engine re-register a reaped id",
     ),
     "Poll": obj(
-        {"queue": STR, "worker_id": STR, "wait_secs": {"type": "number", "minimum": 0, "maximum": 60}},
+        {"queue": STR, "worker_id": STR, "wait_secs": WAIT_SECS},
         ("worker_id",),
     ),
     "ActivityTaskOrNull": {"anyOf": [ref("Activity"), obj({"task": {"type": "null"}}, ("task",))]},
@@ -331,7 +348,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "queue": STR,
             "worker_id": STR,
-            "wait_secs": {"type": "number", "minimum": 0, "maximum": 60},
+            "wait_secs": WAIT_SECS,
             "workflows": BOOL,
             "activities": BOOL,
         },
@@ -339,8 +356,11 @@ SCHEMAS: dict[str, Any] = {
     ),
     "CombinedPollResponse": {
         "oneOf": [
-            obj({"kind": {"const": "workflow_task"}, "task": ref("WorkflowTask")}, ("kind", "task")),
-            obj({"kind": {"const": "activity_task"}, "task": ref("Activity")}, ("kind", "task")),
+            obj(
+                {"kind": {"const": TaskKind.workflow_task.value}, "task": ref("WorkflowTask")},
+                ("kind", "task"),
+            ),
+            obj({"kind": {"const": TaskKind.activity_task.value}, "task": ref("Activity")}, ("kind", "task")),
             obj({"kind": {"type": "null"}, "task": {"type": "null"}}, ("kind", "task")),
         ]
     },
@@ -414,6 +434,26 @@ SCHEMAS: dict[str, Any] = {
     "ApiKeyList": array(ref("ApiKey")),
     "Health": obj({"service": STR, "status": STR, "version": STR, "backend": STR}, ("status",)),
     "Version": obj({"version": STR, "build_profile": STR}, ("version", "build_profile")),
+    "Protocol": obj(
+        {
+            "workflow_statuses": array(STATUS),
+            "terminal_statuses": array(STATUS),
+            "activity_statuses": array(ACT_STATUS),
+            "event_types": array(EVENT_TYPE),
+            "terminal_events": array(EVENT_TYPE),
+            "sse_events": array(SSE_EVENT),
+            "terminal_sse_events": array(SSE_EVENT),
+            "command_types": array(COMMAND_TYPE),
+            "terminal_commands": array(COMMAND_TYPE),
+            "task_kinds": array({"type": "string", "enum": [k.value for k in TaskKind]}),
+            "overlap_policies": array(OVERLAP),
+            "default_overlap_policy": OVERLAP,
+            "default_namespace": STR,
+            "default_task_queue": STR,
+            "exit_statuses": {"type": "object", "additionalProperties": INT},
+        },
+        tuple(protocol.as_json()),
+    ),
     "Empty": nullable(obj({}, description=OPT_OBJECT_BODY)),
     "Deregistered": obj(
         {"known": BOOL, "leases_released": INT, "activities_released": INT},
@@ -441,7 +481,10 @@ SCHEMAS: dict[str, Any] = {
             "failures": array(
                 obj(
                     {
-                        "kind": {"type": "string", "enum": ["workflow", "activity", "workflow_task"]},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["workflow", "activity", TaskKind.workflow_task.value],
+                        },
                         "name": STR,
                         "count": INT,
                     },
@@ -464,7 +507,7 @@ _NON_BLANK = {
     "CreateSchedule": ("name", "workflow_type", "cron_expr", "namespace", "task_queue"),
     "PatchSchedule": ("cron_expr", "task_queue", "workflow_type"),
     "CreateNamespace": ("name",),
-    "ScheduleActivity": ("name", "task_queue"),
+    CommandType.ScheduleActivity: ("name", "task_queue"),
 }
 for _schema, _fields in _NON_BLANK.items():
     _s = SCHEMAS[_schema]

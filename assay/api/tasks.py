@@ -6,14 +6,13 @@ from typing import Any
 
 import bottle
 
-from assay.api import records
+from assay import records
 from assay.api.http import Router, empty, json_response, path_int, read_body
 from assay.engine import Engine
 from assay.engine.commands import parse_commands_body
 from assay.engine.deploy import opt_build_id
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
-
-MAX_WAIT = 60.0
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TaskKind, error_text
 
 
 def _client_gone() -> bool:
@@ -22,15 +21,17 @@ def _client_gone() -> bool:
     return bool(check()) if callable(check) else False
 
 
-def _poll_args(b: dict[str, Any]) -> tuple[str, str, float]:
-    queue = opt_str(b, "queue", "default") or "default"
+def _poll_args(b: dict[str, Any], max_wait: float) -> tuple[str, str, float]:
+    """queue, worker_id, wait_secs of a poll body; wait_secs may go up to ASSAY_LONG_POLL_MAX_SECS."""
+    queue = opt_str(b, "queue", DEFAULT_TASK_QUEUE) or DEFAULT_TASK_QUEUE
     worker_id = req_str(b, "worker_id")
-    wait = opt_num(b, "wait_secs", 0.0, min_value=0, max_value=MAX_WAIT) or 0.0
+    wait = opt_num(b, "wait_secs", 0.0, min_value=0, max_value=max_wait) or 0.0
     return queue, worker_id, wait
 
 
 def register(r: Router, engine: Engine) -> None:
     mb = r.max_body
+    max_wait = engine.settings.long_poll_max_secs
 
     @r(
         "POST",
@@ -46,7 +47,7 @@ def register(r: Router, engine: Engine) -> None:
         wid = engine.register_worker(
             identity=req_str(b, "identity"),
             queue=req_str(b, "queue"),
-            namespace=opt_str(b, "namespace", "main") or "main",
+            namespace=opt_str(b, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
             workflows=opt_str_list(b, "workflows"),
             activities=opt_str_list(b, "activities"),
             max_concurrent_workflows=opt_int(b, "max_concurrent_workflows", 10, min_value=0) or 10,
@@ -85,7 +86,7 @@ def register(r: Router, engine: Engine) -> None:
             rereg = {
                 "identity": req_str(b, "identity"),
                 "queue": req_str(b, "queue"),
-                "namespace": opt_str(b, "namespace", "main") or "main",
+                "namespace": opt_str(b, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
                 "workflows": opt_str_list(b, "workflows"),
                 "activities": opt_str_list(b, "activities"),
                 "heartbeat_interval_secs": opt_num(
@@ -106,7 +107,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "ActivityTaskOrNull", 400: "Error"},
     )
     def poll_activity() -> str:
-        queue, wid, wait = _poll_args(as_object(read_body(mb)))
+        queue, wid, wait = _poll_args(as_object(read_body(mb)), max_wait)
         kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True, gone=_client_gone)
         return json_response(records.activity(task) if task else {"task": None})
 
@@ -133,13 +134,9 @@ def register(r: Router, engine: Engine) -> None:
     )
     def fail(id: str) -> str:
         b = as_object(read_body(mb))
-        err = b.get("error")
-        error = (
-            err if isinstance(err, str) and err else ("activity failed" if err in (None, "") else str(err))
-        )
         engine.fail_activity(
             path_int(id, "task id"),
-            error,
+            error_text(b.get("error"), "activity failed"),
             opt_str(b, "worker_id"),
             non_retryable=opt_bool(b, "non_retryable", False),
         )
@@ -168,7 +165,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: "WorkflowTaskOrNull", 400: "Error"},
     )
     def poll_workflow() -> str:
-        queue, wid, wait = _poll_args(as_object(read_body(mb)))
+        queue, wid, wait = _poll_args(as_object(read_body(mb)), max_wait)
         kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False, gone=_client_gone)
         return json_response(records.workflow_task(task) if task else None)
 
@@ -217,7 +214,7 @@ def register(r: Router, engine: Engine) -> None:
     )
     def poll_any() -> str:
         b = as_object(read_body(mb))
-        queue, wid, wait = _poll_args(b)
+        queue, wid, wait = _poll_args(b, max_wait)
         kind, task = engine.poll(
             queue,
             wid,
@@ -226,8 +223,8 @@ def register(r: Router, engine: Engine) -> None:
             activities=opt_bool(b, "activities", True),
             gone=_client_gone,
         )
-        if kind == "workflow_task":
+        if kind == TaskKind.workflow_task:
             return json_response({"kind": kind, "task": records.workflow_task(task)})
-        if kind == "activity_task":
+        if kind == TaskKind.activity_task:
             return json_response({"kind": kind, "task": records.activity(task)})
         return json_response({"kind": None, "task": None})

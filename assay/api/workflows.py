@@ -3,9 +3,7 @@ and direct activity scheduling."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from assay.api import records
+from assay import records
 from assay.api.http import (
     Router,
     empty,
@@ -19,13 +17,13 @@ from assay.api.http import (
 )
 from assay.engine import Engine
 from assay.engine.commands import activity_spec
-from assay.engine.states import WORKFLOW_STATUSES
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_str, req_id, req_str, url_safe
 from assay.errors import BadRequest
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, CommandType, WorkflowStatus
 
 WF_QUERY = [
-    ("namespace", "string", "namespace (default main)"),
-    ("status", "string", "exact status: " + ", ".join(WORKFLOW_STATUSES)),
+    ("namespace", "string", f"namespace (default {DEFAULT_NAMESPACE})"),
+    ("status", "string", "exact status: " + ", ".join(WorkflowStatus)),
     ("type", "string", "workflow type"),
     ("search_attrs", "string", "URL-encoded JSON object: AND of equalities"),
     ("task_queue", "string", "task queue"),
@@ -56,8 +54,8 @@ def register(r: Router, engine: Engine) -> None:
         rec = engine.start_workflow(
             workflow_type=req_str(b, "workflow_type"),
             workflow_id=req_id(b, "workflow_id"),
-            namespace=opt_str(b, "namespace", "main") or "main",
-            task_queue=opt_str(b, "task_queue", "default") or "default",
+            namespace=opt_str(b, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
+            task_queue=opt_str(b, "task_queue", DEFAULT_TASK_QUEUE) or DEFAULT_TASK_QUEUE,
             input=b.get("input"),
             search_attributes=b.get("search_attributes"),
         )
@@ -75,12 +73,12 @@ def register(r: Router, engine: Engine) -> None:
         status = q_str("status")
         if status is not None:
             status = status.upper()
-            if status not in WORKFLOW_STATUSES:
+            if status not in list(WorkflowStatus):
                 raise BadRequest(
-                    f"unknown status '{q_str('status')}' (expected one of {', '.join(WORKFLOW_STATUSES)})"
+                    f"unknown status '{q_str('status')}' (expected one of {', '.join(WorkflowStatus)})"
                 )
         rows = engine.list_workflows(
-            namespace=q_str("namespace", "main"),
+            namespace=q_str("namespace", DEFAULT_NAMESPACE),
             status=status,
             workflow_type=q_str("type"),
             search=q_json_object("search_attrs"),
@@ -191,7 +189,7 @@ def register(r: Router, engine: Engine) -> None:
         "/workflows/{id}/continue-as-new",
         "Close this run and start a fresh one",
         "workflows",
-        body="ContinueAsNew",
+        body=CommandType.ContinueAsNew,
         responses={201: "StartResponse", 404: "Error", 409: "Error"},
     )
     def continue_as_new(id: str) -> str:
@@ -225,12 +223,12 @@ def register(r: Router, engine: Engine) -> None:
         "/workflows/{id}/activities",
         "Schedule an activity directly (idempotent on seq)",
         "activities",
-        body="ScheduleActivity",
+        body=CommandType.ScheduleActivity,
         body_required=True,
         responses={201: "Activity", 400: "Error", 404: "Error"},
     )
     def schedule_activity(id: str) -> str:
-        spec: dict[str, Any] = activity_spec(as_object(read_body(mb)))
+        spec = activity_spec(as_object(read_body(mb)))
         return json_response(records.activity(engine.schedule_activity(id, spec)), 201)
 
     @r(

@@ -16,6 +16,7 @@ import click
 
 from assay import __version__
 from assay.cli.options import AssayGroup
+from assay.protocol import ExitStatus
 
 # name -> "module:attribute"; each module owns one command or group.
 COMMANDS: dict[str, str] = {
@@ -45,7 +46,7 @@ SHORT_HELP: dict[str, str] = {
     "db": "Back up, check and compact the engine's database.",
 }
 
-EXIT_USAGE = 64
+EXIT_USAGE = ExitStatus.USAGE
 UNREACHABLE_HINT = (
     "Start the engine with `assay serve`, or point at yours with --engine-url URL (env ASSAY_ENGINE_URL)"
 )
@@ -110,7 +111,7 @@ class LazyGroup(AssayGroup):
             code = 0
         except click.exceptions.Abort:
             click.echo("Error: aborted", err=True)
-            code = 130
+            code = ExitStatus.INTERRUPTED
         except click.ClickException as e:
             code = _report_click(e, show_tb)
         except BrokenPipeError:
@@ -118,7 +119,7 @@ class LazyGroup(AssayGroup):
             code = 0
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
-            code = 130
+            code = ExitStatus.INTERRUPTED
         except Exception as e:  # noqa: BLE001 - the one place errors become an exit code
             code = _report(e, show_tb)
         if not standalone_mode:
@@ -169,7 +170,7 @@ def _report_click(e: click.ClickException, show_tb: bool) -> int:
         click.echo(f"Error: {msg}{hint}", err=True)
         return EXIT_USAGE
     click.echo(f"Error: {msg}", err=True)
-    return e.exit_code or 1
+    return e.exit_code or ExitStatus.FAILURE
 
 
 def _report(e: BaseException, show_tb: bool) -> int:
@@ -186,12 +187,12 @@ def _report(e: BaseException, show_tb: bool) -> int:
             text += f". {UNREACHABLE_HINT}"
         if status is not None:
             click.echo(f"Error: {text} (HTTP {status})", err=True)
-            return 1
+            return ExitStatus.FAILURE
         click.echo(f"Error: {text}", err=True)
         return e.exit_code
     hint = "" if show_tb else " (run with --traceback for details)"
     click.echo(f"Error: unexpected {type(e).__name__}: {_one_line(str(e))}{hint}", err=True)
-    return 1
+    return ExitStatus.FAILURE
 
 
 def _quiet_broken_pipe() -> None:

@@ -12,14 +12,15 @@ import click
 
 from assay.cli.options import FLAGS
 from assay.errors import UsageError
+from assay.protocol import OverlapPolicy, WorkflowStatus
 
 if TYPE_CHECKING:
     from assay.cli.settings import CliSettings
     from assay.output import Column, Console
     from assay.sdk import Client
 
-STATUSES = ("PENDING", "RUNNING", "WAITING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
-OVERLAP_POLICIES = ("skip", "queue", "cancel_old", "allow_all")
+STATUSES: tuple[str, ...] = tuple(WorkflowStatus)
+OVERLAP_POLICIES: tuple[str, ...] = tuple(OverlapPolicy)
 COMPLETION_TIMEOUT = 0.5
 _SETTINGS = "assay.settings"
 _STDIN_USED = "assay.stdin_used"

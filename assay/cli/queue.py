@@ -5,11 +5,12 @@ from __future__ import annotations
 from assay.cli import common
 from assay.cli.options import examples, group
 from assay.output import Column
+from assay.protocol import ActivityStatus
 
 QUEUE_COLUMNS = [
     Column("QUEUE", "queue", "id"),
-    Column("PENDING", "pending_activities", "num"),
-    Column("RUNNING", "running_activities", "num"),
+    Column(ActivityStatus.PENDING, "pending_activities", "num"),
+    Column(ActivityStatus.RUNNING, "running_activities", "num"),
     Column("WORKERS", "workers", "num"),
 ]
 

@@ -11,6 +11,7 @@ import traceback as tb_mod
 import click
 
 from assay.config import WorkerSettings, option_help
+from assay.protocol import ExitStatus
 
 
 class _Formatter(logging.Formatter):
@@ -92,7 +93,7 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
                 + ("is a directory" if os.path.isdir(path) else "No such file or directory"),
                 err=True,
             )
-            sys.exit(1)
+            sys.exit(ExitStatus.FAILURE)
     else:
         path, rest = None, list(args)
     if path is not None and path.endswith(".py"):
@@ -117,12 +118,12 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
     except KeyboardInterrupt:
         sys.stdout.flush()
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(ExitStatus.INTERRUPTED)
     except Exception as e:  # a bug in assay itself: one line unless debugging
         click.echo(f"assay run: internal error: {type(e).__name__}: {e}", err=True)
         if debug:
             tb_mod.print_exc()
-        sys.exit(1)
+        sys.exit(ExitStatus.FAILURE)
     sys.stdout.flush()
     sys.exit(status)
 

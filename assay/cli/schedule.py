@@ -9,6 +9,7 @@ from assay.cli.common import OVERLAP_POLICIES, complete_schedule_names
 from assay.cli.options import examples, group
 from assay.errors import UsageError
 from assay.output import Column, fmt_time
+from assay.protocol import DEFAULT_OVERLAP_POLICY, DEFAULT_TASK_QUEUE
 
 
 def _next_run(row: dict) -> object:
@@ -33,8 +34,9 @@ SCHEDULE_COLUMNS = [
 name_arg = click.argument("name", shell_complete=complete_schedule_names)
 overlap_type = common.CaseFreeChoice(OVERLAP_POLICIES)
 OVERLAP_HELP = (
-    "What to do when a fire comes while the previous run is still going: skip, queue, "
-    "cancel_old or allow_all."
+    "What to do when a fire comes while the previous run is still going: "
+    + ", ".join(OVERLAP_POLICIES[:-1])
+    + f" or {OVERLAP_POLICIES[-1]}."
 )
 
 
@@ -82,8 +84,13 @@ def describe(name: str) -> None:
 )
 @click.option("--timezone", metavar="TZ", help="IANA zone the cron is read in [default: UTC].")
 @click.option("--input", "input_", metavar="JSON", help="Input of every run: JSON text, @FILE or -.")
-@click.option("--queue", default="default", show_default=True, help="Task queue of the runs.")
-@click.option("--overlap", type=overlap_type, metavar="POLICY", help=OVERLAP_HELP + " [default: skip]")
+@click.option("--queue", default=DEFAULT_TASK_QUEUE, show_default=True, help="Task queue of the runs.")
+@click.option(
+    "--overlap",
+    type=overlap_type,
+    metavar="POLICY",
+    help=OVERLAP_HELP + f" [default: {DEFAULT_OVERLAP_POLICY}]",
+)
 def create(
     name: str,
     workflow_type: str,

@@ -9,7 +9,7 @@ from assay.cli.common import STATUSES, complete_workflow_ids
 from assay.cli.options import examples, group
 from assay.errors import UsageError, WaitTimeout
 from assay.output import Column, fmt_time
-from assay.protocol import WorkflowStatus
+from assay.protocol import DEFAULT_TASK_QUEUE, ExitStatus, WorkflowStatus
 
 WORKFLOW_COLUMNS = [
     Column("ID", "id", "id"),
@@ -69,7 +69,7 @@ def workflow() -> None:
 )
 @click.option("--id", "workflow_id", metavar="ID", help="Workflow id [default: wf-<type>-<unix ms>].")
 @click.option("--input", "input_", metavar="JSON", help="Input: JSON text, @FILE or - for stdin.")
-@click.option("--queue", default="default", show_default=True, help="Task queue.")
+@click.option("--queue", default=DEFAULT_TASK_QUEUE, show_default=True, help="Task queue.")
 @click.option("--search-attrs", metavar="JSON", help="Search attributes object: JSON text, @FILE or -.")
 def start(
     workflow_type: str, workflow_id: str | None, input_: str | None, queue: str, search_attrs: str | None
@@ -334,12 +334,12 @@ def wait(workflow_id: str, timeout: float, target: str | None) -> None:
         con.print(f"{record.get('id', workflow_id)}  {status}")
     else:
         common.emit(record)
-    ok = status == target if target else status == "COMPLETED"
+    ok = status == target if target else status == WorkflowStatus.COMPLETED
     if not ok:
         why = f": {record['error']}" if record.get("error") else ""
         goal = f" before reaching {target}" if target else ""
         con.error(f"Error: workflow {workflow_id} ended {status}{goal}{why}")
-        click.get_current_context().exit(1)
+        click.get_current_context().exit(ExitStatus.FAILURE)
 
 
 @workflow.command(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from assay.engine import states
-from assay.engine.core import EngineBase
+from assay.engine.core import Service
 from assay.errors import Gone
 from assay.store.base import Record
 
 
-class ArchiveOps(EngineBase):
+class ArchiveOps(Service):
     #: set by the server when archival is on: an object with fetch(uri) -> bundle dict
     archive_reader: Any = None
 

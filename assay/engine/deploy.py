@@ -13,16 +13,14 @@ import logging
 from typing import Any
 
 from assay.engine import states
-from assay.engine.core import EngineBase
+from assay.engine.core import Service
 from assay.engine.notify import Effects
-from assay.engine.validate import req_int, req_str
 from assay.errors import BadRequest, Conflict
-from assay.protocol import CommandType, EventType, SseEvent
+from assay.protocol import EventType, SseEvent
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.deploy")
 
-RECORD_VERSION = CommandType.RecordVersion
 VERSION_MARKER = EventType.VersionMarkerRecorded
 #: consecutive failed workflow tasks after which a workflow is flagged as stuck
 STUCK_AFTER = 3
@@ -31,29 +29,13 @@ MAX_BUILD_ID = 128
 MAX_BUILD_IDS = 20
 
 
-def parse_record_version(raw: dict[str, Any]) -> dict[str, Any]:
-    """`{"type": "RecordVersion", "change_id": str, "version": int}` (no seq: it consumes none)."""
-    change_id = req_str(raw, "change_id")
-    if len(change_id) > 256:
-        raise BadRequest("'change_id' is longer than 256 characters")
-    return {
-        "type": RECORD_VERSION,
-        "change_id": change_id,
-        "version": req_int(raw, "version", min_value=-(2**31)),
-    }
-
-
-def apply_record_version(tx: Tx, wf: Record, c: dict[str, Any], now: float) -> bool:
+def record_version(tx: Tx, wf: Record, change_id: str, version: int, now: float) -> bool:
     """Append the marker unless this workflow already has one for the change id (first value wins)."""
     for ev in tx.list_events(wf["id"]):
         p = ev["payload"]
-        if (
-            ev["event_type"] == VERSION_MARKER
-            and isinstance(p, dict)
-            and p.get("change_id") == c["change_id"]
-        ):
+        if ev["event_type"] == VERSION_MARKER and isinstance(p, dict) and p.get("change_id") == change_id:
             return False
-    tx.append_event(wf["id"], VERSION_MARKER, {"change_id": c["change_id"], "version": c["version"]}, now)
+    tx.append_event(wf["id"], VERSION_MARKER, {"change_id": change_id, "version": version}, now)
     return True
 
 
@@ -79,24 +61,55 @@ def stuck_view(rec: Record) -> dict[str, Any] | None:
     }
 
 
-class DeployOps(EngineBase):
-    # --- build ids ------------------------------------------------------------------------------
-    def _record_build_id(self, tx: Tx, wf: Record, worker_id: str) -> None:
-        """Called when a worker leases a workflow task: remember the worker's build id on the workflow."""
-        w = tx.get_worker(worker_id)
-        build = w.get("build_id") if w else None
-        if not build:
-            return
-        ids = wf.get("build_ids") or []
-        if not isinstance(ids, list):
-            ids = []
-        if build in ids:
-            return
-        ids = [*ids, build][-MAX_BUILD_IDS:]
-        tx.update_workflow(wf["id"], build_ids=ids)
-        wf["build_ids"] = ids
+def record_build_id(tx: Tx, wf: Record, worker_id: str) -> None:
+    """Called when a worker leases a workflow task: remember the worker's build id on the workflow."""
+    w = tx.get_worker(worker_id)
+    build = w.get("build_id") if w else None
+    if not build:
+        return
+    ids = wf.get("build_ids") or []
+    if not isinstance(ids, list):
+        ids = []
+    if build in ids:
+        return
+    ids = [*ids, build][-MAX_BUILD_IDS:]
+    tx.update_workflow(wf["id"], build_ids=ids)
+    wf["build_ids"] = ids
 
-    # --- failed workflow tasks --------------------------------------------------------------------
+
+def task_failed(tx: Tx, fx: Effects, wf: Record, worker_id: str, error: str | None, now: float) -> int:
+    """Release the lease and re-dispatch after a backoff that grows with consecutive failed workflow
+    tasks (0.5 s, 1 s, 2 s, ... capped at 60 s); flag the workflow as stuck after STUCK_AFTER."""
+    wf_id = wf["id"]
+    tx.release_lease(wf_id, worker_id)
+    if states.is_terminal(wf["status"]):
+        return 0
+    failures = int(wf.get("dispatch_failures") or 0)
+    delay = min(60.0, 0.5 * 2**failures) if failures else 0.0
+    count = tx.delay_dispatch(wf_id, now + delay)
+    if count >= STUCK_AFTER:
+        fields: dict[str, Any] = {"stuck_reason": (error or "workflow task failed")[:2000]}
+        if not wf.get("stuck_since"):
+            fields["stuck_since"] = now
+        tx.update_workflow(wf_id, **fields)
+        if not wf.get("stuck_reason"):
+            fx.sse(SseEvent.workflow_stuck, {**wf, **fields})
+    if delay:
+        fx.wake_loop("activities")  # its retry wake-up wakes the queue when the delay ends
+    else:
+        fx.wake_workflows(wf["task_queue"])
+    return count
+
+
+def task_succeeded(tx: Tx, wf: Record) -> None:
+    """An accepted batch: the failure count and the stuck flag are cleared."""
+    if wf.get("dispatch_failures") or wf.get("stuck_reason"):
+        tx.update_workflow(wf["id"], dispatch_failures=0, stuck_reason=None, stuck_since=None)
+
+
+class DeployOps(Service):
+    """Failed workflow tasks reported by workers."""
+
     def fail_workflow_task(self, wf_id: str, worker_id: str, error: str) -> dict[str, Any]:
         """A worker could not run a workflow task (nondeterminism, a replay error): the workflow stays as it
         is and is handed out again after a backoff. 409 when the worker does not hold the lease."""
@@ -110,36 +123,6 @@ class DeployOps(EngineBase):
                 )
             reason = "nondeterminism" if "nondetermin" in error.lower() else "failed"
             self.metrics.workflow_task_failed(fx, wf, reason)
-            failures = self._task_failed(tx, fx, wf, worker_id, error)
+            failures = task_failed(tx, fx, wf, worker_id, error, self.now())
         log.warning("workflow %s: workflow task failed (%d in a row): %s", wf_id, failures, error)
         return {"failures": failures, "stuck": failures >= STUCK_AFTER}
-
-    def _task_failed(self, tx: Tx, fx: Effects, wf: Record, worker_id: str, error: str | None) -> int:
-        """Release the lease and re-dispatch after a backoff that grows with consecutive failed workflow
-        tasks (0.5 s, 1 s, 2 s, ... capped at 60 s); flag the workflow as stuck after STUCK_AFTER."""
-        wf_id = wf["id"]
-        tx.release_lease(wf_id, worker_id)
-        if states.is_terminal(wf["status"]):
-            return 0
-        failures = int(wf.get("dispatch_failures") or 0)
-        delay = min(60.0, 0.5 * 2**failures) if failures else 0.0
-        now = self.now()
-        count = tx.delay_dispatch(wf_id, now + delay)
-        if count >= STUCK_AFTER:
-            fields: dict[str, Any] = {"stuck_reason": (error or "workflow task failed")[:2000]}
-            if not wf.get("stuck_since"):
-                fields["stuck_since"] = now
-            tx.update_workflow(wf_id, **fields)
-            if not wf.get("stuck_reason"):
-                fx.sse(SseEvent.workflow_stuck, {**wf, **fields})
-        if delay:
-            fx.wake_loop("activities")  # its retry wake-up wakes the queue when the delay ends
-        else:
-            fx.wake_workflows(wf["task_queue"])
-        return count
-
-    @staticmethod
-    def _task_succeeded(tx: Tx, wf: Record) -> None:
-        """An accepted batch: the failure count and the stuck flag are cleared."""
-        if wf.get("dispatch_failures") or wf.get("stuck_reason"):
-            tx.update_workflow(wf["id"], dispatch_failures=0, stuck_reason=None, stuck_since=None)

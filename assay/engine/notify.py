@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from assay.store.base import Store
+
 log = logging.getLogger("assay.notify")
 
 
@@ -165,7 +167,7 @@ class Effects:
             fn(*args)
 
 
-def bridge(store, notifier: Notifier, broadcaster: Broadcaster) -> None:
+def bridge(store: Store, notifier: Notifier, broadcaster: Broadcaster) -> None:
     """Connect the in-process notifier and SSE fan-out of several engine instances through the store
     (Postgres LISTEN/NOTIFY): work created on one instance wakes long-polls and SSE streams on all."""
 

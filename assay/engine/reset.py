@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 
 from assay.engine import states
-from assay.engine.core import EngineBase
+from assay.engine.core import EngineCore, Service
+from assay.engine.lifecycle import Lifecycle
 from assay.errors import BadRequest, Conflict
-from assay.protocol import EventType
+from assay.protocol import TERMINAL_EVENTS, EventType, SseEvent, WorkflowStatus
 from assay.store.base import Record, Tx
 
 #: events that start a workflow task (everything after one of them up to the next is that task's output)
@@ -34,9 +35,6 @@ WAKE_EVENTS = frozenset(
         EventType.ChildWorkflowFailed,
         EventType.WorkflowCancelRequested,
     }
-)
-TERMINAL_EVENTS = frozenset(
-    {EventType.WorkflowCompleted, EventType.WorkflowFailed, EventType.WorkflowCancelled}
 )
 _RESET_SUFFIX = re.compile(r"-reset-\d+(?:-\d+)?$")
 
@@ -53,7 +51,11 @@ def last_task_seq(events: list[Record]) -> int:
     return best
 
 
-class ResetOps(EngineBase):
+class ResetOps(Service):
+    def __init__(self, core: EngineCore, life: Lifecycle) -> None:
+        super().__init__(core)
+        self.life = life
+
     def reset_workflow(
         self, wf_id: str, *, to_event: int | None = None, to_last_task: bool = False
     ) -> Record:
@@ -82,7 +84,7 @@ class ResetOps(EngineBase):
                 "run_id": f"run-{new_id}-{int(now)}",
                 "workflow_type": old["workflow_type"],
                 "task_queue": old["task_queue"],
-                "status": states.PENDING,
+                "status": WorkflowStatus.PENDING,
                 "input": old["input"],
                 "parent_id": inherit,
                 "child_ref": (old.get("child_ref") or old["id"]) if inherit else None,
@@ -120,9 +122,9 @@ class ResetOps(EngineBase):
             tx.update_workflow(old["id"], reset_to=new_id)
             old["reset_to"] = new_id
             if live:
-                self._terminate(tx, fx, old, f"reset to {new_id}", notify_parent=False)
+                self.life.terminate(tx, fx, old, f"reset to {new_id}", notify_parent=False)
             fx.wake_workflows(rec["task_queue"])
-            fx.sse("workflow_started", rec, reset_from=old["id"])
+            fx.sse(SseEvent.workflow_started, rec, reset_from=old["id"])
             out = tx.get_workflow(new_id)
             assert out is not None
             return out

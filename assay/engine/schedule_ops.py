@@ -7,10 +7,18 @@ from typing import Any
 
 from assay.engine import schedules as cron
 from assay.engine import states
-from assay.engine.core import EngineBase
+from assay.engine.core import EngineCore, Service
+from assay.engine.lifecycle import Lifecycle
 from assay.engine.notify import Effects
 from assay.engine.validate import as_object, opt_bool, opt_str, req_id, req_str
 from assay.errors import BadRequest, Conflict, NotFound
+from assay.protocol import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_OVERLAP_POLICY,
+    DEFAULT_TASK_QUEUE,
+    OverlapPolicy,
+    SseEvent,
+)
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.schedules")
@@ -18,20 +26,24 @@ log = logging.getLogger("assay.engine.schedules")
 PATCHABLE = ("cron_expr", "timezone", "input", "task_queue", "overlap_policy", "workflow_type")
 
 
-class ScheduleOps(EngineBase):
+class ScheduleOps(Service):
+    def __init__(self, core: EngineCore, life: Lifecycle) -> None:
+        super().__init__(core)
+        self.life = life
+
     def _next_run(self, expr: str, tz: str, after: float) -> float | None:
         return cron.next_fire(expr, tz, after)
 
     def create_schedule(self, body: Any) -> Record:
         b = as_object(body)
         name = req_id(b, "name", max_len=200)
-        namespace = opt_str(b, "namespace", "main") or "main"
+        namespace = opt_str(b, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE
         workflow_type = req_str(b, "workflow_type")
         expr = req_str(b, "cron_expr")
         cron.parse_cron(expr)
         tz = cron.validate_timezone(opt_str(b, "timezone", "UTC", allow_empty=True))
-        policy = cron.validate_overlap_policy(opt_str(b, "overlap_policy", "skip") or "skip")
-        queue = opt_str(b, "task_queue", "default") or "default"
+        policy = cron.validate_overlap_policy(opt_str(b, "overlap_policy") or DEFAULT_OVERLAP_POLICY)
+        queue = opt_str(b, "task_queue", DEFAULT_TASK_QUEUE) or DEFAULT_TASK_QUEUE
         paused = opt_bool(b, "paused", False)
         now = self.now()
         rec = {
@@ -92,8 +104,8 @@ class ScheduleOps(EngineBase):
             if not changes:
                 return cur
             now = self.now()
-            expr = changes.get("cron_expr", cur["cron_expr"])
-            tz = changes.get("timezone", cur["timezone"])
+            expr = changes["cron_expr"] if "cron_expr" in changes else cur["cron_expr"]
+            tz = changes["timezone"] if "timezone" in changes else cur["timezone"]
             changes["next_run_at"] = self._next_run(expr, tz, now)
             changes["updated_at"] = now
             tx.update_schedule(namespace, name, **changes)
@@ -131,7 +143,7 @@ class ScheduleOps(EngineBase):
         while tx.get_workflow(wf_id) is not None:
             n += 1
             wf_id = f"{base}-{n}"
-        wf = self._create_workflow(
+        wf = self.life.create_workflow(
             tx,
             fx,
             workflow_id=wf_id,
@@ -144,7 +156,7 @@ class ScheduleOps(EngineBase):
         )
         now = self.now()
         tx.update_schedule(s["namespace"], s["name"], last_run_at=now, last_workflow_id=wf_id, updated_at=now)
-        fx.sse("schedule_triggered", wf, schedule=s["name"], manual=manual)
+        fx.sse(SseEvent.schedule_triggered, wf, schedule=s["name"], manual=manual)
         return wf
 
     def fire_due_schedules(self) -> int:
@@ -174,7 +186,7 @@ class ScheduleOps(EngineBase):
                 self.metrics.schedule_fired(fx, s["namespace"], now - due)
                 running = self._is_running(tx, s.get("last_workflow_id"))
                 policy = s["overlap_policy"]
-                if running and policy == "skip":
+                if running and policy == OverlapPolicy.skip:
                     log.info(
                         "schedule %s/%s: previous run %s still running; fire skipped",
                         s["namespace"],
@@ -182,13 +194,15 @@ class ScheduleOps(EngineBase):
                         s["last_workflow_id"],
                     )
                     continue
-                if running and policy == "queue":
+                if running and policy == OverlapPolicy.queue:
                     tx.update_schedule(s["namespace"], s["name"], queued_fires=1)
                     continue
-                if running and policy == "cancel_old":
+                if running and policy == OverlapPolicy.cancel_old:
                     old = tx.get_workflow(s["last_workflow_id"])
                     if old is not None:
-                        self._request_cancel(tx, fx, old, f"schedule {s['name']}: superseded by a newer run")
+                        self.life.request_cancel(
+                            tx, fx, old, f"schedule {s['name']}: superseded by a newer run"
+                        )
                 self._start_scheduled_run(tx, fx, s, due)
                 started += 1
         return started

@@ -34,9 +34,9 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from assay.engine.cron import DAY, YEAR_MAX, CronSpec, parse_cron
 from assay.errors import BadRequest
+from assay.protocol import OverlapPolicy
 
 __all__ = [
-    "OVERLAP_POLICIES",
     "CronSpec",
     "fired_workflow_id",
     "next_fire",
@@ -47,8 +47,6 @@ __all__ = [
     "validate_timezone",
 ]
 
-OVERLAP_POLICIES: tuple[str, ...] = ("skip", "queue", "cancel_old", "allow_all")
-
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MARGIN = 16 * 3600  # more than any UTC offset (+14:00 / -12:00) plus slack
 _STEP = 3600  # offset sampling step inside one day's window
@@ -56,11 +54,13 @@ _NOT_ZONES = frozenset({"localtime", "posixrules"})  # host-dependent files, not
 _LAST_INSTANT = (date(YEAR_MAX + 1, 1, 2).toordinal() - _EPOCH_ORDINAL) * DAY
 
 
-def validate_overlap_policy(policy: str) -> str:
-    """Return ``policy`` if it is one of OVERLAP_POLICIES (exact spelling); BadRequest otherwise."""
-    if not isinstance(policy, str) or policy not in OVERLAP_POLICIES:
-        raise BadRequest(f"invalid overlap_policy {policy!r}: expected one of {', '.join(OVERLAP_POLICIES)}")
-    return policy
+def validate_overlap_policy(policy: str) -> OverlapPolicy:
+    """``policy`` as an OverlapPolicy (exact spelling); BadRequest otherwise."""
+    try:
+        return OverlapPolicy(policy)
+    except ValueError:
+        expected = ", ".join(p.value for p in OverlapPolicy)
+        raise BadRequest(f"invalid overlap_policy {policy!r}: expected one of {expected}") from None
 
 
 @lru_cache(maxsize=1)

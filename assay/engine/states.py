@@ -1,37 +1,33 @@
-"""Workflow and activity statuses, and the one transition table the engine consults."""
+"""The one transition table the engine consults (the status names come from assay.protocol)."""
 
 from __future__ import annotations
 
 from assay.errors import Conflict
+from assay.protocol import TERMINAL_STATUSES, ActivityStatus, WorkflowStatus
 
-PENDING, RUNNING, WAITING = "PENDING", "RUNNING", "WAITING"
-COMPLETED, FAILED, CANCELLED, TIMED_OUT = "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"
-
-WORKFLOW_STATUSES = (PENDING, RUNNING, WAITING, COMPLETED, FAILED, CANCELLED, TIMED_OUT)
-TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, TIMED_OUT})
+W, A = WorkflowStatus, ActivityStatus
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING: frozenset({RUNNING, COMPLETED, FAILED, CANCELLED, TIMED_OUT}),
-    RUNNING: frozenset({WAITING, COMPLETED, FAILED, CANCELLED, TIMED_OUT}),
-    WAITING: frozenset({RUNNING, COMPLETED, FAILED, CANCELLED, TIMED_OUT}),
-    COMPLETED: frozenset(),
-    FAILED: frozenset(),
-    CANCELLED: frozenset(),
-    TIMED_OUT: frozenset(),
+    W.PENDING: frozenset({W.RUNNING, W.COMPLETED, W.FAILED, W.CANCELLED, W.TIMED_OUT}),
+    W.RUNNING: frozenset({W.WAITING, W.COMPLETED, W.FAILED, W.CANCELLED, W.TIMED_OUT}),
+    W.WAITING: frozenset({W.RUNNING, W.COMPLETED, W.FAILED, W.CANCELLED, W.TIMED_OUT}),
+    W.COMPLETED: frozenset(),
+    W.FAILED: frozenset(),
+    W.CANCELLED: frozenset(),
+    W.TIMED_OUT: frozenset(),
 }
 
-ACTIVITY_STATUSES = (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED)
 ACTIVITY_TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING: frozenset({RUNNING, CANCELLED}),
-    RUNNING: frozenset({COMPLETED, FAILED, PENDING, CANCELLED}),
-    COMPLETED: frozenset(),
-    FAILED: frozenset(),
-    CANCELLED: frozenset(),
+    A.PENDING: frozenset({A.RUNNING, A.CANCELLED}),
+    A.RUNNING: frozenset({A.COMPLETED, A.FAILED, A.PENDING, A.CANCELLED}),
+    A.COMPLETED: frozenset(),
+    A.FAILED: frozenset(),
+    A.CANCELLED: frozenset(),
 }
 
 
 def is_terminal(status: str) -> bool:
-    return status in TERMINAL
+    return status in TERMINAL_STATUSES
 
 
 def can_transition(current: str, new: str) -> bool:

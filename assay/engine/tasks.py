@@ -3,15 +3,20 @@ and the periodic steps the background loops drive (timers, timeouts, lease recov
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
 
+from assay import protocol
 from assay.engine import states
-from assay.engine.core import EngineBase
+from assay.engine.core import EngineCore, Service
+from assay.engine.deploy import record_build_id
+from assay.engine.lifecycle import Lifecycle
 from assay.engine.notify import Effects
 from assay.errors import Conflict, NotFound
+from assay.protocol import DEFAULT_NAMESPACE, ActivityStatus, EventType, SseEvent, TaskKind, WorkflowStatus
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.tasks")
@@ -35,8 +40,8 @@ def retry_delay(act: Record) -> float:
     if cap is not None:
         limit = min(limit, float(cap))
     try:
-        delay = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
-            0, act["attempt"] - 1
+        delay: float = float(act["initial_interval_secs"]) * float(act["backoff_coefficient"]) ** max(
+            0, int(act["attempt"]) - 1
         )
     except OverflowError:
         delay = limit
@@ -47,14 +52,20 @@ def is_non_retryable(act: Record, error: str) -> bool:
     return any(p and p in error for p in (act.get("non_retryable_errors") or []))
 
 
-class TaskOps(EngineBase):
+class TaskOps(Service):
+    def __init__(self, core: EngineCore, life: Lifecycle) -> None:
+        super().__init__(core)
+        self.life = life
+        self._poll_turn = itertools.count()  # combined polls alternate which kind they try first
+        self._departed: set[str] = set()  # worker ids that deregistered: their held polls claim nothing
+
     # --- worker registry ------------------------------------------------------------------------
     def register_worker(
         self,
         *,
         identity: str,
         queue: str,
-        namespace: str = "main",
+        namespace: str = DEFAULT_NAMESPACE,
         workflows: list[str] | None = None,
         activities: list[str] | None = None,
         max_concurrent_workflows: int = 10,
@@ -136,25 +147,28 @@ class TaskOps(EngineBase):
 
     # --- claims ---------------------------------------------------------------------------------
     def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
-        return self.claim_task(queue, worker_id, ("workflow_task",))[1]
+        return self.claim_task(queue, worker_id, (TaskKind.workflow_task,))[1]
 
     def claim_activity_task(self, queue: str, worker_id: str) -> Record | None:
-        return self.claim_task(queue, worker_id, ("activity_task",))[1]
+        return self.claim_task(queue, worker_id, (TaskKind.activity_task,))[1]
 
     def claim_task(
-        self, queue: str, worker_id: str, kinds: tuple[str, ...] = ("workflow_task", "activity_task")
-    ) -> tuple[str | None, Record | None]:
+        self,
+        queue: str,
+        worker_id: str,
+        kinds: tuple[TaskKind, ...] = (TaskKind.workflow_task, TaskKind.activity_task),
+    ) -> tuple[TaskKind | None, Record | None]:
         """One transaction: try each kind in order (lease a ready workflow task / claim a due activity)."""
         with self._tx() as (tx, fx):
             now = self.now()
             namespace = self._worker_namespace(tx, worker_id)
             for kind in kinds:
-                if kind == "workflow_task":
+                if kind == TaskKind.workflow_task:
                     wf = tx.claim_workflow_task(queue, namespace, worker_id, now)
                     if wf is not None:
-                        if wf["previous_status"] == states.PENDING:
-                            fx.sse("workflow_running", wf)
-                        self._record_build_id(tx, wf, worker_id)  # type: ignore[attr-defined]
+                        if wf["previous_status"] == WorkflowStatus.PENDING:
+                            fx.sse(SseEvent.workflow_running, wf)
+                        record_build_id(tx, wf, worker_id)
                         wf["history"] = tx.list_events(wf["id"])
                         self.metrics.task_claimed(fx, kind, wf, now, namespace)
                         return kind, wf
@@ -177,7 +191,7 @@ class TaskOps(EngineBase):
         workflows: bool = True,
         activities: bool = True,
         gone: Callable[[], bool] | None = None,
-    ) -> tuple[str | None, Record | None]:
+    ) -> tuple[TaskKind | None, Record | None]:
         """Claim a workflow task or an activity task, holding up to `wait_secs` for one to arrive.
 
         `gone()` tells whether the caller hung up: a held poll whose client disconnected (or whose worker
@@ -185,7 +199,9 @@ class TaskOps(EngineBase):
         keys = ([f"wf:{queue}"] if workflows else []) + ([f"act:{queue}"] if activities else [])
         keys.append("worker-gone:" + worker_id)
         deadline = self.clock.monotonic() + max(0.0, min(wait_secs, self.settings.long_poll_max_secs))
-        kinds = (["workflow_task"] if workflows else []) + (["activity_task"] if activities else [])
+        kinds = ([TaskKind.workflow_task] if workflows else []) + (
+            [TaskKind.activity_task] if activities else []
+        )
         if len(kinds) == 2 and next(self._poll_turn) % 2:
             kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
         held = False
@@ -201,17 +217,17 @@ class TaskOps(EngineBase):
                 if remaining <= 0 or self.notifier.closed:
                     return None, None
                 if not held:
-                    held = self.try_hold("poll")
+                    held = self.core.try_hold("poll")
                     if not held:  # only the reserve is left: answer at once
                         return None, None
                 # wake at least every second when we can notice a hung-up client, to free its thread
                 self.notifier.wait(since, min(remaining, 1.0 if gone is not None else 5.0))
         finally:
             if held:
-                self.release_hold()
+                self.core.release_hold()
 
     # --- activities -------------------------------------------------------------------------------
-    def schedule_activity(self, wf_id: str, spec: dict[str, Any]) -> Record:
+    def schedule_activity(self, wf_id: str, spec: protocol.ScheduleActivity) -> Record:
         """Direct scheduling (REST). Idempotent on (workflow, seq)."""
         with self._tx() as (tx, fx):
             wf = self._get_wf(tx, wf_id)
@@ -219,40 +235,41 @@ class TaskOps(EngineBase):
                 raise Conflict(f"workflow {wf_id} is {wf['status']}", workflow_id=wf_id, status=wf["status"])
             return self._schedule_activity(tx, fx, wf, spec)
 
-    def _schedule_activity(self, tx: Tx, fx: Effects, wf: Record, spec: dict[str, Any]) -> Record:
-        existing = tx.get_activity_by_seq(wf["id"], spec["seq"])
+    def _schedule_activity(self, tx: Tx, fx: Effects, wf: Record, spec: protocol.ScheduleActivity) -> Record:
+        existing = tx.get_activity_by_seq(wf["id"], spec.seq)
         if existing is not None:
             return existing
         now = self.now()
-        rec = {k: (spec.get(k) if spec.get(k) is not None else v) for k, v in ACTIVITY_DEFAULTS.items()}
-        queue = spec.get("task_queue") or wf["task_queue"]
+        given = {k: getattr(spec, k) for k in ACTIVITY_DEFAULTS}
+        rec = {k: (given[k] if given[k] is not None else v) for k, v in ACTIVITY_DEFAULTS.items()}
+        queue = spec.task_queue or wf["task_queue"]
         rec.update(
             workflow_id=wf["id"],
-            seq=spec["seq"],
-            name=spec["name"],
+            seq=spec.seq,
+            name=spec.name,
             task_queue=queue,
-            input=spec.get("input"),
-            status=states.PENDING,
+            input=spec.input,
+            status=ActivityStatus.PENDING,
             attempt=1,
             scheduled_at=now,
         )
         act_id = tx.insert_activity(rec)
         tx.append_event(
             wf["id"],
-            "ActivityScheduled",
+            EventType.ActivityScheduled,
             {
                 "activity_id": act_id,
-                "activity_seq": spec["seq"],
-                "name": spec["name"],
+                "activity_seq": spec.seq,
+                "name": spec.name,
                 "task_queue": queue,
-                "input": spec.get("input"),
+                "input": spec.input,
             },
             now,
         )
-        if wf["status"] == states.PENDING:
-            tx.update_workflow(wf["id"], status=states.RUNNING, updated_at=now)
-            wf["status"] = states.RUNNING
-            fx.sse("workflow_running", wf)
+        if wf["status"] == WorkflowStatus.PENDING:
+            tx.update_workflow(wf["id"], status=WorkflowStatus.RUNNING, updated_at=now)
+            wf["status"] = WorkflowStatus.RUNNING
+            fx.sse(SseEvent.workflow_running, wf)
         fx.wake_activities(queue)
         act = tx.get_activity(act_id)
         assert act is not None
@@ -269,15 +286,17 @@ class TaskOps(EngineBase):
         act = tx.get_activity(act_id)
         if act is None:
             raise NotFound(f"not found: activity {act_id}")
-        if act["status"] != states.RUNNING:
+        if act["status"] != ActivityStatus.RUNNING:
             raise Conflict(
-                f"activity {act_id} is {act['status']}, not RUNNING", activity_id=act_id, status=act["status"]
+                f"activity {act_id} is {act['status']}, not {ActivityStatus.RUNNING}",
+                activity_id=act_id,
+                status=act["status"],
             )
         if worker_id is not None and act["claimed_by"] not in (None, worker_id):
             raise Conflict(f"activity {act_id} is held by another worker (lease lost)", activity_id=act_id)
         wf = self._get_wf(tx, act["workflow_id"])
         if states.is_terminal(wf["status"]):
-            tx.update_activity(act_id, status=states.CANCELLED, completed_at=self.now())
+            tx.update_activity(act_id, status=ActivityStatus.CANCELLED, completed_at=self.now())
             raise Conflict(
                 f"workflow {wf['id']} is {wf['status']}; activity result discarded",
                 activity_id=act_id,
@@ -289,10 +308,12 @@ class TaskOps(EngineBase):
         with self._tx() as (tx, fx):
             act, wf = self._running_activity(tx, act_id, worker_id)
             now = self.now()
-            tx.update_activity(act_id, status=states.COMPLETED, result=result, error=None, completed_at=now)
+            tx.update_activity(
+                act_id, status=ActivityStatus.COMPLETED, result=result, error=None, completed_at=now
+            )
             tx.append_event(
                 wf["id"],
-                "ActivityCompleted",
+                EventType.ActivityCompleted,
                 {
                     "activity_id": act_id,
                     "activity_seq": act["seq"],
@@ -304,7 +325,7 @@ class TaskOps(EngineBase):
             )
             tx.mark_dispatchable(wf["id"], now)
             fx.wake_workflows(wf["task_queue"])
-            fx.sse("task_completed", wf, activity_id=act_id, activity=act["name"])
+            fx.sse(SseEvent.task_completed, wf, activity_id=act_id, activity=act["name"])
             self.metrics.activity_finished(fx, act, wf, now)
 
     def fail_activity(
@@ -333,7 +354,7 @@ class TaskOps(EngineBase):
             due = now + retry_delay(act)
             tx.update_activity(
                 act["id"],
-                status=states.PENDING,
+                status=ActivityStatus.PENDING,
                 attempt=act["attempt"] + 1,
                 scheduled_at=due,
                 claimed_by=None,
@@ -343,10 +364,12 @@ class TaskOps(EngineBase):
             )
             fx.wake_loop("activities")
             return
-        tx.update_activity(act["id"], status=states.FAILED, result=None, error=error, completed_at=now)
+        tx.update_activity(
+            act["id"], status=ActivityStatus.FAILED, result=None, error=error, completed_at=now
+        )
         tx.append_event(
             wf["id"],
-            "ActivityFailed",
+            EventType.ActivityFailed,
             {
                 "activity_id": act["id"],
                 "activity_seq": act["seq"],
@@ -358,7 +381,7 @@ class TaskOps(EngineBase):
         )
         tx.mark_dispatchable(wf["id"], now)
         fx.wake_workflows(wf["task_queue"])
-        fx.sse("task_failed", wf, activity_id=act["id"], activity=act["name"])
+        fx.sse(SseEvent.task_failed, wf, activity_id=act["id"], activity=act["name"])
 
     # --- periodic steps (driven by background loops with tick(now)) ----------------------------------
     def fire_due_timers(self) -> int:
@@ -371,7 +394,9 @@ class TaskOps(EngineBase):
                 wf = tx.get_workflow(t["workflow_id"])
                 if wf is None or states.is_terminal(wf["status"]):
                     continue
-                tx.append_event(wf["id"], "TimerFired", {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now)
+                tx.append_event(
+                    wf["id"], EventType.TimerFired, {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now
+                )
                 tx.mark_dispatchable(wf["id"], now)
                 fx.wake_workflows(wf["task_queue"])
                 fired += 1
@@ -402,7 +427,7 @@ class TaskOps(EngineBase):
     def _expire_one(self, tx: Tx, fx: Effects, act: Record, reason: str, timeout: str | None = None) -> int:
         wf = tx.get_workflow(act["workflow_id"])
         if wf is None or states.is_terminal(wf["status"]):
-            tx.update_activity(act["id"], status=states.CANCELLED, completed_at=self.now())
+            tx.update_activity(act["id"], status=ActivityStatus.CANCELLED, completed_at=self.now())
             return 0
         log.info("activity %s (%s) of %s: %s", act["id"], act["name"], wf["id"], reason)
         if timeout is not None:

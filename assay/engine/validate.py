@@ -11,7 +11,7 @@ _MISSING = object()
 
 
 def as_object(body: Any, what: str = "body") -> dict[str, Any]:
-    """An object body; `[]`, `null` and no body mean "no fields" (DECISIONS 3)."""
+    """An object body; `[]`, `null` and no body mean "no fields" (docs/design.md, "Lenient empty bodies")."""
     if body is None or body == [] or body == {}:
         return {}
     if not isinstance(body, dict):

@@ -6,27 +6,33 @@ import re
 from typing import Any
 
 from assay.engine import states
-from assay.engine.core import EngineBase
+from assay.engine.core import EngineCore, Service
+from assay.engine.lifecycle import Lifecycle
 from assay.engine.notify import Effects
 from assay.errors import BadRequest, Conflict, NotFound
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, EventType, SseEvent, WorkflowStatus
 from assay.store.base import Record, Tx
 
 _CONTINUED = re.compile(r"-continued-\d+(?:-\d+)?$")
 
 
-class WorkflowOps(EngineBase):
+class WorkflowOps(Service):
+    def __init__(self, core: EngineCore, life: Lifecycle) -> None:
+        super().__init__(core)
+        self.life = life
+
     def start_workflow(
         self,
         *,
         workflow_type: str,
         workflow_id: str,
-        namespace: str = "main",
-        task_queue: str = "default",
+        namespace: str = DEFAULT_NAMESPACE,
+        task_queue: str = DEFAULT_TASK_QUEUE,
         input: Any = None,
         search_attributes: Any = None,
     ) -> Record:
         with self._tx() as (tx, fx):
-            return self._create_workflow(
+            return self.life.create_workflow(
                 tx,
                 fx,
                 workflow_id=workflow_id,
@@ -64,20 +70,20 @@ class WorkflowOps(EngineBase):
                 )
             now = self.now()
             tx.insert_signal(wf_id, name, payload, now)
-            tx.append_event(wf_id, "SignalReceived", {"signal": name, "payload": payload}, now)
+            tx.append_event(wf_id, EventType.SignalReceived, {"signal": name, "payload": payload}, now)
             tx.mark_dispatchable(wf_id, now)
             fx.wake_workflows(wf["task_queue"])
-            fx.sse("signal_received", wf, signal=name)
+            fx.sse(SseEvent.signal_received, wf, signal=name)
 
     def cancel(self, wf_id: str, reason: str | None = None) -> None:
         with self._tx() as (tx, fx):
             wf = self._live_wf(tx, wf_id)
-            self._request_cancel(tx, fx, wf, reason)
+            self.life.request_cancel(tx, fx, wf, reason)
 
     def terminate(self, wf_id: str, reason: str | None = None) -> None:
         with self._tx() as (tx, fx):
             wf = self._live_wf(tx, wf_id)
-            self._terminate(tx, fx, wf, reason)
+            self.life.terminate(tx, fx, wf, reason)
 
     def _live_wf(self, tx: Tx, wf_id: str) -> Record:
         wf = self._get_wf(tx, wf_id)
@@ -101,7 +107,7 @@ class WorkflowOps(EngineBase):
         sa = old.get("search_attributes")
         # (a run that already ended has told its parent; a new run from it starts a fresh, parentless chain)
         inherit = old.get("parent_id") if not states.is_terminal(old["status"]) else None
-        new = self._create_workflow(
+        new = self.life.create_workflow(
             tx,
             fx,
             workflow_id=new_id,
@@ -117,15 +123,15 @@ class WorkflowOps(EngineBase):
         )
         if not states.is_terminal(old["status"]):
             marker = {"continued_as_new": new_id}
-            self._finish(
+            self.life.finish(
                 tx,
                 fx,
                 old,
-                states.COMPLETED,
-                event_type="WorkflowCompleted",
+                WorkflowStatus.COMPLETED,
+                event_type=EventType.WorkflowCompleted,
                 payload=marker,
                 result=marker,
-                sse="workflow_completed",
+                sse=SseEvent.workflow_completed,
                 notify_parent=False,
             )
         return new
@@ -173,8 +179,8 @@ class WorkflowOps(EngineBase):
             return tx.namespace_stats(name)
 
     def delete_namespace(self, name: str) -> None:
-        if name == "main":
-            raise BadRequest("cannot delete the 'main' namespace")
+        if name == DEFAULT_NAMESPACE:
+            raise BadRequest(f"cannot delete the '{DEFAULT_NAMESPACE}' namespace")
         with self._tx() as (tx, _fx):
             if tx.get_namespace(name) is None:
                 raise NotFound(f"not found: namespace {name}")

@@ -13,6 +13,7 @@ from typing import Any
 
 import lupa.lua54 as lua54
 
+from assay.lua import protocol_lua
 from assay.lua.natives import collect, raw
 from assay.lua.std_data import DataNatives
 from assay.lua.std_http import HttpNatives
@@ -53,6 +54,8 @@ def embedded_module(name: str) -> tuple[bytes, str] | None:
     """``assay.workflow`` -> (source of assay/lua/workflow.lua, chunk name)."""
     if not name.startswith("assay.") or name.startswith("assay._prelude"):
         return None
+    if name == protocol_lua.MODULE:
+        return protocol_lua.render().encode(), protocol_lua.CHUNK_NAME
     parts = name[len("assay.") :].split(".")
     if not parts or not all(p and p.replace("_", "a").isalnum() for p in parts):
         return None
@@ -126,6 +129,13 @@ class Runtime:
             nl = src.find(b"\n")
             src = b"" if nl < 0 else src[nl:]
         return src, raw("@" + self.path), self.path
+
+    def run_replica(self, info: dict) -> None:
+        """Run this script again in a fresh Lua state as worker slot `info` (called on the slot's thread)."""
+        try:
+            Runtime(self.path, self.code, self.args, replica=info).run()
+        except ScriptError as e:
+            log.error("worker slot %s stopped: %s", info.get("slot"), e.message)
 
     def run(self) -> int:
         src, chunkname, script_name = self.source()

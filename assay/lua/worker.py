@@ -282,13 +282,8 @@ class WorkerNatives:
         return count
 
     def _run_replica(self, info: dict) -> None:
-        from assay.lua.runtime import Runtime, ScriptError
-
-        rt = self.runtime
         try:
-            Runtime(rt.path, rt.code, rt.args, replica=info).run()
-        except ScriptError as e:
-            log.error("worker slot %s stopped: %s", info.get("slot"), e.message)
+            self.runtime.run_replica(info)  # the owning Runtime starts the same script in a new Lua state
         except BaseException:  # never let a slot take the process down
             log.exception("worker slot %s crashed", info.get("slot"))
 

@@ -1,7 +1,7 @@
 """The Python client for an assay engine's REST API.
 
     from assay.sdk import Client
-    c = Client("http://127.0.0.1:8080", api_key=None, namespace="main")
+    c = Client("http://127.0.0.1:8080", api_key=None)
     run = c.start_workflow("Hello", input={"name": "ada"})
     c.wait(run["workflow_id"], timeout=60)
 
@@ -15,14 +15,22 @@ import time
 import urllib.parse
 from typing import Any
 
-from assay.protocol import HISTORY_FORMAT
+from assay.protocol import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TASK_QUEUE,
+    HISTORY_FORMAT,
+    TERMINAL_EVENTS,
+    TERMINAL_STATUSES,
+    OverlapPolicy,
+    WorkflowStatus,
+)
 from assay.sdk.sse import EventStream
 from assay.sdk.transport import DEFAULT_URL, NO_BODY, Transport
 
-STATUSES = ("PENDING", "RUNNING", "WAITING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
-TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
-TERMINAL_EVENTS = frozenset({"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled"})
-OVERLAP_POLICIES = ("skip", "queue", "cancel_old", "allow_all")
+# the protocol's lists, re-exported for SDK users (assay.protocol is the source)
+STATUSES: tuple[str, ...] = tuple(WorkflowStatus)
+OVERLAP_POLICIES: tuple[str, ...] = tuple(OverlapPolicy)
+__all__ = ["OVERLAP_POLICIES", "STATUSES", "TERMINAL_EVENTS", "TERMINAL_STATUSES", "Client"]
 
 
 def _seg(value: str) -> str:
@@ -35,11 +43,11 @@ class Client:
         self,
         engine_url: str = DEFAULT_URL,
         api_key: str | None = None,
-        namespace: str = "main",
+        namespace: str = DEFAULT_NAMESPACE,
         timeout: float = 30.0,
     ) -> None:
         self.transport = Transport(engine_url, api_key, timeout)
-        self.namespace = namespace or "main"
+        self.namespace = namespace or DEFAULT_NAMESPACE
 
     # -- plumbing -------------------------------------------------------------------------------------
     @property
@@ -74,7 +82,7 @@ class Client:
         workflow_id: str | None = None,
         *,
         input: Any = None,
-        task_queue: str = "default",
+        task_queue: str = DEFAULT_TASK_QUEUE,
         search_attributes: Any = None,
         namespace: str | None = None,
     ) -> dict:
@@ -199,7 +207,7 @@ class Client:
         cron_expr: str,
         *,
         input: Any = None,
-        task_queue: str = "default",
+        task_queue: str = DEFAULT_TASK_QUEUE,
         timezone: str | None = None,
         overlap_policy: str | None = None,
         namespace: str | None = None,
@@ -288,7 +296,7 @@ class Client:
     def register_worker(
         self,
         identity: str,
-        queue: str = "default",
+        queue: str = DEFAULT_TASK_QUEUE,
         *,
         workflows: list[str] | None = None,
         activities: list[str] | None = None,
@@ -306,7 +314,9 @@ class Client:
             body["heartbeat_interval_secs"] = heartbeat_interval_secs
         return self.request("POST", "/workers/register", body=body)["worker_id"]
 
-    def poll_workflow_task(self, worker_id: str, queue: str = "default", wait_secs: float = 0) -> dict | None:
+    def poll_workflow_task(
+        self, worker_id: str, queue: str = DEFAULT_TASK_QUEUE, wait_secs: float = 0
+    ) -> dict | None:
         body = {"worker_id": worker_id, "queue": queue, "wait_secs": wait_secs}
         return self.request(
             "POST", "/workflow-tasks/poll", body=body, timeout=self.transport.timeout + wait_secs
@@ -319,7 +329,9 @@ class Client:
             body={"worker_id": worker_id, "commands": commands},
         )
 
-    def poll_activity_task(self, worker_id: str, queue: str = "default", wait_secs: float = 0) -> dict | None:
+    def poll_activity_task(
+        self, worker_id: str, queue: str = DEFAULT_TASK_QUEUE, wait_secs: float = 0
+    ) -> dict | None:
         body = {"worker_id": worker_id, "queue": queue, "wait_secs": wait_secs}
         task = self.request("POST", "/tasks/poll", body=body, timeout=self.transport.timeout + wait_secs)
         if isinstance(task, dict) and set(task) == {"task"}:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from assay import errors
+from assay.protocol import ExitStatus
 
 _BY_STATUS: dict[int, type[errors.AssayError]] = {
     400: errors.BadRequest,
@@ -26,14 +27,14 @@ class EngineUnreachable(errors.AssayError):
     """The engine could not be reached (refused, reset, DNS, timeout)."""
 
     status = 503
-    exit_code = 1
+    exit_code = ExitStatus.FAILURE
 
 
 class ProtocolError(errors.AssayError):
     """The engine answered something the client cannot understand."""
 
     status = 502
-    exit_code = 1
+    exit_code = ExitStatus.FAILURE
 
 
 def error_from_response(status: int, reason: str, raw: bytes, content_type: str = "") -> errors.AssayError:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import WaitTimeout
-from assay.sdk.client import TERMINAL_EVENTS, TERMINAL_STATUSES
+from assay.protocol import TERMINAL_EVENTS, TERMINAL_SSE_EVENTS, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from assay.sdk.client import Client
@@ -214,9 +214,7 @@ def follow_events(client: Client, workflow_id: str, *, refresh_secs: float = 1.0
                 return
             kinds = feed.take_kinds()
             idle = 0 if new else idle + 1
-            suspicious = any(
-                k.startswith("workflow_") and k not in ("workflow_started", "workflow_running") for k in kinds
-            )
+            suspicious = any(k in TERMINAL_SSE_EVENTS for k in kinds)
             if suspicious or (idle and idle % 5 == 0):
                 status = str(client.describe_workflow(workflow_id).get("status", "")).upper()
                 if status in TERMINAL_STATUSES:

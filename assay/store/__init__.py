@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from assay.store.base import Store, Tx
 
 
-def open_store(url: str, **options) -> Store:
+def open_store(url: str, **options: Any) -> Store:
     """Open the store named by a database URL (sqlite:///path or postgres://...)."""
     if url.startswith(("postgres://", "postgresql://")):
         from assay.store.postgres import PostgresStore  # imported lazily: psycopg is an extra

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-Record = dict[str, Any]
+from assay.protocol import DEFAULT_NAMESPACE
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+Record = dict[str, Any]
 
 
 class Tx(abc.ABC):
@@ -312,6 +312,12 @@ class Store(abc.ABC):
     def read(self) -> AbstractContextManager[Tx]:
         """A read-only view (a consistent snapshot where the backend offers one)."""
 
+    def is_transient(self, exc: BaseException) -> bool:
+        """True when `exc` means the transaction lost a race the database resolved by aborting it
+        (deadlock, serialization failure, lock not available): the same work may simply be run again.
+        The engine's transaction helper retries on it; nothing outside the store inspects driver errors."""
+        return False
+
     @abc.abstractmethod
     def migrate(self) -> list[int]:
         """Apply pending migrations, then `seed()`; returns the versions applied."""
@@ -321,8 +327,8 @@ class Store(abc.ABC):
         import time
 
         with self.tx() as tx:
-            if tx.get_namespace("main") is None:
-                tx.insert_namespace("main", float(int(time.time())))
+            if tx.get_namespace(DEFAULT_NAMESPACE) is None:
+                tx.insert_namespace(DEFAULT_NAMESPACE, float(int(time.time())))
 
     @abc.abstractmethod
     def acquire_engine_lock(self, instance_id: str, now: float, stale_after: float) -> None:
@@ -341,7 +347,9 @@ class Store(abc.ABC):
     def release_leadership(self) -> None:
         return None
 
-    def listen(self, callback) -> None:  # pragma: no cover - overridden by multi-instance stores
+    def listen(
+        self, callback: Callable[[str, str], None]
+    ) -> None:  # pragma: no cover - multi-instance stores
         """Deliver cross-instance notifications to `callback(channel, payload)` (Postgres)."""
         return None
 

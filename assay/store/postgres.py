@@ -33,7 +33,7 @@ CHANNEL = "assay_events"
 _JSON_NAMES = sorted({c for cols in JSON_COLUMNS.values() for c in cols})
 
 
-def _import_psycopg():
+def _import_psycopg() -> tuple[Any, Any]:
     try:
         import psycopg
         import psycopg_pool
@@ -143,6 +143,14 @@ class PostgresStore(Store):
             raise
 
     # --- transactions -------------------------------------------------------------------------
+    def is_transient(self, exc: BaseException) -> bool:
+        """A deadlock, serialization failure or lock timeout: Postgres aborted the transaction to resolve
+        a race, and the same work may be run again."""
+        errors = self._psycopg.errors
+        return isinstance(
+            exc, errors.DeadlockDetected | errors.SerializationFailure | errors.LockNotAvailable
+        )
+
     @contextmanager
     def tx(self) -> Iterator[PgTx]:
         with self.pool.connection() as conn:

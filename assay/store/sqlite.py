@@ -257,13 +257,11 @@ class SqliteStore(Store):
 
     def refresh_engine_lock(self, instance_id: str, now: float) -> bool:
         with self.tx() as tx:
-            return (
-                tx.conn.execute(
-                    "UPDATE engine_lock SET last_heartbeat = ? WHERE id = 1 AND instance_id = ?",
-                    (now, instance_id),
-                ).rowcount
-                == 1
+            cur = tx.conn.execute(
+                "UPDATE engine_lock SET last_heartbeat = ? WHERE id = 1 AND instance_id = ?",
+                (now, instance_id),
             )
+            return bool(cur.rowcount == 1)
 
     def release_engine_lock(self, instance_id: str) -> None:
         with self.tx() as tx:

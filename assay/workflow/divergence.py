@@ -105,7 +105,7 @@ def ending(evs: Sequence[Mapping[str, Any]]) -> tuple[Any, str, str] | None:
         if t == EventType.WorkflowCompleted:
             if isinstance(p, dict) and p.get("continued_as_new"):
                 return ev.get("seq"), "WorkflowCompleted (continued as new)", CommandType.ContinueAsNew
-            return ev.get("seq"), "WorkflowCompleted", CommandType.CompleteWorkflow
+            return ev.get("seq"), str(EventType.WorkflowCompleted), CommandType.CompleteWorkflow
         if t == EventType.WorkflowFailed:
             pd = p if isinstance(p, dict) else {}
             if pd.get("terminated"):

@@ -1,5 +1,5 @@
-"""Every endpoint under both prefixes, with the response shapes of PROTOCOL §3 as amended by DECISIONS
-(real JSON values, not JSON text in strings)."""
+"""Every endpoint under both prefixes, with the API's response shapes (real JSON values, not JSON text in
+strings: docs/design.md, "Real JSON values")."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from assay.protocol import ScheduleActivity
 from tests.engine.support import Worker, act
 
 WORKFLOW_KEYS = {
@@ -61,7 +62,7 @@ def test_start_describe_list(api, clock):
     d = ok(api.get("/workflows/h-1"))
     assert WORKFLOW_KEYS <= set(d)
     assert d["input"] == {"name": "Ada"}  # a real JSON value
-    assert d["task_queue"] == "default" and d["namespace"] == "main"  # DECISIONS 5
+    assert d["task_queue"] == "default" and d["namespace"] == "main"  # design.md "Default queue"
     assert isinstance(d["search_attributes"], dict) and "assay_engine_version" in d["search_attributes"]
     assert d["status"] == "PENDING" and d["created_at"] == clock.now()
     ok(api.post("/workflows", {"workflow_type": "Hello", "workflow_id": "h-2", "task_queue": "q", "namespace": "team",
@@ -210,7 +211,7 @@ def test_malformed_commands_give_the_task_back(api, engine, commands):
     r = api.post("/workflow-tasks/m/commands", {"worker_id": w1.id, "commands": commands})
     assert r.status == 400 and "error" in r.json
     assert [e["event_type"] for e in engine.list_events("m")] == ["WorkflowStarted"]
-    assert w2.claim()["id"] == "m"  # released and dispatchable again (DECISIONS 6)
+    assert w2.claim()["id"] == "m"  # released and dispatchable again (design.md "A bad command batch")
 
 
 def test_fail_applies_retry_policy(api, engine, world, clock):
@@ -338,7 +339,7 @@ def test_every_route_answers_identically_under_both_prefixes(app, client):
             assert a.json["error"] == b.json["error"].replace("/api/v1/engine/workflow", "/api/v1")
 
 
-# --- lenient bodies (DECISIONS 3) ----------------------------------------------------------------------
+# --- lenient bodies (design.md "Lenient empty bodies") ----------------------------------------------------------------------
 
 EMPTY_FORMS = [
     (b"[]", "application/json"),
@@ -354,7 +355,7 @@ EMPTY_FORMS = [
 
 def _fresh_running_activity(engine, world, i):
     seq = 1000 + i
-    engine.schedule_activity("wf-1", {"seq": seq, "name": "fresh", "task_queue": f"fresh-{seq}"})
+    engine.schedule_activity("wf-1", ScheduleActivity(seq=seq, name="fresh", task_queue=f"fresh-{seq}"))
     return engine.claim_activity_task(f"fresh-{seq}", world.worker_id)["id"]
 
 

@@ -797,3 +797,35 @@ def test_archived_rows_are_marked(open_page, live):
     ex(page.locator(f'tr[data-id="{wf_type.lower()}-b"] .tag-archived')).to_have_count(0)
     page.locator(f'tr[data-id="{wf_type.lower()}-a"] a.wf-link').click()
     ex(page.get_by_text(uri)).to_be_visible()
+
+
+def test_vocabulary_is_the_engines_and_continue_as_new_updates_the_list_live(open_page, live):
+    """The dashboard's statuses and SSE subscriptions are the engine's (GET /protocol), with no TERMINATED
+    status and no workflow_continued event; continue-as-new is seen through the events the engine does
+    send: the old run's row turns COMPLETED and the new run appears, without a reload."""
+    ex = expect()
+    served = api(live, "GET", "/protocol")[1]
+    p = open_page()
+    page = p.goto("/workflow/")
+    ex(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    subscribed = page.evaluate("import('/workflow/components/live.js').then(m => m.EVENT_TYPES)")
+    assert subscribed == served["sse_events"]
+    terminal = page.evaluate("import('/workflow/components/ui.js').then(m => [...m.TERMINAL])")
+    assert terminal == served["terminal_statuses"]
+    assert (
+        page.evaluate("import('/workflow/components/ui.js').then(m => m.STATUSES)")
+        == served["workflow_statuses"]
+    )
+
+    queue, wf_id = uid("can"), uid("chain")
+    start(live, wf_id, "Chain", queue)
+    worker = RawWorker(live.url, queue)
+    worker.poll(wf_id)
+    page.evaluate("window.__noReload = 'still here'")
+    row = page.locator(f'tr[data-key="{wf_id}"]')
+    ex(row.locator(".badge")).to_have_text("RUNNING")
+    worker.commands(wf_id, [{"type": "ContinueAsNew", "input": {"n": 2}, "workflow_id": f"{wf_id}-2"}])
+    ex(row.locator(".badge")).to_have_text("COMPLETED")
+    ex(page.locator(f'tr[data-key="{wf_id}-2"] .badge')).to_have_text("PENDING")
+    assert page.evaluate("window.__noReload") == "still here"
+    assert p.errors == []

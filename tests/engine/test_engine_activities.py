@@ -1,5 +1,5 @@
 """Activities: completion fencing, retries with backoff, start_to_close / heartbeat timeouts, lost workers,
-worker reaping (PROTOCOL §6, DECISIONS 7, 15, 16)."""
+worker reaping (docs/design.md: Fencing, Activities, Leases)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_heartbeat_records_details_and_reports_cancellation(engine, w):
     assert engine.heartbeat_activity(a_id, None, w.id) == {"cancel_requested": True}
 
 
-# --- retries (DECISIONS 15) ---------------------------------------------------------------------------
+# --- retries (design.md "Activities") ---------------------------------------------------------------------------
 
 
 def test_retry_backoff_is_honoured(engine, w, clock):
@@ -292,7 +292,7 @@ def test_reaping_workers(engine, clock):
     clock.advance(31)
     assert WorkerReaperLoop(engine).tick(clock.now()) == clock.now() - 31 + 90
     assert [x["id"] for x in engine.list_workers("main")] == [fresh.id]
-    # a heartbeat from a reaped worker re-registers it (DECISIONS 16)
+    # a heartbeat from a reaped worker re-registers it (design.md "Leases")
     engine.heartbeat_worker(old.id, {"identity": "again", "queue": "default", "namespace": "main"})
     assert {x["id"] for x in engine.list_workers("main")} == {old.id, fresh.id}
 
@@ -352,7 +352,7 @@ def test_deregister_gives_work_back_and_a_reregistered_worker_polls_again(engine
     assert engine.get_activity(a["id"])["status"] == "PENDING"
     assert engine.list_workers("main") == []
     assert engine.poll("default", w.id) == (None, None)  # a departed worker is handed nothing
-    # the same worker comes back (a heartbeat re-registers it, DECISIONS 16): it gets work again
+    # the same worker comes back (a heartbeat re-registers it, design.md "Leases"): it gets work again
     engine.heartbeat_worker(w.id, {"identity": "back", "queue": "default", "namespace": "main"})
     kind, task = engine.poll("default", w.id)
     assert kind == "workflow_task" and task["id"] == "wf2"

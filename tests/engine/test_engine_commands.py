@@ -1,4 +1,4 @@
-"""Every worker command of PROTOCOL §5.4 as amended by DECISIONS 6-11: effects, events, idempotency,
+"""Every worker command (docs/design.md, "Engine"): effects, events, idempotency,
 atomic batches and lease fencing."""
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def test_commands_after_a_terminal_command_are_ignored(engine, w):
     assert types(engine, "wf") == ["WorkflowStarted", "WorkflowCompleted"]
 
 
-# --- atomic batches (DECISIONS 6) -------------------------------------------------------------------
+# --- atomic batches (design.md "A bad command batch") -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -289,7 +289,7 @@ def test_a_batch_failing_while_applying_rolls_back_everything(engine, w, clock):
     assert_gap_free(engine, "wf")
 
 
-# --- fencing (DECISIONS 7) and lease extension (DECISIONS 8) ----------------------------------------
+# --- fencing and lease extension (design.md "Fencing", "Leases") ----------------------------------------
 
 
 def test_a_stale_worker_batch_is_rejected_and_changes_nothing(engine, clock):

@@ -1,4 +1,4 @@
-"""SSE fan-out (PROTOCOL §11 + DECISIONS 28 additions) and the background loops' tick(now) contract."""
+"""SSE fan-out (assay.protocol.SseEvent) and the background loops' tick(now) contract."""
 
 from __future__ import annotations
 

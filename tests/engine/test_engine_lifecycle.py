@@ -1,4 +1,4 @@
-"""Signals, cancellation, termination, children and continue-as-new (PROTOCOL §7, DECISIONS 12-14)."""
+"""Signals, cancellation, termination, children and continue-as-new (docs/design.md: Children, Cancel and terminate, Continue-as-new)."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def test_terminate_cascades_and_notifies_the_parent(engine, w, clock):
     assert w.claim()["id"] == "parent"
 
 
-# --- child outcomes (DECISIONS 12) ----------------------------------------------------------------------
+# --- child outcomes (design.md "Children") ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -196,7 +196,7 @@ def test_child_cancelled_externally_notifies_the_parent(engine, w):
     assert p["child_workflow_id"] == "kid" and p["reason"] == "cancelled"
 
 
-# --- continue-as-new (DECISIONS 14) ---------------------------------------------------------------------
+# --- continue-as-new (design.md "Continue-as-new") ---------------------------------------------------------------------
 
 
 def test_continue_as_new_command(engine, w, clock):

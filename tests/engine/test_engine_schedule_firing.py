@@ -1,4 +1,4 @@
-"""Schedule firing through engine.fire_due_schedules() on a FakeClock (DECISIONS 21-22). Cron parsing
+"""Schedule firing through engine.fire_due_schedules() on a FakeClock (docs/design.md, "Schedules"). Cron parsing
 itself is tested in test_schedules_*.py."""
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import pytest
 
 from assay.engine.cron import CronSpec
 from assay.engine.schedules import (
-    OVERLAP_POLICIES,
     fired_workflow_id,
     next_fire,
     next_fires,
@@ -18,6 +17,7 @@ from assay.engine.schedules import (
     validate_timezone,
 )
 from assay.errors import BadRequest
+from assay.protocol import OverlapPolicy
 
 ALL_DOW = set(range(7))
 
@@ -503,13 +503,13 @@ def test_local_fields_are_matched_in_the_zone() -> None:
 # --- overlap policy and ids -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("policy", OVERLAP_POLICIES)
+@pytest.mark.parametrize("policy", list(OverlapPolicy))
 def test_overlap_policies_accepted(policy: str) -> None:
     assert validate_overlap_policy(policy) == policy
 
 
 def test_overlap_policies_are_the_four() -> None:
-    assert OVERLAP_POLICIES == ("skip", "queue", "cancel_old", "allow_all")
+    assert [p.value for p in OverlapPolicy] == ["skip", "queue", "cancel_old", "allow_all"]
 
 
 @pytest.mark.parametrize("policy", ["Skip", "SKIP", "", "none", "allow-all", " skip", None, 1])

@@ -3,6 +3,7 @@
 
 import { api, getToken, onAuthRequired, onReachability, setToken } from "./components/api.js";
 import * as live from "./components/live.js";
+import { DEFAULT_NAMESPACE } from "./components/protocol.js";
 import { clear, errorState, h, tickRelativeTimes, toast } from "./components/ui.js";
 import * as workflows from "./components/workflows.js";
 import * as detail from "./components/detail.js";
@@ -22,7 +23,7 @@ let renderSeq = 0;
 let current = null;
 
 export function defaultNamespace() {
-  return document.body.dataset.defaultNamespace || "main";
+  return document.body.dataset.defaultNamespace || DEFAULT_NAMESPACE;
 }
 
 // ---- routing -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 -- assay.workflow.client: the engine connection and the management functions of assay.workflow.
 -- Internal module; scripts use require("assay.workflow").
 local native = require("assay._native")
+local P = require("assay.protocol")
 local json = json
 local sfmt, concat = string.format, table.concat
 local now, sleep = time, sleep
@@ -107,7 +108,7 @@ local function query(params)
 end
 
 local function ns_query(opts)
-  return query({ { "namespace", (type(opts) == "table" and opts.namespace) or "main" } })
+  return query({ { "namespace", (type(opts) == "table" and opts.namespace) or P.DEFAULT_NAMESPACE } })
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ function A.start(opts)
   need_string("start", "opts.workflow_id", id)
   local body = {
     workflow_type = opts.workflow_type, workflow_id = id, namespace = opts.namespace,
-    input = opts.input, task_queue = opts.task_queue or "default", search_attributes = opts.search_attributes,
+    input = opts.input, task_queue = opts.task_queue or P.DEFAULT_TASK_QUEUE, search_attributes = opts.search_attributes,
   }
   return api("start", "POST", "/workflows", body, OK200)
 end
@@ -199,7 +200,7 @@ function A.list(opts)
   opts = opts or {}
   local sa
   if opts.search_attrs ~= nil then sa = json.encode(obj(opts.search_attrs)) end
-  local q = query({ { "namespace", opts.namespace or "main" }, { "status", opts.status }, { "type", opts.type },
+  local q = query({ { "namespace", opts.namespace or P.DEFAULT_NAMESPACE }, { "status", opts.status }, { "type", opts.type },
     { "search_attrs", sa }, { "limit", opts.limit }, { "offset", opts.offset } })
   return normalize_list(api("list", "GET", "/workflows" .. q, nil, OK200))
 end
@@ -208,7 +209,7 @@ local function decode_events(list)
   if type(list) ~= "table" then return list end
   for _, ev in ipairs(list) do
     local t = ev.event_type
-    if t == "WorkflowStarted" or t == "WorkflowCompleted" then
+    if t == P.EventType.WorkflowStarted or t == P.EventType.WorkflowCompleted then
       if state.legacy then ev.payload = maybe_json(ev.payload) end
     else
       ev.payload = maybe_json(ev.payload, "table")
@@ -260,8 +261,8 @@ function S.create(opts)
   end
   local body = {}
   for k, v in pairs(opts) do body[k] = v end
-  body.namespace = body.namespace or "main"
-  body.task_queue = body.task_queue or "default"
+  body.namespace = body.namespace or P.DEFAULT_NAMESPACE
+  body.task_queue = body.task_queue or P.DEFAULT_TASK_QUEUE
   return normalize(api("schedules.create", "POST", "/schedules", body, OK200))
 end
 

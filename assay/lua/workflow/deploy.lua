@@ -11,6 +11,8 @@
 --   then fails the workflow task instead of sending commands, and `assay replay` reports it.
 -- Internal module.
 local json = json
+local P = require("assay.protocol")
+local E, C = P.EventType, P.CommandType
 local sfmt = string.format
 
 local D = {}
@@ -29,43 +31,43 @@ function D.index(history)
   local signals = {} -- name -> signals received so far
   for _, ev in ipairs(history or {}) do
     local t, seq = ev.event_type, ev.seq or 0
-    local p = t == "WorkflowCompleted" and ev.payload or decode(ev.payload)
+    local p = t == E.WorkflowCompleted and ev.payload or decode(ev.payload)
     local pt = type(p) == "table" and p or {}
-    if t == "VersionMarkerRecorded" then
+    if t == E.VersionMarkerRecorded then
       if type(pt.change_id) == "string" and d.versions[pt.change_id] == nil then
         d.versions[pt.change_id] = { version = math.tointeger(pt.version) or pt.version, seq = seq }
       end
-    elseif t == "ActivityScheduled" and math.tointeger(pt.activity_seq) then
+    elseif t == E.ActivityScheduled and math.tointeger(pt.activity_seq) then
       local k = math.tointeger(pt.activity_seq)
       if not d.act_ev[k] then
         d.act_ev[k] = seq
         d.cmds[#d.cmds + 1] = { kind = "activity", key = k, seq = seq,
           desc = sfmt("ActivityScheduled '%s' (activity #%d)", tostring(pt.name), k) }
       end
-    elseif t == "TimerScheduled" and math.tointeger(pt.timer_seq) then
+    elseif t == E.TimerScheduled and math.tointeger(pt.timer_seq) then
       d.cmds[#d.cmds + 1] = { kind = "timer", key = math.tointeger(pt.timer_seq), seq = seq,
         desc = sfmt("TimerScheduled %ss (timer #%d)", tostring(pt.duration_secs), pt.timer_seq) }
-    elseif t == "SideEffectRecorded" and math.tointeger(pt.side_effect_seq) then
+    elseif t == E.SideEffectRecorded and math.tointeger(pt.side_effect_seq) then
       d.cmds[#d.cmds + 1] = { kind = "effect", key = math.tointeger(pt.side_effect_seq), seq = seq,
         desc = sfmt("SideEffectRecorded '%s' (#%d)", tostring(pt.name), pt.side_effect_seq) }
-    elseif t == "SignalReceived" and pt.signal ~= nil then
+    elseif t == E.SignalReceived and pt.signal ~= nil then
       signals[tostring(pt.signal)] = (signals[tostring(pt.signal)] or 0) + 1
-    elseif t == "WorkflowAwaitingSignal" and pt.signal ~= nil then
+    elseif t == E.WorkflowAwaitingSignal and pt.signal ~= nil then
       -- the code was at its (signals-so-far + 1)-th wait for this signal
       local name = tostring(pt.signal)
       d.cmds[#d.cmds + 1] = { kind = "wait", key = name, need = (signals[name] or 0) + 1, seq = seq,
         desc = sfmt("WorkflowAwaitingSignal '%s'", name) }
-    elseif t == "ChildWorkflowStarted" and pt.child_workflow_id ~= nil then
+    elseif t == E.ChildWorkflowStarted and pt.child_workflow_id ~= nil then
       d.cmds[#d.cmds + 1] = { kind = "child", key = tostring(pt.child_workflow_id), seq = seq,
         desc = sfmt("ChildWorkflowStarted '%s'", tostring(pt.child_workflow_id)) }
-    elseif not d.finish and (t == "WorkflowCompleted" or t == "WorkflowFailed") then
+    elseif not d.finish and (t == E.WorkflowCompleted or t == E.WorkflowFailed) then
       -- only the code's own endings: a terminate or an engine-side ending says nothing about the code
-      if t == "WorkflowCompleted" then
+      if t == E.WorkflowCompleted then
         local cont = type(p) == "table" and p.continued_as_new
-        d.finish = { seq = seq, want = cont and "ContinueAsNew" or "CompleteWorkflow",
-          desc = cont and "WorkflowCompleted (continued as new)" or "WorkflowCompleted" }
+        d.finish = { seq = seq, want = cont and C.ContinueAsNew or C.CompleteWorkflow,
+          desc = cont and "WorkflowCompleted (continued as new)" or E.WorkflowCompleted }
       elseif not pt.terminated then
-        d.finish = { seq = seq, want = "FailWorkflow", desc = sfmt("WorkflowFailed (%s)", tostring(pt.error)) }
+        d.finish = { seq = seq, want = C.FailWorkflow, desc = sfmt("WorkflowFailed (%s)", tostring(pt.error)) }
       end
     end
   end
@@ -104,22 +106,22 @@ end
 
 local function describe_cmd(c)
   local t = type(c) == "table" and c.type or "?"
-  if t == "ScheduleActivity" then return sfmt("schedules activity '%s' (activity #%s)", tostring(c.name), tostring(c.seq)) end
-  if t == "ScheduleTimer" then return sfmt("starts a %ss timer (timer #%s)", tostring(c.duration_secs), tostring(c.seq)) end
-  if t == "WaitForSignal" then return sfmt("waits for signal '%s'", tostring(c.name)) end
-  if t == "StartChildWorkflow" then return sfmt("starts child workflow '%s'", tostring(c.workflow_id)) end
-  if t == "RecordSideEffect" then return sfmt("records side effect '%s' (#%s)", tostring(c.name), tostring(c.seq)) end
-  if t == "ContinueAsNew" then return "continues as new" end
-  if t == "CompleteWorkflow" then return "completes the workflow" end
-  if t == "FailWorkflow" then return "fails the workflow: " .. tostring(c.error) end
-  if t == "CancelWorkflow" then return "cancels the workflow" end
+  if t == C.ScheduleActivity then return sfmt("schedules activity '%s' (activity #%s)", tostring(c.name), tostring(c.seq)) end
+  if t == C.ScheduleTimer then return sfmt("starts a %ss timer (timer #%s)", tostring(c.duration_secs), tostring(c.seq)) end
+  if t == C.WaitForSignal then return sfmt("waits for signal '%s'", tostring(c.name)) end
+  if t == C.StartChildWorkflow then return sfmt("starts child workflow '%s'", tostring(c.workflow_id)) end
+  if t == C.RecordSideEffect then return sfmt("records side effect '%s' (#%s)", tostring(c.name), tostring(c.seq)) end
+  if t == C.ContinueAsNew then return "continues as new" end
+  if t == C.CompleteWorkflow then return "completes the workflow" end
+  if t == C.FailWorkflow then return "fails the workflow: " .. tostring(c.error) end
+  if t == C.CancelWorkflow then return "cancels the workflow" end
   return "sends " .. tostring(t)
 end
 
 local function outcome(summary, tail)
   local first = tail and tail[1] and decode(tail[1]) or nil
   local kind = type(first) == "table" and first.type or summary
-  if summary == "suspended" and kind ~= "ContinueAsNew" then kind = "suspended" end
+  if summary == "suspended" and kind ~= C.ContinueAsNew then kind = "suspended" end
   return kind, describe_cmd(first)
 end
 
@@ -181,7 +183,7 @@ function D.install(Ctx)
       return lo
     end
     rs.d.versions[change_id] = { version = hi }
-    rs.effects[#rs.effects + 1] = '{"change_id":' .. json.encode(change_id) .. ',"type":"RecordVersion","version":' ..
+    rs.effects[#rs.effects + 1] = '{"change_id":' .. json.encode(change_id) .. ',"type":' .. json.encode(C.RecordVersion) .. ',"version":' ..
       sfmt("%d", hi) .. "}"
     return hi
   end

@@ -9,6 +9,8 @@
 local native = require("assay._native")
 local client = require("assay.workflow.client")
 local deploy = require("assay.workflow.deploy")
+local P = require("assay.protocol")
+local E = P.EventType
 local json = json
 local sfmt, concat, sort = string.format, table.concat, table.sort
 local co_running, co_yield = coroutine.running, coroutine.yield
@@ -26,6 +28,11 @@ local function errtext(e) return native.errtext(e) end
 
 local function enc(v) return json.encode(v) end
 
+-- '"type":"<CommandType>"' members for the command JSON written below (keys in sorted order)
+local C = P.CommandType
+local T = {}
+for name, value in pairs(C) do T[name] = '"type":' .. enc(value) end
+
 local function strip_prefix(msg) return (tostring(msg):gsub("^json%.encode: ", "")) end
 
 -- Encode `v` for a command, or raise "<what> cannot be encoded as JSON: <why>" at the user's call site.
@@ -38,7 +45,7 @@ end
 ---------------------------------------------------------------------------------------------------
 -- history index
 ---------------------------------------------------------------------------------------------------
-local RAW_PAYLOAD = { WorkflowStarted = true, WorkflowCompleted = true }
+local RAW_PAYLOAD = { [E.WorkflowStarted] = true, [E.WorkflowCompleted] = true }
 
 function R.index(history)
   local idx = { scheduled = {}, acts = {}, timers = {}, effects = {}, signals = {}, children = {},
@@ -50,33 +57,33 @@ function R.index(history)
     local pt = type(p) == "table" and p or {}
     local seq = ev.seq or 0
     idx.events = idx.events + 1
-    if t == "ActivityScheduled" then
+    if t == E.ActivityScheduled then
       if pt.activity_seq then idx.scheduled[pt.activity_seq] = pt.name end
-    elseif t == "ActivityCompleted" or t == "ActivityFailed" then
+    elseif t == E.ActivityCompleted or t == E.ActivityFailed then
       local k = pt.activity_seq
       if k and not idx.acts[k] then
-        idx.acts[k] = { ok = (t == "ActivityCompleted"), result = pt.result, error = pt.error, name = pt.name, seq = seq }
+        idx.acts[k] = { ok = (t == E.ActivityCompleted), result = pt.result, error = pt.error, name = pt.name, seq = seq }
       end
-    elseif t == "TimerFired" then
+    elseif t == E.TimerFired then
       if pt.timer_seq and not idx.timers[pt.timer_seq] then idx.timers[pt.timer_seq] = seq end
-    elseif t == "SideEffectRecorded" then
+    elseif t == E.SideEffectRecorded then
       local k = pt.side_effect_seq
       if k and not idx.effects[k] then idx.effects[k] = { value = pt.value, seq = seq } end -- nil is a valid value
-    elseif t == "SignalReceived" then
+    elseif t == E.SignalReceived then
       if pt.signal ~= nil then
         local name = tostring(pt.signal)
         local list = idx.signals[name] or {}
         list[#list + 1] = { seq = seq, payload = pt.payload }
         idx.signals[name] = list
       end
-    elseif t == "ChildWorkflowCompleted" or t == "ChildWorkflowFailed" then
+    elseif t == E.ChildWorkflowCompleted or t == E.ChildWorkflowFailed then
       local k = pt.child_workflow_id
       if k and not idx.children[k] then
-        idx.children[k] = { ok = (t == "ChildWorkflowCompleted"), result = pt.result, error = pt.error, seq = seq }
+        idx.children[k] = { ok = (t == E.ChildWorkflowCompleted), result = pt.result, error = pt.error, seq = seq }
       end
-    elseif t == "WorkflowCancelRequested" then
+    elseif t == E.WorkflowCancelRequested then
       if not idx.cancel then idx.cancel = { reason = pt.reason, seq = seq } end
-    elseif t == "WorkflowStarted" then
+    elseif t == E.WorkflowStarted then
       idx.started_at = ev.timestamp
     end
   end
@@ -125,7 +132,7 @@ local ACTIVITY_OPTS = { "max_attempts", "initial_interval_secs", "backoff_coeffi
 local function schedule_activity(rs, seq, name, input, opts, level)
   if opts ~= nil and type(opts) ~= "table" then error("ctx:execute_activity: opts must be a table", level + 1) end
   local parts = { '"input":' .. encode_for(sfmt("input of activity '%s'", name), input, level + 1),
-    '"name":' .. enc(name), '"seq":' .. seq, '"type":"ScheduleActivity"' }
+    '"name":' .. enc(name), '"seq":' .. seq, T.ScheduleActivity }
   if opts then
     if opts.task_queue ~= nil then parts[#parts + 1] = '"task_queue":' .. enc(tostring(opts.task_queue)) end
     for _, k in ipairs(ACTIVITY_OPTS) do
@@ -202,7 +209,7 @@ function Ctx:sleep(seconds)
     after_cancel(rs, rs.idx.timers[seq])
     return
   end
-  suspend(rs, { sfmt('{"duration_secs":%s,"seq":%d,"type":"ScheduleTimer"}', enc(seconds * 1.0), seq) })
+  suspend(rs, { sfmt('{"duration_secs":%s,"seq":%d,%s}', enc(seconds * 1.0), seq, T.ScheduleTimer) })
 end
 
 -- Waits for the next signal `name`; returns received (boolean), payload. `level` is the error level
@@ -222,7 +229,7 @@ local function wait_signal(rs, fname, name, timeout, level)
       rs.sig_cursor[name] = cur
       return true, sig.payload
     end
-    suspend(rs, { '{"name":' .. enc(name) .. ',"type":"WaitForSignal"}' })
+    suspend(rs, { '{"name":' .. enc(name) .. ',' .. T.WaitForSignal .. '}' })
   end
   rs.n_timer = rs.n_timer + 1
   local tseq = rs.n_timer
@@ -238,8 +245,8 @@ local function wait_signal(rs, fname, name, timeout, level)
     return false, nil
   end
   suspend(rs, {
-    sfmt('{"duration_secs":%s,"seq":%d,"type":"ScheduleTimer"}', enc(timeout * 1.0), tseq),
-    sfmt('{"name":%s,"timer_seq":%d,"type":"WaitForSignal"}', enc(name), tseq),
+    sfmt('{"duration_secs":%s,"seq":%d,%s}', enc(timeout * 1.0), tseq, T.ScheduleTimer),
+    sfmt('{"name":%s,"timer_seq":%d,%s}', enc(name), tseq, T.WaitForSignal),
   })
 end
 
@@ -271,7 +278,7 @@ function Ctx:start_child_workflow(workflow_type, opts)
     error(sfmt("child workflow '%s' failed: %s", id, tostring(c.error)), 2)
   end
   local parts = { '"input":' .. encode_for(sfmt("input of child workflow '%s'", id), opts.input, 2),
-    '"type":"StartChildWorkflow"', '"workflow_id":' .. enc(id), '"workflow_type":' .. enc(workflow_type) }
+    T.StartChildWorkflow, '"workflow_id":' .. enc(id), '"workflow_type":' .. enc(workflow_type) }
   if opts.task_queue ~= nil then parts[#parts + 1] = '"task_queue":' .. enc(tostring(opts.task_queue)) end
   suspend(rs, { "{" .. concat(parts, ",") .. "}" })
 end
@@ -290,11 +297,11 @@ function Ctx:side_effect(name, fn)
   end
   if rs.idx.cancel then error(cancel_error(rs, rs.idx.cancel.reason), 0) end
   if rs.replay then -- replaying without side effects: the history ends here
-    suspend(rs, { sfmt('{"name":%s,"seq":%d,"type":"RecordSideEffect"}', enc(name), seq) })
+    suspend(rs, { sfmt('{"name":%s,"seq":%d,"type":%s}', enc(name), seq, enc(C.RecordSideEffect)) })
   end
   local v = fn()
   local s = encode_for(sfmt("value of side effect '%s'", name), v, 2)
-  rs.effects[#rs.effects + 1] = sfmt('{"name":%s,"seq":%d,"type":"RecordSideEffect","value":%s}', enc(name), seq, s)
+  rs.effects[#rs.effects + 1] = sfmt('{"name":%s,"seq":%d,%s,"value":%s}', enc(name), seq, T.RecordSideEffect, s)
   rs.idx.effects[seq] = { value = v }
   return v
 end
@@ -318,7 +325,7 @@ end
 
 function Ctx:continue_as_new(input)
   local rs = self._rs
-  suspend(rs, { '{"input":' .. encode_for("continue_as_new input", input, 2) .. ',"type":"ContinueAsNew"}' })
+  suspend(rs, { '{"input":' .. encode_for("continue_as_new input", input, 2) .. ',' .. T.ContinueAsNew .. '}' })
 end
 
 function Ctx:cancel(reason)
@@ -345,7 +352,9 @@ local function object_text(map, keys)
   return "{" .. concat(parts, ",") .. "}"
 end
 
-local function fail_cmd(msg) return '{"error":' .. enc(tostring(msg)) .. ',"type":"FailWorkflow"}' end
+local function fail_cmd(msg) return '{"error":' .. enc(tostring(msg)) .. ',' .. T.FailWorkflow .. '}' end
+local CANCEL_CMD = '{' .. T.CancelWorkflow .. '}'
+R.fail_cmd = fail_cmd
 
 -- Run one workflow task. Returns the list of encoded commands, a short summary for the logs, and the
 -- divergence (nil, or { event_seq, history, code, message }) when the code did not follow the history:
@@ -363,37 +372,37 @@ function R.run(task, handler, log, replay)
   local tail, summary
   if type(handler) ~= "function" then
     tail = { fail_cmd("no workflow handler registered for type: " .. tostring(task.workflow_type)) }
-    summary = "FailWorkflow (unknown type)"
+    summary = C.FailWorkflow .. " (unknown type)"
   else
     local co = coroutine.create(handler)
     rs.co = co
     local ok, a, b = coroutine.resume(co, ctx, input)
     if not ok then
       if rs.cancelled or R.is_cancel(a) then
-        tail, summary = { '{"type":"CancelWorkflow"}' }, "CancelWorkflow"
+        tail, summary = { CANCEL_CMD }, C.CancelWorkflow
       else
         local msg = errtext(a)
         log("warn", sfmt("workflow %s (%s) failed: %s\n%s", tostring(task.workflow_id), tostring(task.workflow_type),
           msg, debug.traceback(co, nil, 0)))
-        tail, summary = { fail_cmd(msg) }, "FailWorkflow"
+        tail, summary = { fail_cmd(msg) }, C.FailWorkflow
       end
     elseif coroutine.status(co) == "suspended" then
       if a == YIELD then
         tail, summary = b, "suspended"
       else
         tail = { fail_cmd("workflow handler called coroutine.yield outside ctx (not allowed in a handler)") }
-        summary = "FailWorkflow"
+        summary = C.FailWorkflow
       end
     elseif rs.cancelled then
-      tail, summary = { '{"type":"CancelWorkflow"}' }, "CancelWorkflow"
+      tail, summary = { CANCEL_CMD }, C.CancelWorkflow
     else
       local okE, res = pcall(json.encode, a)
       if okE then
-        tail, summary = { '{"result":' .. res .. ',"type":"CompleteWorkflow"}' }, "CompleteWorkflow"
+        tail, summary = { '{"result":' .. res .. ',' .. T.CompleteWorkflow .. '}' }, C.CompleteWorkflow
       else
         tail = { fail_cmd(sfmt("workflow '%s' returned a value that cannot be encoded as JSON: %s",
           tostring(task.workflow_type), strip_prefix(res))) }
-        summary = "FailWorkflow"
+        summary = C.FailWorkflow
       end
     end
   end
@@ -417,7 +426,7 @@ function R.run(task, handler, log, replay)
     end
     if #names > 0 then
       sort(names)
-      cmds[#cmds + 1] = '{"state":' .. object_text(values, names) .. ',"type":"RecordSnapshot"}'
+      cmds[#cmds + 1] = '{"state":' .. object_text(values, names) .. ',' .. T.RecordSnapshot .. '}'
     end
   end
   for _, c in ipairs(rs.effects) do cmds[#cmds + 1] = c end
@@ -425,7 +434,7 @@ function R.run(task, handler, log, replay)
   for k in pairs(rs.upserts) do keys[#keys + 1] = k end
   if #keys > 0 then
     sort(keys)
-    cmds[#cmds + 1] = '{"patch":' .. object_text(rs.upserts, keys) .. ',"type":"UpsertSearchAttributes"}'
+    cmds[#cmds + 1] = '{"patch":' .. object_text(rs.upserts, keys) .. ',' .. T.UpsertSearchAttributes .. '}'
   end
   for _, c in ipairs(tail) do cmds[#cmds + 1] = c end
   local divergence = nil

@@ -3,6 +3,8 @@
 local native = require("assay._native")
 local client = require("assay.workflow.client")
 local replay = require("assay.workflow.replay")
+local P = require("assay.protocol")
+local KIND = P.TaskKind
 local json = json
 local sfmt, concat = string.format, table.concat
 local state, call, pct = client.state, client.call, client.pct
@@ -89,9 +91,8 @@ local function run_workflow_task(task)
   local r = rejected[task.workflow_id]
   rejected[task.workflow_id] = nil
   if r and r.events == #(task.history or {}) then
-    cmds = { '{"error":' .. json.encode("the engine rejected the workflow's commands: " .. r.error) ..
-      ',"type":"FailWorkflow"}' }
-    summary = "FailWorkflow (commands rejected)"
+    cmds = { replay.fail_cmd("the engine rejected the workflow's commands: " .. r.error) }
+    summary = P.CommandType.FailWorkflow .. " (commands rejected)"
   else
     local divergence
     cmds, summary, divergence = replay.run(task, handler, log)
@@ -224,11 +225,11 @@ local function poll_legacy(cfg)
   local who = sfmt('{"queue":%s,"worker_id":%s}', json.encode(cfg.queue), json.encode(W.worker_id))
   if #W.workflow_names > 0 then
     local status, value = call("POST", "/workflow-tasks/poll", who, { timeout = 40, interruptible = true })
-    if status == 200 and type(value) == "table" and value.workflow_id then return "workflow_task", value end
+    if status == 200 and type(value) == "table" and value.workflow_id then return KIND.workflow_task, value end
   end
   if #W.activity_names > 0 then
     local status, value = call("POST", "/tasks/poll", who, { timeout = 40, interruptible = true })
-    if status == 200 and type(value) == "table" and value.id then return "activity_task", value end
+    if status == 200 and type(value) == "table" and value.id then return KIND.activity_task, value end
   end
   wait(0.5)
   return nil
@@ -257,9 +258,9 @@ local function loop(cfg)
         log("info", "engine reachable again")
         backoff, last_err = 0, nil
       end
-      if kind == "workflow_task" then
+      if kind == KIND.workflow_task then
         run_workflow_task(task)
-      elseif kind == "activity_task" then
+      elseif kind == KIND.activity_task then
         run_activity_task(task)
       elseif kind ~= nil then
         log("warn", "unknown task kind from the engine: " .. tostring(kind))
@@ -345,8 +346,8 @@ function W.listen(opts)
   local concurrency = math.floor(tonumber(opts.concurrency) or defaults.concurrency)
   if concurrency < 1 then error("workflow.listen: concurrency must be at least 1", 2) end
   local cfg = {
-    queue = opts.queue or "default",
-    namespace = opts.namespace or "main",
+    queue = opts.queue or P.DEFAULT_TASK_QUEUE,
+    namespace = opts.namespace or P.DEFAULT_NAMESPACE,
     identity = opts.identity or ("assay-worker-" .. os_hostname()),
     wait_secs = tonumber(opts.poll_wait_secs) or defaults.poll_wait_secs,
     heartbeat_interval = tonumber(opts.heartbeat_interval_secs) or defaults.heartbeat_secs,

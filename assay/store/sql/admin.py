@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from assay.protocol import ActivityStatus
 from assay.store.base import Record
+from assay.store.sql.core import ACT_RUNNING_SQL as _RUNNING
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
-from assay.store.sql.core import SqlBase
+from assay.store.sql.core import SqlBase, opt_float
 
 
 class AdminVerbs(SqlBase):
@@ -52,7 +54,7 @@ class AdminVerbs(SqlBase):
         )
 
     def next_schedule_due(self) -> float | None:
-        return self._scalar("SELECT MIN(next_run_at) FROM workflow_schedules WHERE paused = 0")
+        return opt_float(self._scalar("SELECT MIN(next_run_at) FROM workflow_schedules WHERE paused = 0"))
 
     def schedules_with_queued_fires(self) -> list[Record]:
         return self._rows(
@@ -88,15 +90,15 @@ class AdminVerbs(SqlBase):
         # A worker that declared a heartbeat interval keeps its row while it still holds work: the
         # lost-worker recovery (which needs the row) re-queues that work first.
         return self._exec(
-            """DELETE FROM workflow_workers WHERE last_heartbeat < ? AND NOT (lost_after_secs IS NOT NULL AND (
-                EXISTS (SELECT 1 FROM workflow_activities a WHERE a.status = 'RUNNING'
+            f"""DELETE FROM workflow_workers WHERE last_heartbeat < ? AND NOT (lost_after_secs IS NOT NULL AND (
+                EXISTS (SELECT 1 FROM workflow_activities a WHERE a.status = {_RUNNING}
                         AND a.claimed_by = workflow_workers.id)
                 OR EXISTS (SELECT 1 FROM workflows wf WHERE wf.dispatch_claimed_by = workflow_workers.id)))""",
             (cutoff,),
         ).rowcount
 
     def oldest_worker_heartbeat(self) -> float | None:
-        return self._scalar("SELECT MIN(last_heartbeat) FROM workflow_workers")
+        return opt_float(self._scalar("SELECT MIN(last_heartbeat) FROM workflow_workers"))
 
     def queue_stats(self, namespace: str) -> list[Record]:
         stats: dict[str, Record] = {}
@@ -121,9 +123,9 @@ class AdminVerbs(SqlBase):
             (namespace,),
         ).fetchall():
             r = row(q)
-            if st == "PENDING":
+            if st == ActivityStatus.PENDING:
                 r["pending_activities"] += n
-            elif st == "RUNNING":
+            elif st == ActivityStatus.RUNNING:
                 r["running_activities"] += n
         for q, n_ready, n_held in self._exec(
             f"""SELECT task_queue,

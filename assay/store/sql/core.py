@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from assay.store.base import TERMINAL, Record, Tx
+from assay.protocol import TERMINAL_STATUSES, ActivityStatus, WorkflowStatus
+from assay.store.base import Record, Tx
 
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflows": ("input", "result", "search_attributes", "build_ids"),
@@ -22,7 +24,32 @@ BOOL_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflows": ("needs_dispatch", "cancel_requested"),
     "workflow_activities": ("cancel_requested",),
 }
-TERMINAL_SQL = "(" + ",".join(f"'{s}'" for s in TERMINAL) + ")"
+#: SQL literals of the protocol's statuses, for queries whose text must name them (partial indexes match
+#: on the literal): `TERMINAL_SQL` is the parenthesised list of terminal workflow statuses
+TERMINAL_SQL = "(" + ",".join(f"'{s}'" for s in WorkflowStatus if s in TERMINAL_STATUSES) + ")"
+ACT_PENDING_SQL = f"'{ActivityStatus.PENDING}'"
+ACT_RUNNING_SQL = f"'{ActivityStatus.RUNNING}'"
+
+
+class Cursor(Protocol):
+    """What the verbs use of a DB-API cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+Params = Sequence[Any]
+
+
+def opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def dump_json(value: Any) -> str | None:
@@ -56,19 +83,20 @@ class SqlBase(Tx):
     def q(self, sql: str) -> str:
         return sql
 
-    def _exec(self, sql: str, params: tuple | list = ()) -> Any:
-        return self.conn.execute(self.q(sql), tuple(params))
+    def _exec(self, sql: str, params: Params = ()) -> Cursor:
+        cur: Cursor = self.conn.execute(self.q(sql), tuple(params))
+        return cur
 
-    def _rows(self, table: str, sql: str, params: tuple | list = ()) -> list[Record]:
+    def _rows(self, table: str, sql: str, params: Params = ()) -> list[Record]:
         cur = self._exec(sql, params)
         cols = [d[0] for d in cur.description]
         return [self._decode(table, dict(zip(cols, row, strict=True))) for row in cur.fetchall()]
 
-    def _row(self, table: str, sql: str, params: tuple | list = ()) -> Record | None:
+    def _row(self, table: str, sql: str, params: Params = ()) -> Record | None:
         rows = self._rows(table, sql, params)
         return rows[0] if rows else None
 
-    def _scalar(self, sql: str, params: tuple | list = ()) -> Any:
+    def _scalar(self, sql: str, params: Params = ()) -> Any:
         row = self._exec(sql, params).fetchone()
         return None if row is None else row[0]
 
@@ -103,7 +131,9 @@ class SqlBase(Tx):
         fields: dict[str, Any],
         returning: str | None = None,
         on_conflict_nothing: bool = False,
-    ) -> Any:
+    ) -> int | None:
+        """Rows inserted, or the `returning` column (an integer id) of the inserted row (None: nothing
+        inserted)."""
         f = self._encode(table, fields)
         cols = ",".join(f)
         marks = ",".join("?" for _ in f)
@@ -113,7 +143,7 @@ class SqlBase(Tx):
         if returning:
             sql += f" RETURNING {returning}"
             row = self._exec(sql, list(f.values())).fetchone()
-            return None if row is None else row[0]
+            return None if row is None else int(row[0])
         cur = self._exec(sql, list(f.values()))
         return cur.rowcount
 
@@ -125,3 +155,12 @@ class SqlBase(Tx):
         conds = " AND ".join(f"{c} = ?" for c in where)
         cur = self._exec(f"UPDATE {table} SET {sets} WHERE {conds}", [*f.values(), *where.values()])
         return cur.rowcount
+
+    def _release_for_redispatch(self, ids: list[str]) -> None:
+        for wf_id in ids:
+            self._exec(
+                f"""UPDATE workflows SET dispatch_claimed_by = NULL, dispatch_last_heartbeat = NULL,
+                    needs_dispatch = CASE WHEN status IN {TERMINAL_SQL} THEN 0 ELSE 1 END,
+                    ready_at = COALESCE(ready_at, updated_at) WHERE id = ?""",
+                (wf_id,),
+            )

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from assay.protocol import ActivityStatus
 from assay.store.base import Record
-from assay.store.sql.core import SqlBase
+from assay.store.sql.core import ACT_PENDING_SQL as _PENDING
+from assay.store.sql.core import ACT_RUNNING_SQL as _RUNNING
+from assay.store.sql.core import SqlBase, opt_float
 
 
 class TaskVerbs(SqlBase):
     # --- activities ---------------------------------------------------------------------------
     def insert_activity(self, rec: Record) -> int:
-        return int(self._insert("workflow_activities", rec, returning="id"))
+        act_id = self._insert("workflow_activities", rec, returning="id")
+        assert act_id is not None
+        return act_id
 
     def get_activity(self, act_id: int) -> Record | None:
         return self._row("workflow_activities", "SELECT * FROM workflow_activities WHERE id = ?", (act_id,))
@@ -26,7 +31,7 @@ class TaskVerbs(SqlBase):
     def update_activity(self, act_id: int, **fields: Any) -> None:
         self._update("workflow_activities", {"id": act_id}, fields)
 
-    def list_activities(self, wf_id: str, statuses=None) -> list[Record]:
+    def list_activities(self, wf_id: str, statuses: tuple[str, ...] | None = None) -> list[Record]:
         sql = "SELECT * FROM workflow_activities WHERE workflow_id = ?"
         params: list[Any] = [wf_id]
         if statuses:
@@ -34,28 +39,28 @@ class TaskVerbs(SqlBase):
             params += list(statuses)
         return self._rows("workflow_activities", sql + " ORDER BY seq", params)
 
-    def claim_activity(self, queue, namespace, worker_id, now) -> Record | None:
+    def claim_activity(self, queue: str, namespace: str | None, worker_id: str, now: float) -> Record | None:
         if namespace is None:
-            sql = """SELECT a.id FROM workflow_activities a WHERE a.status = 'PENDING' AND a.task_queue = ?
+            sql = f"""SELECT a.id FROM workflow_activities a WHERE a.status = {_PENDING} AND a.task_queue = ?
                      AND a.scheduled_at <= ? ORDER BY a.scheduled_at, a.id LIMIT 1"""
             params: list[Any] = [queue, now]
         else:
-            sql = """SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
-                     WHERE a.status = 'PENDING' AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?
+            sql = f"""SELECT a.id FROM workflow_activities a JOIN workflows w ON w.id = a.workflow_id
+                     WHERE a.status = {_PENDING} AND a.task_queue = ? AND a.scheduled_at <= ? AND w.namespace = ?
                      ORDER BY a.scheduled_at, a.id LIMIT 1"""
             params = [queue, now, namespace]
         act_id = self._scalar(sql + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a"), params)
         if act_id is None:
             return None
         self.update_activity(
-            act_id, status="RUNNING", claimed_by=worker_id, started_at=now, last_heartbeat=None
+            act_id, status=ActivityStatus.RUNNING, claimed_by=worker_id, started_at=now, last_heartbeat=None
         )
         return self.get_activity(act_id)
 
     def expired_activities(self, now: float, grace_since: float, limit: int = 200) -> list[Record]:
         return self._rows(
             "workflow_activities",
-            """SELECT * FROM workflow_activities WHERE status = 'RUNNING' AND (
+            f"""SELECT * FROM workflow_activities WHERE status = {_RUNNING} AND (
                 started_at + start_to_close_secs <= ?
                 OR (heartbeat_timeout_secs IS NOT NULL AND COALESCE(last_heartbeat, started_at) + heartbeat_timeout_secs <= ?
                     AND ? + heartbeat_timeout_secs <= ?)) ORDER BY id LIMIT ?""",
@@ -64,10 +69,10 @@ class TaskVerbs(SqlBase):
 
     def next_activity_deadline(self, grace_since: float) -> float | None:
         a = self._scalar(
-            "SELECT MIN(started_at + start_to_close_secs) FROM workflow_activities WHERE status = 'RUNNING'"
+            f"SELECT MIN(started_at + start_to_close_secs) FROM workflow_activities WHERE status = {_RUNNING}"
         )
-        rows = self._exec("""SELECT COALESCE(last_heartbeat, started_at), heartbeat_timeout_secs FROM workflow_activities
-                             WHERE status = 'RUNNING' AND heartbeat_timeout_secs IS NOT NULL""").fetchall()
+        rows = self._exec(f"""SELECT COALESCE(last_heartbeat, started_at), heartbeat_timeout_secs FROM workflow_activities
+                             WHERE status = {_RUNNING} AND heartbeat_timeout_secs IS NOT NULL""").fetchall()
         cands = [x for x in [a] if x is not None]
         cands += [max(t, grace_since) + h for t, h in rows if t is not None]
         return min(cands) if cands else None
@@ -75,8 +80,8 @@ class TaskVerbs(SqlBase):
     def next_pending_activity(self, after: float) -> Record | None:
         return self._row(
             "workflow_activities",
-            """SELECT id, task_queue, scheduled_at FROM workflow_activities
-                         WHERE status = 'PENDING' AND scheduled_at > ? ORDER BY scheduled_at LIMIT 1""",
+            f"""SELECT id, task_queue, scheduled_at FROM workflow_activities
+                         WHERE status = {_PENDING} AND scheduled_at > ? ORDER BY scheduled_at LIMIT 1""",
             (after,),
         )
 
@@ -84,8 +89,8 @@ class TaskVerbs(SqlBase):
         return [
             r[0]
             for r in self._exec(
-                """SELECT DISTINCT task_queue FROM workflow_activities
-                   WHERE status = 'PENDING' AND scheduled_at > ? AND scheduled_at <= ?""",
+                f"""SELECT DISTINCT task_queue FROM workflow_activities
+                   WHERE status = {_PENDING} AND scheduled_at > ? AND scheduled_at <= ?""",
                 (after, now),
             ).fetchall()
         ]
@@ -93,9 +98,9 @@ class TaskVerbs(SqlBase):
     def lost_worker_activities(self, now: float, grace_since: float) -> list[Record]:
         return self._rows(
             "workflow_activities",
-            """SELECT a.* FROM workflow_activities a
+            f"""SELECT a.* FROM workflow_activities a
                 JOIN workflow_workers w ON w.id = a.claimed_by
-                WHERE a.status = 'RUNNING' AND w.lost_after_secs IS NOT NULL
+                WHERE a.status = {_RUNNING} AND w.lost_after_secs IS NOT NULL
                 AND w.last_heartbeat + w.lost_after_secs < ? AND ? + w.lost_after_secs < ?""",
             (now, grace_since, now),
         )
@@ -130,7 +135,8 @@ class TaskVerbs(SqlBase):
         return [
             r[0]
             for r in self._exec(
-                "SELECT id FROM workflow_activities WHERE status = 'RUNNING' AND claimed_by = ?", (worker_id,)
+                f"SELECT id FROM workflow_activities WHERE status = {_RUNNING} AND claimed_by = ?",
+                (worker_id,),
             ).fetchall()
         ]
 
@@ -165,7 +171,7 @@ class TaskVerbs(SqlBase):
         ).rowcount
 
     def next_timer_due(self) -> float | None:
-        return self._scalar("SELECT MIN(fire_at) FROM workflow_timers WHERE fired = 0")
+        return opt_float(self._scalar("SELECT MIN(fire_at) FROM workflow_timers WHERE fired = 0"))
 
     def insert_signal(self, wf_id: str, name: str, payload: Any, now: float) -> None:
         self._insert(

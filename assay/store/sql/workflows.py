@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from assay.protocol import WorkflowStatus
 from assay.store.base import Record
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
-from assay.store.sql.core import SqlBase
+from assay.store.sql.core import SqlBase, opt_float
 
 
 class WorkflowVerbs(SqlBase):
@@ -32,11 +33,11 @@ class WorkflowVerbs(SqlBase):
         return {
             "namespace": name,
             "total_workflows": sum(counts.values()),
-            "running": counts.get("RUNNING", 0),
-            "pending": counts.get("PENDING", 0),
-            "completed": counts.get("COMPLETED", 0),
-            "failed": counts.get("FAILED", 0),
-            "cancelled": counts.get("CANCELLED", 0),
+            "running": counts.get(WorkflowStatus.RUNNING, 0),
+            "pending": counts.get(WorkflowStatus.PENDING, 0),
+            "completed": counts.get(WorkflowStatus.COMPLETED, 0),
+            "failed": counts.get(WorkflowStatus.FAILED, 0),
+            "cancelled": counts.get(WorkflowStatus.CANCELLED, 0),
             "schedules": self._scalar("SELECT COUNT(*) FROM workflow_schedules WHERE namespace = ?", (name,)),
             "workers": self._scalar("SELECT COUNT(*) FROM workflow_workers WHERE namespace = ?", (name,)),
         }
@@ -75,17 +76,17 @@ class WorkflowVerbs(SqlBase):
     def list_workflows(
         self,
         *,
-        namespace=None,
-        status=None,
-        workflow_type=None,
-        search=None,
-        parent_id=None,
-        claimed_by=None,
-        task_queue=None,
-        build_id=None,
-        stuck=None,
-        limit=50,
-        offset=0,
+        namespace: str | None = None,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        search: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        claimed_by: str | None = None,
+        task_queue: str | None = None,
+        build_id: str | None = None,
+        stuck: bool | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
     ) -> list[Record]:
         conds: list[str] = []
         params: list[Any] = []
@@ -136,7 +137,9 @@ class WorkflowVerbs(SqlBase):
             (now, wf_id),
         )
 
-    def claim_workflow_task(self, queue, namespace, worker_id, now) -> Record | None:
+    def claim_workflow_task(
+        self, queue: str, namespace: str | None, worker_id: str, now: float
+    ) -> Record | None:
         sql = f"""SELECT id FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
                   AND task_queue = ? AND status NOT IN {_TERMINAL_SQL} AND (ready_at IS NULL OR ready_at <= ?)"""
         params: list[Any] = [queue, now]
@@ -157,8 +160,8 @@ class WorkflowVerbs(SqlBase):
             "claimed_by": worker_id,
             "dispatch_count": rec["dispatch_count"] + 1,
         }
-        if prev == "PENDING":
-            fields.update(status="RUNNING", updated_at=now)
+        if prev == WorkflowStatus.PENDING:
+            fields.update(status=WorkflowStatus.RUNNING, updated_at=now)
         self.update_workflow(wf_id, **fields)
         rec.update(fields)
         rec["needs_dispatch"] = False
@@ -189,10 +192,12 @@ class WorkflowVerbs(SqlBase):
         return [r[0] for r in rows]
 
     def next_delayed_dispatch(self, after: float) -> float | None:
-        return self._scalar(
-            """SELECT MIN(ready_at) FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
+        return opt_float(
+            self._scalar(
+                """SELECT MIN(ready_at) FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
                AND ready_at > ?""",
-            (after,),
+                (after,),
+            )
         )
 
     def extend_leases(self, worker_id: str, now: float) -> int:
@@ -211,18 +216,11 @@ class WorkflowVerbs(SqlBase):
         self._release_for_redispatch(ids)
         return ids
 
-    def _release_for_redispatch(self, ids: list[str]) -> None:
-        for wf_id in ids:
-            self._exec(
-                f"""UPDATE workflows SET dispatch_claimed_by = NULL, dispatch_last_heartbeat = NULL,
-                    needs_dispatch = CASE WHEN status IN {_TERMINAL_SQL} THEN 0 ELSE 1 END,
-                    ready_at = COALESCE(ready_at, updated_at) WHERE id = ?""",
-                (wf_id,),
-            )
-
     def oldest_lease(self) -> float | None:
-        return self._scalar(
-            "SELECT MIN(dispatch_last_heartbeat) FROM workflows WHERE dispatch_claimed_by IS NOT NULL"
+        return opt_float(
+            self._scalar(
+                "SELECT MIN(dispatch_last_heartbeat) FROM workflows WHERE dispatch_claimed_by IS NOT NULL"
+            )
         )
 
     def dispatchable_queues(self) -> list[str]:

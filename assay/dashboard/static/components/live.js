@@ -3,21 +3,10 @@
 // (POST /events/ticket); when the engine has no ticket endpoint (404) the stream is opened as is.
 
 import { api, API_BASE, getToken } from "./api.js";
+import { SseEvent } from "./protocol.js";
 
-export const EVENT_TYPES = [
-  "workflow_started",
-  "workflow_running",
-  "workflow_completed",
-  "workflow_failed",
-  "workflow_cancelled",
-  "workflow_terminated",
-  "workflow_continued",
-  "signal_received",
-  "task_completed",
-  "task_failed",
-  "schedule_triggered",
-  "workflow_stuck",
-];
+// every event the engine sends (assay/protocol.py SseEvent, via the generated protocol.js)
+export const EVENT_TYPES = Object.values(SseEvent);
 
 const subscribers = new Set();
 const statusListeners = new Set();

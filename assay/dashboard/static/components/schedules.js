@@ -3,13 +3,14 @@
 
 import { api, enc } from "./api.js";
 import * as live from "./live.js";
+import { DEFAULT_OVERLAP_POLICY, DEFAULT_TASK_QUEUE, OverlapPolicy, SseEvent } from "./protocol.js";
 import { confirmDialog, emptyState, formDialog, h, liveRows, pageHeader, pretty, table, timeEl, toast } from "./ui.js";
 
 const OVERLAP = [
-  ["skip", "skip — don't start while the previous run is open"],
-  ["queue", "queue — start after the previous run ends"],
-  ["cancel_old", "cancel_old — cancel the previous run, then start"],
-  ["allow_all", "allow_all — always start"],
+  [OverlapPolicy.skip, `${OverlapPolicy.skip} — don't start while the previous run is open`],
+  [OverlapPolicy.queue, `${OverlapPolicy.queue} — start after the previous run ends`],
+  [OverlapPolicy.cancel_old, `${OverlapPolicy.cancel_old} — cancel the previous run, then start`],
+  [OverlapPolicy.allow_all, `${OverlapPolicy.allow_all} — always start`],
 ];
 
 function zoneList() {
@@ -132,8 +133,8 @@ export async function render(root, ctx) {
     fields.push(
       { name: "cron_expr", label: "Cron expression", required: true, value: s?.cron_expr || "", placeholder: "0 0 * * * *", help: "6 or 7 fields with seconds first (sec min hour day month weekday [year]); classic 5-field crontab also works." },
       { name: "timezone", label: "Timezone", required: true, value: s?.timezone || "UTC", list: zoneList(), help: "IANA name, e.g. Europe/Berlin" },
-      { name: "task_queue", label: "Task queue", value: s?.task_queue || "default", required: true },
-      { name: "overlap_policy", label: "Overlap policy", type: "select", value: s?.overlap_policy || "skip", options: OVERLAP },
+      { name: "task_queue", label: "Task queue", value: s?.task_queue || DEFAULT_TASK_QUEUE, required: true },
+      { name: "overlap_policy", label: "Overlap policy", type: "select", value: s?.overlap_policy || DEFAULT_OVERLAP_POLICY, options: OVERLAP },
       { name: "input", label: "Input (JSON)", type: "json", rows: 4, value: s && s.input !== null && s.input !== undefined ? pretty(s.input) : "" },
     );
     const res = await formDialog({
@@ -141,7 +142,7 @@ export async function render(root, ctx) {
       submitLabel: editing ? "Save changes" : "Create schedule",
       fields,
       onSubmit: async (v) => {
-        const body = { cron_expr: v.cron_expr.trim(), timezone: v.timezone.trim(), task_queue: v.task_queue.trim() || "default", overlap_policy: v.overlap_policy };
+        const body = { cron_expr: v.cron_expr.trim(), timezone: v.timezone.trim(), task_queue: v.task_queue.trim() || DEFAULT_TASK_QUEUE, overlap_policy: v.overlap_policy };
         if (v.input !== undefined) body.input = v.input;
         if (editing) return api(`/schedules/${enc(s.name)}`, { method: "PATCH", query: { namespace: ns }, body });
         return api("/schedules", { method: "POST", body: { ...body, name: v.name.trim(), workflow_type: v.workflow_type.trim(), namespace: ns } });
@@ -157,7 +158,7 @@ export async function render(root, ctx) {
   const poll = setInterval(load, 10000);
   // A fired schedule updates its last/next run: re-read on the engine's event.
   const unsubscribe = live.subscribe((ev) => {
-    if (ev.event_type === "schedule_triggered") load();
+    if (ev.event_type === SseEvent.schedule_triggered) load();
   });
   return () => {
     clearInterval(poll);

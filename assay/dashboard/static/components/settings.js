@@ -2,6 +2,7 @@
 // link, appearance, the operator name sent with step actions, and the sign-in session.
 
 import { api, enc, getToken } from "./api.js";
+import { DEFAULT_NAMESPACE } from "./protocol.js";
 import { confirmDialog, emptyState, errorState, h, pageHeader, table, timeEl, toast } from "./ui.js";
 
 export async function render(root, ctx) {
@@ -87,7 +88,7 @@ export async function render(root, ctx) {
           h(
             "td",
             { class: "col-actions" },
-            n.name === "main"
+            n.name === DEFAULT_NAMESPACE
               ? h("span", { class: "muted small" }, "built-in")
               : h("button", { type: "button", class: "btn btn-xs btn-danger-ghost", "aria-label": `Delete namespace ${n.name}`, onclick: () => removeNs(n.name) }, "Delete"),
           ),

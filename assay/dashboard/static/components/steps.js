@@ -3,7 +3,8 @@
 // step?}]}) as circles joined by connectors plus a log, and applies later snapshots in place
 // (no re-render, no flicker, scroll position kept).
 
-import { h, toDate, fmtDuration, fmtTime } from "./ui.js";
+import { WorkflowStatus } from "./protocol.js";
+import { h, toDate, fmtDuration, fmtTime, TERMINAL } from "./ui.js";
 
 export const GLYPHS = { waiting: "○", running: "⟳", done: "✓", failed: "✕", cancelled: "⊘", skipped: "·" };
 const KNOWN = new Set(Object.keys(GLYPHS));
@@ -18,8 +19,8 @@ export function hasSteps(state) {
 export function effectiveStatus(stepStatus, workflowStatus) {
   const s = String(stepStatus ?? "waiting");
   const wf = String(workflowStatus || "").toUpperCase();
-  if (wf === "FAILED" || wf === "TERMINATED" || wf === "CANCELLED" || wf === "TIMED_OUT") {
-    if (s === "running") return wf === "CANCELLED" ? "cancelled" : "failed";
+  if (TERMINAL.has(wf) && wf !== WorkflowStatus.COMPLETED) {
+    if (s === "running") return wf === WorkflowStatus.CANCELLED ? "cancelled" : "failed";
     if (s === "waiting") return "skipped";
   }
   return s;
@@ -160,7 +161,7 @@ export function createStepsPanel({ onAction }) {
       const state = prev === "done" ? (eff === "running" ? "active" : "done") : "idle";
       if (s.connector.dataset.state !== state) s.connector.dataset.state = state;
     }
-    const terminalWf = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "TERMINATED"].includes(workflowStatus);
+    const terminalWf = TERMINAL.has(workflowStatus);
     const acts = Array.isArray(step?.actions) && !terminalWf ? step.actions.map(String) : [];
     const key = JSON.stringify([acts, busy.has(name)]);
     if (s.actionsKey !== key) {
@@ -232,7 +233,7 @@ export function createStepsPanel({ onAction }) {
     if (wfStatus !== undefined) workflowStatus = String(wfStatus || "").toUpperCase();
     if (pipeline && typeof pipeline === "object") lastPipeline = pipeline;
     // The overall label follows the run once it has ended (a stale "running" would mislead).
-    const ended = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "TERMINATED"].includes(workflowStatus);
+    const ended = TERMINAL.has(workflowStatus);
     const ov = ended || !lastPipeline?.status ? workflowStatus.toLowerCase() : String(lastPipeline.status);
     if (overall.textContent !== ov) overall.textContent = ov;
     overall.dataset.status = ov;

@@ -1,6 +1,8 @@
 // Small DOM helpers shared by every view. Text always goes through textContent (never innerHTML),
 // so engine data cannot inject markup.
 
+import { TERMINAL_STATUSES, WorkflowStatus } from "./protocol.js";
+
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
@@ -30,8 +32,8 @@ export function clear(el) {
   return el;
 }
 
-export const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "TERMINATED"]);
-export const STATUSES = ["PENDING", "RUNNING", "WAITING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
+export const TERMINAL = new Set(TERMINAL_STATUSES);
+export const STATUSES = Object.values(WorkflowStatus);
 
 export function statusBadge(status) {
   const s = String(status || "UNKNOWN");

@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import * as live from "./live.js";
+import { DEFAULT_TASK_QUEUE, WorkflowStatus } from "./protocol.js";
 import { rowActions } from "./actions.js";
 import {
   clear,
@@ -236,7 +237,7 @@ export async function render(root, ctx) {
       fields: [
         { name: "workflow_type", label: "Workflow type", required: true, value: prefill.workflow_type || filters.type, placeholder: "e.g. OrderPipeline" },
         { name: "workflow_id", label: "Workflow ID", placeholder: "leave empty to generate one", help: "Must be unique across all namespaces." },
-        { name: "task_queue", label: "Task queue", value: "default", required: true },
+        { name: "task_queue", label: "Task queue", value: DEFAULT_TASK_QUEUE, required: true },
         { name: "input", label: "Input (JSON)", type: "json", rows: 5, placeholder: '{"order_id": 42}' },
         { name: "search_attributes", label: "Search attributes (JSON object)", type: "json", object: true, rows: 2, placeholder: '{"env": "prod"}' },
       ],
@@ -246,7 +247,7 @@ export async function render(root, ctx) {
           workflow_type: type,
           workflow_id: v.workflow_id.trim() || `wf-${type.toLowerCase().replace(/[^a-z0-9]+/g, "-")}-${Date.now()}`,
           namespace: ns,
-          task_queue: v.task_queue.trim() || "default",
+          task_queue: v.task_queue.trim() || DEFAULT_TASK_QUEUE,
         };
         if (v.input !== undefined) body.input = v.input;
         if (v.search_attributes !== undefined) body.search_attributes = v.search_attributes;
@@ -273,5 +274,5 @@ function durationText(r) {
   const end = r.completed_at ?? (TERMINAL.has(r.status) ? r.updated_at : null);
   if (end != null) return fmtDuration(end - r.created_at);
   if (TERMINAL.has(r.status)) return "—";
-  return r.status === "PENDING" ? "queued" : "running";
+  return r.status === WorkflowStatus.PENDING ? "queued" : "running";
 }

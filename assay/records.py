@@ -1,4 +1,4 @@
-"""Store records -> the response shapes of PROTOCOL.md (with real JSON values, DECISIONS 2)."""
+"""Store records -> the API's response shapes (with real JSON values: docs/design.md, "Real JSON values")."""
 
 from __future__ import annotations
 
