@@ -32,6 +32,11 @@ import os
 import sys
 import zipimport
 
+# Declared in assay/config.py (ZipappSettings); spelled here because this module runs before the
+# bytecode cache is installed (importing config would be compiled on every start). A test checks them.
+CACHE_ENV = "ASSAY_CACHE"
+BYTECODE_ENV = "ASSAY_BYTECODE_CACHE"
+OFF_WORDS = ("0", "false", "no", "off")
 LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"
 _error_cls: type | None = None
@@ -62,7 +67,7 @@ def platform_tag() -> str:
 
 def cache_root() -> str:
     """``$ASSAY_CACHE``, else ``$XDG_CACHE_HOME/assay``, else ``~/.cache/assay``."""
-    env = os.environ.get("ASSAY_CACHE")
+    env = os.environ.get(CACHE_ENV)
     if env:
         return os.path.abspath(os.path.expanduser(env))
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -289,7 +294,7 @@ class CachingZipImporter(zipimport.zipimporter):
 
 
 def _bytecode_dir(build_id: str) -> str | None:
-    if os.environ.get("ASSAY_BYTECODE_CACHE", "").strip().lower() in ("0", "false", "no", "off"):
+    if os.environ.get(BYTECODE_ENV, "").strip().lower() in OFF_WORDS:
         return None
     tag = sys.implementation.cache_tag
     if not tag:

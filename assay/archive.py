@@ -126,8 +126,8 @@ class Archiver:
     def run_once(self) -> dict[str, int]:
         done = failed = 0
         if self.s3 is not None:
-            age = float(self.settings.archive_retention_days) * DAY
-            for wf in self.engine.archivable_workflows(age, int(self.settings.archive_batch_size)):
+            age = self.settings.archive_retention_days * DAY
+            for wf in self.engine.archivable_workflows(age, self.settings.archive_batch_size):
                 try:
                     if self.archive_one(wf):
                         done += 1
@@ -139,7 +139,7 @@ class Archiver:
                     log.debug("archive failure detail for %s: %s", wf["id"], e)
         deleted = 0
         if self.settings.retention_days is not None:
-            deleted = self.engine.delete_expired(float(self.settings.retention_days) * DAY)
+            deleted = self.engine.delete_expired(self.settings.retention_days * DAY)
         self.archived += done
         self.failed += failed
         self.deleted += deleted

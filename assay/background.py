@@ -83,7 +83,7 @@ class DispatchRecoveryLoop(Loop):
         self.engine.recover_leases()
         nxt = self.engine.next_lease_expiry()
         # a lease taken after this tick expires no sooner than now + timeout: look again by then
-        horizon = now + float(self.engine.settings.dispatch_timeout_secs)
+        horizon = now + self.engine.settings.dispatch_timeout_secs
         return max(min(nxt, horizon) if nxt is not None else horizon, now + 0.05)
 
 
@@ -145,7 +145,7 @@ class ArchiveLoop(Loop):
 
     def tick(self, now: float) -> float | None:
         self.archiver.run_once()
-        return now + float(self.engine.settings.archive_poll_secs)
+        return now + self.engine.settings.archive_poll_secs
 
     def report(self) -> dict[str, Any]:
         return dict(

@@ -7,6 +7,7 @@ Formats:
          when the output is not a terminal.
   json   exactly the API's objects, pretty-printed.
   jsonl  one compact JSON document per row (per record).
+  yaml   the same objects as json, as one YAML document (block style, keys in the API's order).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-FORMATS = ("table", "json", "jsonl")
+from assay.config import OUTPUT_ALIASES as FORMAT_ALIASES  # noqa: F401 - re-exported
+from assay.config import OUTPUT_CHOICES as FORMATS  # noqa: F401 - re-exported
+
 ELLIPSIS = "…"
 MIN_CELL = 5  # a shortened text column keeps at least this many characters (or its title)
 
@@ -185,6 +188,16 @@ def to_json(data: Any, *, compact: bool = False) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
 
+def to_yaml(data: Any, *, document: bool = False) -> str:
+    """Block-style YAML of JSON-shaped data; `document` starts it with `---` (for a stream of them)."""
+    import yaml  # only when asked for: keeps the CLI start-up light
+
+    text = yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True, default_flow_style=False, explicit_start=document
+    )
+    return text.removesuffix("\n...\n").rstrip("\n")
+
+
 def emit(
     rows: Any, fmt: str, columns: Sequence[Column] | None = None, *, console: Console | None = None
 ) -> None:
@@ -192,6 +205,9 @@ def emit(
     console = console or Console()
     if fmt == "json":
         console.print(to_json(rows))
+        return
+    if fmt == "yaml":
+        console.print(to_yaml(rows))
         return
     if fmt == "jsonl":
         items = rows if isinstance(rows, list) else [rows]

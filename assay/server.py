@@ -171,10 +171,10 @@ class Server:
         self.supervisor = Supervisor(
             self.engine,
             loops,
-            max_sleep=float(settings.loop_max_sleep_secs),
+            max_sleep=settings.loop_max_sleep_secs,
         )
         self.auth_config = AuthConfig(
-            api_keys=bool(settings.auth_api_key),
+            api_keys=settings.auth_api_key,
             issuer=settings.auth_issuer or None,
             audience=settings.auth_audience or None,
         )
@@ -211,12 +211,12 @@ class Server:
         srv = waitress.create_server(
             self._application,
             host=s.host,
-            port=int(s.port),
-            threads=int(s.threads),
+            port=s.port,
+            threads=s.threads,
             ident="assay",
-            max_request_body_size=int(s.max_body_bytes) * 2 + 65536,
+            max_request_body_size=s.max_body_bytes * 2 + 65536,
             channel_timeout=300,
-            connection_limit=max(100, int(s.threads) * 4),
+            connection_limit=max(100, s.threads * 4),
             clear_untrusted_proxy_headers=True,
             # 0: while a request runs, waitress's loop does not watch its socket. (1 made the loop spin on
             # the busy channel: ~30 loop turns per request instead of 2.) Held long-polls still notice a

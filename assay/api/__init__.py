@@ -28,7 +28,7 @@ def make_app(
     app = bottle.Bottle()
     app.config["catchall"] = False
     app.config["json.enable"] = False
-    router = Router(app, int(settings.max_body_bytes), auth.guard if auth is not None else None)
+    router = Router(app, settings.max_body_bytes, auth.guard if auth is not None else None)
     workflows.register(router, engine)
     tasks.register(router, engine)
     schedules.register(router, engine)

@@ -38,7 +38,7 @@ def register(r: Router, engine: Engine) -> None:
         bottle.response.content_type = "text/event-stream"
         bottle.response.set_header("Cache-Control", "no-cache")
         bottle.response.set_header("X-Accel-Buffering", "no")
-        keepalive = float(engine.settings.sse_keepalive_secs)
+        keepalive = engine.settings.sse_keepalive_secs
 
         def gen() -> Iterator[bytes]:
             try:

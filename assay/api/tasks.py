@@ -42,7 +42,7 @@ def _batch_poll(engine: Engine, b: dict[str, Any], workflows: bool, activities: 
     n = opt_int(b, "max_tasks", None, min_value=1, max_value=MAX_TASKS)
     if n is None:
         return None
-    queue, wid, wait = _poll_args(b, float(engine.settings.long_poll_max_secs))
+    queue, wid, wait = _poll_args(b, engine.settings.long_poll_max_secs)
     got = engine.poll_tasks(
         queue, wid, wait, workflows=workflows, activities=activities, gone=_gone_check(), max_tasks=n
     )
@@ -55,7 +55,7 @@ def _eager_wf_response(task: Any) -> str:
 
 def register(r: Router, engine: Engine) -> None:
     mb = r.max_body
-    max_wait = float(engine.settings.long_poll_max_secs)
+    max_wait = engine.settings.long_poll_max_secs
 
     @r(
         "POST",

@@ -102,7 +102,7 @@ class LazyGroup(AssayGroup):
         args = list(sys.argv[1:] if args is None else args)
         if os.environ.get("_ASSAY_COMPLETE"):
             import assay.cli.completion  # noqa: F401 - registers the powershell and elvish completers
-        show_tb = "--traceback" in args or os.environ.get("ASSAY_TRACEBACK", "") not in ("", "0")
+        show_tb = "--traceback" in args or _traceback_from_env()
         try:
             rv = super().main(args, prog_name or "assay", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
@@ -125,6 +125,12 @@ class LazyGroup(AssayGroup):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _traceback_from_env() -> bool:
+    from assay.config import ClientSettings, declared, from_env
+
+    return bool(from_env(declared(ClientSettings)["traceback"], strict=False))  # errors end here: lenient
 
 
 def docs_url() -> str | None:

@@ -53,7 +53,9 @@ def client(ctx: click.Context | None = None, timeout: float = 30.0) -> Client:
     try:
         return Client(s.engine_url, s.api_key, s.namespace, timeout=timeout)
     except ValueError as e:
-        origin = {"flag": "--engine-url", "env": "ASSAY_ENGINE_URL"}.get(
+        from assay.cli.settings import ENV
+
+        origin = {"flag": "--engine-url", "env": ENV["engine_url"]}.get(
             s.sources.get("engine_url", ""), "engine_url"
         )
         raise UsageError(f"{origin}: {e}") from None

@@ -24,44 +24,36 @@ def _complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete:
 
 
 def _global_options() -> list[click.Option]:
+    from assay.config import ClientSettings, declared, option_help
+
+    s = declared(ClientSettings)
     opts = [
         click.Option(
-            ["--engine-url"],
-            metavar="URL",
-            default=None,
-            help="Engine base URL [env ASSAY_ENGINE_URL; default http://127.0.0.1:8080].",
+            ["--engine-url"], metavar="URL", default=None, help=option_help(ClientSettings, "engine_url")
         ),
         click.Option(
             ["--api-key"],
             metavar="KEY",
             default=None,
-            help="API key sent as a Bearer token [env ASSAY_API_KEY, ASSAY_API_KEY_FILE].",
+            help=f"{s['api_key'].help} [env {s['api_key'].env}, {s['api_key_file'].env}]",
         ),
         click.Option(
             ["-n", "--namespace"],
             metavar="NS",
             default=None,
             shell_complete=_complete_namespaces,
-            help="Namespace [env ASSAY_NAMESPACE; default main].",
+            help=option_help(ClientSettings, "namespace"),
         ),
         click.Option(
             ["-o", "--output"],
             default=None,
             metavar="FORMAT",
-            type=click.Choice(["table", "json", "jsonl"], case_sensitive=False),
-            help="table, json or jsonl [env ASSAY_OUTPUT; default table on a terminal, json when piped].",
+            type=click.Choice(list(s["output"].choices or ()), case_sensitive=False),
+            help=option_help(ClientSettings, "output"),
         ),
+        click.Option(["--config"], metavar="PATH", default=None, help=option_help(ClientSettings, "config")),
         click.Option(
-            ["--config"],
-            metavar="PATH",
-            default=None,
-            help="Config file (YAML) [env ASSAY_CONFIG_FILE; default: discovered].",
-        ),
-        click.Option(
-            ["--traceback"],
-            is_flag=True,
-            default=False,
-            help="Show the Python traceback when a command fails.",
+            ["--traceback"], is_flag=True, default=False, help=option_help(ClientSettings, "traceback")
         ),
     ]
     for o in opts:

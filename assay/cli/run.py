@@ -10,6 +10,7 @@ import traceback as tb_mod
 
 import click
 
+from assay.config import WorkerSettings, option_help
 from assay.protocol import ExitStatus
 
 
@@ -55,7 +56,7 @@ def setup_logging(level: int | None = None) -> None:
     "--traceback",
     "show_traceback",
     is_flag=True,
-    help="On an error also print the Lua and Python tracebacks (same as ASSAY_DEBUG=1).",
+    help=option_help(WorkerSettings, "debug", "On an error also print the Lua and Python tracebacks."),
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
@@ -76,9 +77,11 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
       assay run report.lua --since 2024-01-01
       assay run -e 'print(json.encode({ok = true}))'
     """
+    from assay.config import SETTINGS_BY_NAME, ClientSettings, declared, from_env
+
     debug = show_traceback or any(
-        os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-        for k in ("ASSAY_DEBUG", "ASSAY_TRACEBACK")
+        from_env(s, strict=False)
+        for s in (declared(WorkerSettings)["debug"], declared(ClientSettings)["traceback"])
     )
     if code is None:
         if not args:
@@ -95,8 +98,7 @@ def run(code: str | None, show_traceback: bool, args: tuple[str, ...]) -> None:
         path, rest = None, list(args)
     if path is not None and path.endswith(".py"):
         # a Python worker needs no Lua runtime (nothing native is loaded, even from the zipapp)
-        name = os.environ.get("ASSAY_LOG_LEVEL", "info").strip().upper()
-        level = logging.getLevelName("WARNING" if name == "WARN" else name)
+        level = logging.getLevelName(str(from_env(SETTINGS_BY_NAME["log_level"], strict=False)).upper())
         setup_logging(level if isinstance(level, int) else logging.INFO)
         sys.exit(run_python(path, rest, debug))
     setup_logging()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from assay.config import load_settings
+from assay.config import SETTINGS_BY_NAME, Settings, env_text, load_settings, option_help
 from assay.errors import AssayError
+
+UPSTREAM_DB = "assay-workflow.db"  # upstream's default SQLite file, in the working directory
 
 
 def _fail(msg: str, code: int = 1) -> None:
@@ -16,32 +19,14 @@ def _fail(msg: str, code: int = 1) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--port", type=int, default=None, help="TCP port (default 8080; env ASSAY_PORT).")
-@click.option("--host", default=None, help="Bind address (default 127.0.0.1; env ASSAY_HOST).")
-@click.option(
-    "--backend",
-    default=None,
-    metavar="URL",
-    help="sqlite:///path.db or postgres://... (env DATABASE_URL keeps credentials out of argv). "
-    "Default: $XDG_DATA_HOME/assay/assay.db.",
-)
-@click.option("--threads", type=int, default=None, help="HTTP worker threads (default 64).")
+@click.option("--port", type=int, default=None, help=option_help(Settings, "port"))
+@click.option("--host", default=None, help=option_help(Settings, "host"))
+@click.option("--backend", default=None, metavar="URL", help=option_help(Settings, "backend"))
+@click.option("--threads", type=int, default=None, help=option_help(Settings, "threads"))
 @click.option("--no-auth", is_flag=True, help="Open access (the default). Use only behind a trusted gateway.")
-@click.option(
-    "--auth-api-key",
-    is_flag=True,
-    default=None,
-    help="Require API keys: Authorization: Bearer <key> (env ASSAY_AUTH_API_KEY=1).",
-)
-@click.option(
-    "--auth-issuer",
-    default=None,
-    metavar="URL",
-    help="Require OIDC JWTs from this issuer (JWKS fetched and cached; env ASSAY_AUTH_ISSUER).",
-)
-@click.option(
-    "--auth-audience", default=None, metavar="AUD", help="Required JWT audience (with --auth-issuer)."
-)
+@click.option("--auth-api-key", is_flag=True, default=None, help=option_help(Settings, "auth_api_key"))
+@click.option("--auth-issuer", default=None, metavar="URL", help=option_help(Settings, "auth_issuer"))
+@click.option("--auth-audience", default=None, metavar="AUD", help=option_help(Settings, "auth_audience"))
 @click.option("--generate-api-key", is_flag=True, help="Mint an API key, print it on stdout, exit.")
 @click.option("--label", default=None, help="Label for --generate-api-key.")
 @click.option(
@@ -92,6 +77,7 @@ def serve(
         )
     except AssayError as e:
         _fail(e.message)
+    backend_defaulted = backend is None and env_text(SETTINGS_BY_NAME["backend"], os.environ) is None
     setup_logging(settings.log_level)
     if generate_api_key or list_api_keys or revoke_api_key:
         _manage_keys(settings, generate_api_key, label, list_api_keys, revoke_api_key)
@@ -115,6 +101,12 @@ def serve(
         f"assay engine: http://{settings.host}:{server.port}/  database: {mask_url(server.store.describe())}",
         err=True,
     )
+    if backend_defaulted and os.path.exists(UPSTREAM_DB):
+        click.echo(
+            f"Note: ./{UPSTREAM_DB} (upstream assay's default database) is not used: this engine keeps its "
+            f"data in {mask_url(server.store.describe())} (choose another with --backend or DATABASE_URL).",
+            err=True,
+        )
     if server.store.dialect == "sqlite":
         click.echo(
             "Note: SQLite runs one engine instance; use --backend postgres://... for several.", err=True

@@ -20,23 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assay.config import ClientSettings, declared, env_text
 from assay.errors import ConfigError
-from assay.protocol import DEFAULT_NAMESPACE
 
-DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
-OUTPUT_FORMATS = ("table", "json", "jsonl")
-OUTPUT_ALIASES = {"ndjson": "jsonl"}
-CONFIG_KEYS = ("engine_url", "api_key", "api_key_file", "namespace", "output")
+DECLARED = declared(ClientSettings)  # name, env var, default, config key: assay/config.py
+DEFAULT_ENGINE_URL: str = DECLARED["engine_url"].default
+DEFAULT_NAMESPACE: str = DECLARED["namespace"].default
+CONFIG_KEYS = tuple(name for name, s in DECLARED.items() if s.config_key)
 SYSTEM_CONFIG = Path("/etc/assay/config.yaml")
-
-ENV = {
-    "engine_url": "ASSAY_ENGINE_URL",
-    "api_key": "ASSAY_API_KEY",
-    "api_key_file": "ASSAY_API_KEY_FILE",
-    "namespace": "ASSAY_NAMESPACE",
-    "output": "ASSAY_OUTPUT",
-    "config": "ASSAY_CONFIG_FILE",
-}
+ENV = {name: s.env for name, s in DECLARED.items() if s.env}
 
 
 @dataclass
@@ -51,13 +43,17 @@ class CliSettings:
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
+    """A client setting's variable (by setting name), or another variable (by its own name)."""
+    s = DECLARED.get(name)
+    if s is not None:
+        return env_text(s, environ)
     value = environ.get(name)
     return value if value not in (None, "") else None
 
 
 def find_config(flag_path: str | None, environ: Mapping[str, str]) -> Path | None:
     """The config file to read, or None. An explicitly named file that does not exist is an error."""
-    for explicit, origin in ((flag_path, "--config"), (_env(environ, ENV["config"]), ENV["config"])):
+    for explicit, origin in ((flag_path, "--config"), (_env(environ, "config"), ENV["config"])):
         if explicit:
             p = Path(explicit).expanduser()
             if not p.is_file():
@@ -115,13 +111,10 @@ def _read_key_file(path: str, origin: str, base: Path | None = None) -> str:
 
 
 def _output(value: Any, origin: str) -> str:
-    text = str(value).strip().lower()
-    text = OUTPUT_ALIASES.get(text, text)
-    if text not in OUTPUT_FORMATS:
-        raise ConfigError(
-            f"unknown output format {value!r} from {origin} (expected {', '.join(OUTPUT_FORMATS)})"
-        )
-    return text
+    try:
+        return str(DECLARED["output"].parse(str(value)))
+    except ValueError as e:
+        raise ConfigError(f"unknown output format {value!r} from {origin} ({e})") from None
 
 
 def resolve_settings(
@@ -145,7 +138,7 @@ def resolve_settings(
     def pick(name: str, default: Any) -> tuple[Any, str]:
         if flags.get(name) not in (None, ""):
             return flags[name], "flag"
-        env_value = _env(environ, ENV[name])
+        env_value = _env(environ, name)
         if env_value is not None:
             return env_value, "env"
         if config.get(name) not in (None, ""):
@@ -165,10 +158,10 @@ def resolve_settings(
 
     if flags.get("api_key"):
         s.api_key, s.sources["api_key"] = str(flags["api_key"]).strip(), "flag"
-    elif _env(environ, ENV["api_key_file"]):
+    elif _env(environ, "api_key_file"):
         s.api_key = _read_key_file(environ[ENV["api_key_file"]], ENV["api_key_file"])
         s.sources["api_key"] = "env"
-    elif _env(environ, ENV["api_key"]):
+    elif _env(environ, "api_key"):
         s.api_key, s.sources["api_key"] = environ[ENV["api_key"]].strip(), "env"
     elif config.get("api_key_file"):
         base = path.parent if path is not None else None

@@ -190,8 +190,10 @@ def state(workflow_id: str, name: str | None) -> None:
 
 
 def _follow_line(ev: dict, fmt: str, width: int | None) -> str:
-    from assay.output import cell, to_json
+    from assay.output import cell, to_json, to_yaml
 
+    if fmt == "yaml":
+        return to_yaml(ev, document=True)
     if fmt != "table":
         return to_json(ev, compact=True)
     line = f"{ev.get('seq', ''):>4}  {str(ev.get('event_type', '')):<26}  {fmt_time(ev.get('timestamp'))}"
@@ -213,7 +215,7 @@ def _follow_line(ev: dict, fmt: str, width: int | None) -> str:
     "--follow",
     is_flag=True,
     help="Keep printing new events as they happen; end when the workflow completes, fails or is "
-    "cancelled (JSON output is then one object per line).",
+    "cancelled (JSON output is then one object per line, YAML one document per event).",
 )
 def events(workflow_id: str, follow: bool) -> None:
     """Show a workflow's event history (oldest first)."""

@@ -1,41 +1,32 @@
 """Dashboard branding from the eleven ASSAY_WHITELABEL_* environment variables.
 
-Semantics (unset / set to "" / set to a value), as documented in docs/dashboard.md:
+The variables, their defaults and their empty-value rule are declared in assay/config.py
+(DashboardSettings); as documented in docs/dashboard.md:
 
 * NAME, PAGE_TITLE, PARENT_NAME take the empty string literally.
 * SUBTITLE: unset or empty means no subtitle.
 * API_DOCS_URL: unset keeps the default link, empty hides the link.
-* LOGO_URL, PARENT_URL, CSS_URL, FAVICON_URL, MARK, DEFAULT_NAMESPACE treat empty like unset.
+* LOGO_URL, PARENT_URL, CSS_URL, FAVICON_URL, MARK, DEFAULT_NAMESPACE treat empty like unset
+  (MARK then defaults to the first letter of the name).
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from assay.protocol import DEFAULT_NAMESPACE
+from assay.config import DashboardSettings, declared, load_scope
 
+DECLARED = declared(DashboardSettings)
 PREFIX = "ASSAY_WHITELABEL_"
-DEFAULT_NAME = "Assay"
-DEFAULT_PAGE_TITLE = "Assay Workflow Dashboard"
-DEFAULT_PARENT_NAME = "Back"
-DEFAULT_API_DOCS_URL = "/api/v1/engine/workflow/docs"
+VARIABLES = tuple((s.env or "").removeprefix(PREFIX) for s in DECLARED.values())
+DEFAULT_NAME: str = DECLARED["name"].default
+DEFAULT_PAGE_TITLE: str = DECLARED["page_title"].default
+DEFAULT_PARENT_NAME: str = DECLARED["parent_name"].default
+DEFAULT_API_DOCS_URL: str = DECLARED["api_docs_url"].default
+DEFAULT_NAMESPACE: str = DECLARED["default_namespace"].default
 BUILTIN_FAVICON = "/workflow/favicon.svg"
-
-VARIABLES = (
-    "NAME",
-    "MARK",
-    "SUBTITLE",
-    "LOGO_URL",
-    "PAGE_TITLE",
-    "PARENT_URL",
-    "PARENT_NAME",
-    "API_DOCS_URL",
-    "CSS_URL",
-    "FAVICON_URL",
-    "DEFAULT_NAMESPACE",
-)
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 
@@ -46,18 +37,8 @@ def escape(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class Whitelabel:
-    name: str = DEFAULT_NAME
-    mark: str = "A"
-    subtitle: str = ""
-    logo_url: str = ""
-    page_title: str = DEFAULT_PAGE_TITLE
-    parent_url: str = ""
-    parent_name: str = DEFAULT_PARENT_NAME
-    api_docs_url: str = DEFAULT_API_DOCS_URL  # "" = link hidden
-    css_url: str = ""
-    favicon_url: str = ""
-    default_namespace: str = DEFAULT_NAMESPACE
+class Whitelabel(DashboardSettings):
+    """The declared settings plus how they render; `mark` is filled in from the name when unset."""
 
     @property
     def customised(self) -> bool:
@@ -68,33 +49,10 @@ class Whitelabel:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Whitelabel:
-        env = os.environ if environ is None else environ
-
-        def raw(key: str) -> str | None:
-            return env.get(PREFIX + key)
-
-        def literal(key: str, default: str) -> str:
-            v = raw(key)
-            return default if v is None else v
-
-        def non_empty(key: str, default: str = "") -> str:
-            v = raw(key)
-            return default if not v else v
-
-        name = literal("NAME", DEFAULT_NAME)
-        return cls(
-            name=name,
-            mark=non_empty("MARK", name[:1].upper() or "A"),
-            subtitle=non_empty("SUBTITLE"),
-            logo_url=non_empty("LOGO_URL"),
-            page_title=literal("PAGE_TITLE", DEFAULT_PAGE_TITLE),
-            parent_url=non_empty("PARENT_URL"),
-            parent_name=literal("PARENT_NAME", DEFAULT_PARENT_NAME),
-            api_docs_url=literal("API_DOCS_URL", DEFAULT_API_DOCS_URL),
-            css_url=non_empty("CSS_URL"),
-            favicon_url=non_empty("FAVICON_URL"),
-            default_namespace=non_empty("DEFAULT_NAMESPACE", DEFAULT_NAMESPACE),
-        )
+        wl = load_scope(cls, environ=environ)
+        if not wl.mark:
+            wl = dataclasses.replace(wl, mark=wl.name[:1].upper() or "A")
+        return wl
 
     def fragments(self, asset_version: str) -> dict[str, str]:
         """The HTML snippets substituted into the index template (every value escaped)."""

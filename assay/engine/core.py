@@ -99,11 +99,11 @@ class EngineCore:
     # --- held requests (long-poll / SSE) ---------------------------------------------------------
     def try_hold(self, kind: str) -> bool:
         """Reserve a server thread for a held request; False when only the reserve is left."""
-        limit = max(0, int(self.settings.threads) - int(self.settings.reserve_threads))
+        limit = max(0, self.settings.threads - self.settings.reserve_threads)
         with self._held_lock:
             if self._held >= limit:
                 return False
-            if kind == "sse" and self.broadcaster.count >= int(self.settings.sse_max_streams):
+            if kind == "sse" and self.broadcaster.count >= self.settings.sse_max_streams:
                 return False
             self._held += 1
             return True

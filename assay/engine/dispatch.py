@@ -120,7 +120,7 @@ class DispatchOps(Service):
             limits = [x for x in (rec["start_to_close_secs"], rec["heartbeat_timeout_secs"]) if x is not None]
             if rec.get("deadline_at") is not None:
                 limits.append(rec["deadline_at"] - self.now())  # schedule_to_close
-            if limits and min(limits) < float(self.settings.loop_max_sleep_secs):
+            if limits and min(limits) < self.settings.loop_max_sleep_secs:
                 fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
         return rec
 
@@ -163,7 +163,7 @@ class DispatchOps(Service):
         if len(kinds) == 2 and next(self.tasks._poll_turn) % 2:
             kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
         keys = [KEY_PREFIX[k] + queue for k in kinds] + ["worker-gone:" + worker_id]
-        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, float(self.settings.long_poll_max_secs)))
+        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, self.settings.long_poll_max_secs))
         spec = PollSpec(queue, None, worker_id, tuple(kinds), gone)
         held = False
         woken_by: str | None = None

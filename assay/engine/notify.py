@@ -266,6 +266,8 @@ class Effects:
             "status": wf.get("status"),
             "workflow_type": wf.get("workflow_type"),
         }
+        if wf.get("completed_at") is not None:  # a terminal event: lets a list show the duration at once
+            data["completed_at"] = wf["completed_at"]
         data.update(extra)
         self.events.append((event_type, data))
 

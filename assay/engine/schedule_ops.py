@@ -163,7 +163,7 @@ class ScheduleOps(Service):
         """One scheduler step: fire every due schedule once (leader only; the loop checks leadership)."""
         started = 0
         now = self.now()
-        catchup = float(self.settings.schedule_catchup_secs)
+        catchup = self.settings.schedule_catchup_secs
         with self._tx() as (tx, fx):
             for s in tx.schedules_with_queued_fires():
                 if not self._is_running(tx, s.get("last_workflow_id")):

@@ -425,7 +425,7 @@ class TaskOps(Service):
 
     def recover_leases(self) -> list[str]:
         now = self.now()
-        timeout = float(self.settings.dispatch_timeout_secs)
+        timeout = self.settings.dispatch_timeout_secs
         with self._tx() as (tx, fx):
             # Leases taken before this engine started get the full timeout from start-up.
             # A lease's effective heartbeat is max(last heartbeat, engine start): workers could not
@@ -450,13 +450,13 @@ class TaskOps(Service):
             oldest = tx.oldest_lease()
         if oldest is None:
             return None
-        return max(oldest, self.started_at) + float(self.settings.dispatch_timeout_secs)
+        return max(oldest, self.started_at) + self.settings.dispatch_timeout_secs
 
     def reap_workers(self) -> int:
         with self._tx() as (tx, _fx):
-            return tx.reap_workers(self.now() - float(self.settings.worker_reap_secs))
+            return tx.reap_workers(self.now() - self.settings.worker_reap_secs)
 
     def next_worker_reap(self) -> float | None:
         with self.store.read() as tx:
             oldest = tx.oldest_worker_heartbeat()
-        return None if oldest is None else oldest + float(self.settings.worker_reap_secs)
+        return None if oldest is None else oldest + self.settings.worker_reap_secs

@@ -25,7 +25,9 @@ script_log = logging.getLogger("assay.lua.script")
 
 
 def log_level_from_env() -> int:
-    return LEVELS.get(os.environ.get("ASSAY_LOG_LEVEL", "info").strip().lower(), logging.INFO)
+    from assay.config import SETTINGS_BY_NAME, from_env
+
+    return LEVELS.get(from_env(SETTINGS_BY_NAME["log_level"], strict=False), logging.INFO)
 
 
 class SysNatives:

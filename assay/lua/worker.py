@@ -226,6 +226,24 @@ class WorkerNatives:
         if isinstance(hb, Heartbeat):
             hb.stop()
 
+    @native("_settings")
+    def settings(self, *names: Any) -> Any:
+        """Worker settings (assay/config.py) from the environment, read at call time; `names` picks some."""
+        from assay.config import ClientSettings, WorkerSettings, declared
+        from assay.config import from_env as read
+        from assay.errors import ConfigError
+
+        rows = {
+            **declared(WorkerSettings),
+            **{n: declared(ClientSettings)[n] for n in ("engine_url", "api_key")},
+        }
+        wanted = [text(n, "name") for n in names] or list(rows)
+        try:
+            values = {n: read(rows[n]) for n in wanted}
+        except ConfigError as e:
+            raise LuaRaise(e.message, bare=True) from None
+        return to_lua(self.lua, values)
+
     @native("_replay_mode")
     def replay_mode(self) -> bool:
         """True under `assay replay`: connect and listen do nothing (the file only defines handlers)."""

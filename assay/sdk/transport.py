@@ -15,10 +15,11 @@ import urllib.parse
 from typing import Any
 
 from assay import __version__
+from assay.config import ClientSettings, declared
 from assay.sdk.errors import EngineUnreachable, ProtocolError, error_from_response
 
 API_PREFIX = "/api/v1"
-DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_URL: str = declared(ClientSettings)["engine_url"].default  # ASSAY_ENGINE_URL's default
 USER_AGENT = f"assay-sdk/{__version__}"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from assay.errors import ConfigError
 from assay.protocol import WorkflowStatus
 from assay.store.base import Store
+from assay.store.foreign import SCHEMA_TABLE, refusal, verdict
 from assay.store.migrations import (
     KEYSET_INDEXES,
     LIVE_QUEUE_INDEX,
@@ -154,7 +155,11 @@ class PostgresStore(Store):
         self._leader_lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.pool.close()  # a refused (foreign) or broken database: leave no pool threads behind
+            raise
 
     # --- transactions -------------------------------------------------------------------------
     def is_transient(self, exc: BaseException) -> bool:
@@ -187,6 +192,7 @@ class PostgresStore(Store):
                 conn.execute(
                     "SELECT pg_advisory_xact_lock(%s)", (LEADER_LOCK_KEY + 1,)
                 )  # one migrator at a time
+                self._refuse_foreign(conn)
                 conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)""")
                 done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
@@ -203,6 +209,28 @@ class PostgresStore(Store):
                     log.info("applied migration %s: %s", version, name)
         self.seed()
         return applied
+
+    def _refuse_foreign(self, conn: Any) -> None:
+        """Stop before writing anything when the schema holds tables that are not assay's."""
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            ).fetchall()
+        ]
+        record = None
+        if SCHEMA_TABLE in tables:
+            try:
+                with conn.transaction():  # a savepoint: a differently shaped table must not abort ours
+                    record = conn.execute(
+                        f"SELECT version, name FROM {SCHEMA_TABLE} ORDER BY version"
+                    ).fetchall()
+            except self._psycopg.Error:
+                record = None
+        found = verdict(tables, record, POSTGRES[0][1])
+        if found is not None:
+            schema = conn.execute("SELECT current_database(), current_schema()").fetchone()
+            raise refusal(f"Postgres database {schema[0]} (schema {schema[1]})", found)
 
     # --- engine lock: Postgres runs several instances ------------------------------------------
     def acquire_engine_lock(self, instance_id: str, now: float, stale_after: float) -> None:

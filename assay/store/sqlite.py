@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from assay.errors import ConfigError, EngineLocked, StoreError
 from assay.store.base import Store
+from assay.store.foreign import check_sqlite_file
 from assay.store.migrations import SQLITE
 from assay.store.sql import SqlTx
 
@@ -76,6 +77,7 @@ class SqliteStore(Store):
         self._gen = 0  # incremented by every COMMIT
         self._failed: set[int] = set()
         self.commits = 0
+        check_sqlite_file(self.path, SQLITE[0][1])  # before our connection touches the file
         self._writer = self._connect()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []

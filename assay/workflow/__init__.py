@@ -21,7 +21,6 @@ the engine through `assay.sdk.Client`. See docs/python.md.
 from __future__ import annotations
 
 import builtins
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -81,10 +80,13 @@ def connect(
 ) -> Client:
     """Connect to the engine at `url` (default ASSAY_ENGINE_URL, else http://127.0.0.1:8080) and check
     `/health`, retrying up to `wait_secs`. Returns the `assay.sdk.Client` the management functions use."""
-    url = url or os.environ.get("ASSAY_ENGINE_URL") or "http://127.0.0.1:8080"
+    from assay.config import ClientSettings, declared, from_env  # ASSAY_ENGINE_URL, ASSAY_API_KEY
+
+    client_settings = declared(ClientSettings)
+    url = url or from_env(client_settings["engine_url"])
     if not isinstance(url, str):
         raise TypeError("workflow.connect: url must be a string")
-    key = api_key if api_key is not None else (os.environ.get("ASSAY_API_KEY") or None)
+    key = api_key if api_key is not None else from_env(client_settings["api_key"])
     if _state["dry"]:  # load_worker_file: no engine is contacted
         return Client(url, api_key=key, timeout=timeout)
     transport = Transport(url, key, timeout)

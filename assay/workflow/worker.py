@@ -138,11 +138,22 @@ class Transport:
                     pass
 
 
+def worker_settings(where: str) -> Any:
+    """The ASSAY_WORKER_* / ASSAY_BUILD_ID defaults (declared in assay/config.py); a bad value names it."""
+    from assay.config import WorkerSettings, load_scope
+    from assay.errors import ConfigError
+
+    try:
+        return load_scope(WorkerSettings)
+    except ConfigError as e:
+        raise WorkerError(f"{where}: {e.message}") from None
+
+
 def default_build_id(path: str | None = None) -> str | None:
     """ASSAY_BUILD_ID, else the first 12 hex digits of sha256 of the worker file's bytes."""
-    env = os.environ.get("ASSAY_BUILD_ID")
+    env = worker_settings("workflow.listen").build_id
     if env:
-        return env[:128]
+        return str(env)[:128]
     if path is None:
         main = sys.modules.get("__main__")
         path = getattr(main, "__file__", None)
@@ -155,13 +166,6 @@ def default_build_id(path: str | None = None) -> str | None:
         return None
 
 
-def _env_num(name: str) -> float | None:
-    try:
-        return float(os.environ[name])
-    except (KeyError, ValueError):
-        return None
-
-
 def ensure_logging() -> None:
     """Log to stderr when the program did not configure logging (as `assay run` does)."""
     lg = logging.getLogger("assay")
@@ -171,7 +175,9 @@ def ensure_logging() -> None:
     h.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-5s %(message)s", "%H:%M:%S"))
     lg.addHandler(h)
     lg.propagate = False
-    level = os.environ.get("ASSAY_LOG_LEVEL", "INFO").upper()
+    from assay.config import SETTINGS_BY_NAME, from_env
+
+    level = str(from_env(SETTINGS_BY_NAME["log_level"], strict=False)).upper()
     lg.setLevel(getattr(logging, level, logging.INFO))
 
 
@@ -482,17 +488,18 @@ def listen_with(
         raise WorkerError(
             "workflow.listen: register a workflow (@workflow.define) or an activity (@workflow.activity) first"
         )
-    n = concurrency if concurrency is not None else int(_env_num("ASSAY_WORKER_CONCURRENCY") or 1)
+    defaults = worker_settings("workflow.listen")
+    n = concurrency if concurrency is not None else defaults.concurrency
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise WorkerError("workflow.listen: concurrency must be an integer of at least 1")
-    wait = poll_wait_secs if poll_wait_secs is not None else _env_num("ASSAY_WORKER_POLL_WAIT_SECS")
-    hb = heartbeat_interval_secs or _env_num("ASSAY_WORKER_HEARTBEAT_SECS") or 5.0
+    wait = poll_wait_secs if poll_wait_secs is not None else defaults.poll_wait_secs
+    hb = heartbeat_interval_secs or defaults.heartbeat_secs
     cfg: dict[str, Any] = {
         "queue": queue,
-        "wait_secs": max(0.0, min(60.0, 20.0 if wait is None else wait)),
+        "wait_secs": max(0.0, min(60.0, wait)),
         "heartbeat_interval": float(hb),
         "min_backoff": float(min_backoff_secs),
-        "max_backoff": float(max_backoff_secs or _env_num("ASSAY_WORKER_MAX_BACKOFF_SECS") or 10.0),
+        "max_backoff": float(max_backoff_secs or defaults.max_backoff_secs),
     }
     bid = build_id if build_id is not None else default_build_id()
     reg: dict[str, Any] = {

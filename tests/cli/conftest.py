@@ -1,4 +1,4 @@
-"""Fixtures for the operator CLI tests: an isolated environment, a fake engine, a CliRunner."""
+"""Fixtures for the operator CLI and SDK tests: an isolated environment, the real engine app, a CliRunner."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
 from click.testing import CliRunner  # noqa: E402
 
 from assay.cli import cli  # noqa: E402
-from tests.cli.fake_engine import FakeEngine  # noqa: E402
+from tests.cli.real_app import RealApp  # noqa: E402
 
 ASSAY_VARS = (
     "ASSAY_ENGINE_URL",
@@ -42,18 +42,19 @@ def isolated_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def fake():
-    eng = FakeEngine()
+def real(tmp_path):
+    """The real engine app on a loopback port (see tests/cli/real_app.py)."""
+    eng = RealApp(str(tmp_path / "cli.db"))
     yield eng
     eng.stop()
 
 
 @pytest.fixture
-def run(fake):
-    """Invoke the CLI in-process against the fake engine: run("workflow", "list", input=None, env=None)."""
+def run(real):
+    """Invoke the CLI in-process against the real app: run("workflow", "list", input=None, env=None)."""
 
     def invoke(*args, input=None, env=None, url=True):
-        argv = ["--engine-url", fake.url, *args] if url else list(args)
+        argv = ["--engine-url", real.url, *args] if url else list(args)
         return CliRunner().invoke(cli, argv, input=input, env=env, prog_name="assay", catch_exceptions=False)
 
     return invoke

@@ -25,13 +25,32 @@ def test_generated_files_are_fresh():
 def test_docgen_check_detects_a_stale_file(tmp_path, monkeypatch):
     monkeypatch.setattr(docgen, "COMPLETIONS", tmp_path / "completions")
     monkeypatch.setattr(docgen, "DOC", tmp_path / "cli.md")
-    (tmp_path / "cli.md").write_text("# x\n" + docgen.BEGIN + "\nSTALE-MARKER\n" + docgen.END + "\ntail\n")
+    monkeypatch.setattr(docgen, "DASHBOARD_DOC", tmp_path / "dashboard.md")
+    (tmp_path / "cli.md").write_text(
+        "# x\n"
+        + docgen.OPTIONS_BEGIN
+        + "\nSTALE-OPTIONS\n"
+        + docgen.OPTIONS_END
+        + "\n"
+        + docgen.BEGIN
+        + "\nSTALE-MARKER\n"
+        + docgen.END
+        + "\ntail\n"
+    )
+    (tmp_path / "dashboard.md").write_text(
+        f"# d\n{docgen.WHITELABEL_BEGIN}\nSTALE\n{docgen.WHITELABEL_END}\n"
+    )
     assert docgen.main(["--check"]) == 1
     assert docgen.main([]) == 0
     assert docgen.main(["--check"]) == 0
     text = (tmp_path / "cli.md").read_text()
     assert text.startswith("# x\n") and text.endswith("\ntail\n") and "STALE-MARKER" not in text
     assert "#### `assay workflow wait`" in text
+    assert "STALE-OPTIONS" not in text and "| `-o, --output` | `ASSAY_OUTPUT` | `output` |" in text
+    dash = (tmp_path / "dashboard.md").read_text()
+    assert (
+        "STALE" not in dash and "| `ASSAY_WHITELABEL_API_DOCS_URL` | `/api/v1/engine/workflow/docs` |" in dash
+    )
     assert sorted(p.name for p in (tmp_path / "completions").iterdir()) == sorted(FILES.values())
 
 
@@ -169,27 +188,25 @@ def complete(shell, words, incomplete="", env=None):
     return res.stdout
 
 
-def test_dynamic_workflow_ids_schedules_and_namespaces(fake):
-    fake.add_workflow("order-1", "Order", status="RUNNING")
-    fake.add_workflow("order-2", "Order")
-    fake.add_workflow("other")
-    fake.schedules[("main", "nightly")] = {
-        "name": "nightly",
-        "workflow_type": "R",
-        "cron_expr": "* * * * * *",
-    }
-    fake.namespaces["billing"] = {"name": "billing", "created_at": 0}
-    out = complete("bash", ["--engine-url", fake.url, "workflow", "describe"], "ord")
+def test_dynamic_workflow_ids_schedules_and_namespaces(real):
+    real.start("order-1", "Order", status="RUNNING")
+    real.start("order-2", "Order")
+    real.start("other")
+    real.engine.create_schedule(
+        {"name": "nightly", "namespace": "main", "workflow_type": "R", "cron_expr": "0 0 2 * * *"}
+    )
+    real.engine.create_namespace("billing")
+    out = complete("bash", ["--engine-url", real.url, "workflow", "describe"], "ord")
     assert out.split() == ["plain,order-2", "plain,order-1"]
-    out = complete("zsh", ["workflow", "wait"], "order-1", env={"ASSAY_ENGINE_URL": fake.url})
+    out = complete("zsh", ["workflow", "wait"], "order-1", env={"ASSAY_ENGINE_URL": real.url})
     assert out.splitlines()[:3] == ["plain", "order-1", "Order RUNNING"]
-    assert complete("bash", ["schedule", "trigger", "--engine-url", fake.url], "n").split() == [
+    assert complete("bash", ["schedule", "trigger", "--engine-url", real.url], "n").split() == [
         "plain,nightly"
     ]
-    assert "plain,billing" in complete("bash", ["--engine-url", fake.url, "-n"], "b").split()
-    assert complete("powershell", ["--engine-url", fake.url, "namespace", "delete"], "ma").split() == ["main"]
+    assert "plain,billing" in complete("bash", ["--engine-url", real.url, "-n"], "b").split()
+    assert complete("powershell", ["--engine-url", real.url, "namespace", "delete"], "ma").split() == ["main"]
     assert (
-        complete("elvish", ["--engine-url", fake.url, "workflow", "events"], "oth") == "other\tDemo PENDING\n"
+        complete("elvish", ["--engine-url", real.url, "workflow", "events"], "oth") == "other\tDemo PENDING\n"
     )
 
 
@@ -209,6 +226,12 @@ def test_static_completions():
     assert "plain,elvish" in complete("bash", ["completion"], "").split()
     out = complete("powershell", ["work"], "work")
     assert [line.split("\t")[0] for line in out.splitlines()] == ["worker", "workflow"]
+
+
+def test_output_formats_complete_from_the_declarations():
+    got = complete("bash", ["workflow", "list", "-o"], "").split()
+    assert got == ["plain,table", "plain,json", "plain,jsonl", "plain,yaml"]
+    assert complete("bash", ["-o"], "y").split() == ["plain,yaml"]
 
 
 def test_completion_broken_pipe_exits_0():

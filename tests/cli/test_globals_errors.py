@@ -35,22 +35,22 @@ def one_error_line(res, code):
         ["-o", "json", "workflow", "list", "-o", "table"],  # the last one given wins
     ],
 )
-def test_global_options_anywhere(fake, argv):
-    fake.add_workflow("w1")
-    res = invoke("--engine-url", fake.url, *argv)
+def test_global_options_anywhere(real, argv):
+    real.start("w1")
+    res = invoke("--engine-url", real.url, *argv)
     assert res.exit_code == 0
     assert res.stdout.split()[:5] == ["ID", "TYPE", "STATUS", "QUEUE", "CREATED"]
 
 
-def test_engine_url_flag_after_subcommand_and_env(fake):
-    fake.add_workflow("w1")
-    assert json.loads(invoke("workflow", "describe", "w1", "--engine-url", fake.url).stdout)["id"] == "w1"
-    res = invoke("workflow", "describe", "w1", env={"ASSAY_ENGINE_URL": fake.url})
+def test_engine_url_flag_after_subcommand_and_env(real):
+    real.start("w1")
+    assert json.loads(invoke("workflow", "describe", "w1", "--engine-url", real.url).stdout)["id"] == "w1"
+    res = invoke("workflow", "describe", "w1", env={"ASSAY_ENGINE_URL": real.url})
     assert json.loads(res.stdout)["id"] == "w1"
     # the flag beats the environment
     res = invoke(
         "--engine-url",
-        fake.url,
+        real.url,
         "workflow",
         "describe",
         "w1",
@@ -59,12 +59,12 @@ def test_engine_url_flag_after_subcommand_and_env(fake):
     assert res.exit_code == 0
 
 
-def test_env_beats_config_file_which_beats_default(fake, isolated_env, tmp_path):
+def test_env_beats_config_file_which_beats_default(real, isolated_env, tmp_path):
     cfg = tmp_path / "xdg" / "assay" / "config.yaml"
     cfg.parent.mkdir(parents=True)
-    cfg.write_text(f"engine_url: {fake.url}\nnamespace: fromcfg\noutput: table\n")
-    fake.add_workflow("w1", namespace="fromcfg")
-    fake.add_workflow("w2", namespace="fromenv")
+    cfg.write_text(f"engine_url: {real.url}\nnamespace: fromcfg\noutput: table\n")
+    real.start("w1", namespace="fromcfg")
+    real.start("w2", namespace="fromenv")
     res = invoke("workflow", "list")
     assert res.stdout.splitlines()[1].split()[0] == "w1"  # config: url, namespace, table
     res = invoke("workflow", "list", env={"ASSAY_NAMESPACE": "fromenv", "ASSAY_OUTPUT": "json"})
@@ -75,32 +75,32 @@ def test_env_beats_config_file_which_beats_default(fake, isolated_env, tmp_path)
     assert [w["id"] for w in json.loads(res.stdout)] == ["w1"]
 
 
-def test_home_config_and_explicit_config(fake, isolated_env, tmp_path):
+def test_home_config_and_explicit_config(real, isolated_env, tmp_path):
     home_cfg = isolated_env / ".config" / "assay" / "config.yaml"
     home_cfg.parent.mkdir(parents=True)
-    home_cfg.write_text(f"engine_url: {fake.url}\napi_key: from-home\n")
+    home_cfg.write_text(f"engine_url: {real.url}\napi_key: from-home\n")
     assert invoke("namespace", "list").exit_code == 0
-    assert fake.last("GET")["headers"]["Authorization"] == "Bearer from-home"
+    assert real.last("GET")["headers"]["Authorization"] == "Bearer from-home"
     other = tmp_path / "other.yaml"
-    other.write_text(f"engine_url: {fake.url}\napi_key: from-other\n")
+    other.write_text(f"engine_url: {real.url}\napi_key: from-other\n")
     assert invoke("namespace", "list", "--config", str(other)).exit_code == 0
-    assert fake.last("GET")["headers"]["Authorization"] == "Bearer from-other"
+    assert real.last("GET")["headers"]["Authorization"] == "Bearer from-other"
     assert invoke("namespace", "list", env={"ASSAY_CONFIG_FILE": str(other)}).exit_code == 0
-    assert fake.last("GET")["headers"]["Authorization"] == "Bearer from-other"
+    assert real.last("GET")["headers"]["Authorization"] == "Bearer from-other"
 
 
-def test_api_key_file_env(fake, tmp_path):
+def test_api_key_file_env(real, tmp_path):
     key = tmp_path / "key"
     key.write_text("assay_secret\n")
     res = invoke(
         "--engine-url",
-        fake.url,
+        real.url,
         "worker",
         "list",
         env={"ASSAY_API_KEY_FILE": str(key), "ASSAY_API_KEY": "loser"},
     )
     assert res.exit_code == 0
-    assert fake.last("GET", "/api/v1/workers")["headers"]["Authorization"] == "Bearer assay_secret"
+    assert real.last("GET", "/api/v1/workers")["headers"]["Authorization"] == "Bearer assay_secret"
 
 
 def test_config_errors_exit_1(tmp_path, isolated_env):
@@ -115,8 +115,8 @@ def test_config_errors_exit_1(tmp_path, isolated_env):
     assert "gone.yaml (from ASSAY_CONFIG_FILE)" in line
 
 
-def test_bad_output_env_is_exit_1(fake):
-    line = one_error_line(invoke("--engine-url", fake.url, "queue", "stats", env={"ASSAY_OUTPUT": "xml"}), 1)
+def test_bad_output_env_is_exit_1(real):
+    line = one_error_line(invoke("--engine-url", real.url, "queue", "stats", env={"ASSAY_OUTPUT": "xml"}), 1)
     assert "unknown output format 'xml' from ASSAY_OUTPUT" in line
 
 
@@ -129,8 +129,8 @@ def test_unreachable_engine_is_one_line_exit_1():
     )
 
 
-def test_http_errors_are_exit_1(fake):
-    line = one_error_line(invoke("--engine-url", fake.url, "workflow", "describe", "ghost"), 1)
+def test_http_errors_are_exit_1(real):
+    line = one_error_line(invoke("--engine-url", real.url, "workflow", "describe", "ghost"), 1)
     assert line == "Error: not found: workflow ghost (HTTP 404)"
 
 
@@ -165,16 +165,16 @@ def test_usage_errors_exit_64(argv, needle):
         (["workflow", "continue-as-new", "w", "--input", ""], "invalid JSON"),
     ],
 )
-def test_bad_json_exit_64_before_any_request(fake, argv, needle):
-    line = one_error_line(invoke("--engine-url", fake.url, *argv), 64)
+def test_bad_json_exit_64_before_any_request(real, argv, needle):
+    line = one_error_line(invoke("--engine-url", real.url, *argv), 64)
     assert needle in line
-    assert fake.requests == []
+    assert real.requests == []
 
 
-def test_stdin_can_be_read_once(fake):
+def test_stdin_can_be_read_once(real):
     res = invoke(
         "--engine-url",
-        fake.url,
+        real.url,
         "workflow",
         "start",
         "-t",
@@ -186,7 +186,7 @@ def test_stdin_can_be_read_once(fake):
         input="{}",
     )
     assert "already read" in one_error_line(res, 64)
-    res = invoke("--engine-url", fake.url, "workflow", "start", "-t", "T", "--input", "-", input="not json")
+    res = invoke("--engine-url", real.url, "workflow", "start", "-t", "T", "--input", "-", input="not json")
     assert "invalid JSON in stdin" in one_error_line(res, 64)
 
 

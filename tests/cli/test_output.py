@@ -5,7 +5,12 @@ from __future__ import annotations
 import io
 import json
 
-from assay.output import Column, Console, cell, emit, fmt_time, render_record, render_table
+import pytest
+import yaml
+
+from assay.cli.settings import resolve_settings
+from assay.errors import ConfigError
+from assay.output import Column, Console, cell, emit, fmt_time, render_record, render_table, to_yaml
 
 
 class TTY(io.StringIO):
@@ -111,3 +116,37 @@ def test_empty_list_prints_header_and_default_columns():
 def test_console_default_format_follows_the_terminal():
     assert Console(out=TTY()).default_format() == "table"
     assert Console(out=io.StringIO()).default_format() == "json"
+
+
+def test_yaml_is_the_objects_unchanged():
+    data = {"a": {"b": [1, None, True]}, "ü": "é", "yes": "no", "n": 1.5, "empty": {}, "s": "12"}
+    out = io.StringIO()
+    emit(data, "yaml", console=Console(out=out))
+    text = out.getvalue()
+    assert yaml.safe_load(text) == data  # "no" and "12" stay strings, null stays null
+    assert text.startswith("a:\n  b:\n  - 1\n  - null\n") and "é" in text  # block style, API key order
+    out = io.StringIO()
+    emit(ROWS, "yaml", COLS, console=Console(out=out))
+    assert yaml.safe_load(out.getvalue()) == ROWS
+    assert out.getvalue().startswith("- id: ")
+    assert yaml.safe_load(to_yaml([])) == [] and to_yaml("x") == "x"
+
+
+def test_yaml_event_documents_form_a_stream():
+    events = [{"seq": 1, "event_type": "WorkflowStarted"}, {"seq": 2, "payload": {"k": [1]}}]
+    stream = "\n".join(to_yaml(e, document=True) for e in events)
+    assert list(yaml.safe_load_all(stream)) == events
+
+
+@pytest.mark.parametrize(
+    "value,expected", [("yaml", "yaml"), ("YAML", "yaml"), ("yml", "yaml"), ("ndjson", "jsonl")]
+)
+def test_output_setting_accepts_yaml_and_aliases(value, expected):
+    assert resolve_settings({}, {"ASSAY_OUTPUT": value}).output == expected
+    assert resolve_settings({"output": value}, {}).output == expected
+
+
+def test_unknown_output_format_names_the_choices():
+    with pytest.raises(ConfigError) as e:
+        resolve_settings({}, {"ASSAY_OUTPUT": "xml"})
+    assert "ASSAY_OUTPUT" in e.value.message and "yaml" in e.value.message

@@ -1,4 +1,4 @@
-"""assay.sdk: transport, error mapping, SSE parsing, waiting and following (against the fake engine)."""
+"""assay.sdk: transport, error mapping, SSE parsing, waiting and following (against the real engine app)."""
 
 from __future__ import annotations
 
@@ -71,11 +71,11 @@ def test_parse_sse_frames():
     assert evs[2].namespace == "up" and evs[2].id == "7"
 
 
-def test_client_calls_send_bearer_and_return_objects(fake):
-    c = Client(fake.url, api_key="sekrit", namespace="ns1")
+def test_client_calls_send_bearer_and_return_objects(real):
+    c = Client(real.url, api_key="sekrit", namespace="ns1")
     run = c.start_workflow("Hello", "w1", input={"n": 1}, search_attributes={"env": "x"})
     assert run["workflow_id"] == "w1" and run["status"] == "PENDING"
-    req = fake.last("POST", "/api/v1/workflows")
+    req = real.last("POST", "/api/v1/workflows")
     assert req["headers"]["Authorization"] == "Bearer sekrit"
     assert req["body"] == {
         "workflow_type": "Hello",
@@ -85,9 +85,10 @@ def test_client_calls_send_bearer_and_return_objects(fake):
         "input": {"n": 1},
         "search_attributes": {"env": "x"},
     }
+    assert real.engine.get_workflow("w1")["namespace"] == "ns1"
     assert c.describe_workflow("w1")["input"] == {"n": 1}
     assert [w["id"] for w in c.list_workflows(search_attrs={"env": "x"})] == ["w1"]
-    assert fake.last("GET", "/api/v1/workflows")["query"]["namespace"] == "ns1"
+    assert real.last("GET", "/api/v1/workflows")["query"]["namespace"] == "ns1"
     with pytest.raises(errors.Conflict):
         c.start_workflow("Hello", "w1")
     with pytest.raises(errors.NotFound) as info:
@@ -95,11 +96,12 @@ def test_client_calls_send_bearer_and_return_objects(fake):
     assert "a/b?c" in info.value.message  # path segments are quoted, not split
 
 
-def test_generated_ids_and_no_auth_header(fake):
-    c = Client(fake.url)
+def test_generated_ids_and_no_auth_header(real):
+    c = Client(real.url)
     run = c.start_workflow("MyType")
     assert run["workflow_id"].startswith("wf-mytype-")
-    assert "Authorization" not in fake.last("POST", "/api/v1/workflows")["headers"]
+    assert real.engine.get_workflow(run["workflow_id"])["workflow_type"] == "MyType"
+    assert "Authorization" not in real.last("POST", "/api/v1/workflows")["headers"]
 
 
 def test_unreachable_engine():
@@ -122,29 +124,29 @@ def test_timeout_is_unreachable():
         srv.close()
 
 
-def test_event_stream_yields_frames_and_closes_from_another_thread(fake):
-    c = Client(fake.url)
+def test_event_stream_yields_frames_and_closes_from_another_thread(real):
+    c = Client(real.url)
     stream = c.event_stream()
     got = []
     t = threading.Thread(target=lambda: got.extend(stream), daemon=True)
     t.start()
-    wait_until(lambda: fake.subscribers, what="subscriber")
-    fake.add_workflow("w1")
+    wait_until(lambda: real.subscribers, what="subscriber")
+    real.start("w1")
     wait_until(lambda: got, what="frame")
     stream.close()
     t.join(5)
     assert not t.is_alive()
-    assert got[0].event == "workflow_started" and got[0].workflow_id == "w1"
+    assert got[0].event == "workflow_started" and got[0].workflow_id == "w1" and got[0].namespace == "main"
 
 
-def test_change_feed_filters_by_workflow(fake):
-    fake.add_workflow("mine")
-    fake.add_workflow("other")
-    with ChangeFeed(Client(fake.url), "mine") as feed:
+def test_change_feed_filters_by_workflow(real):
+    real.start("mine")
+    real.start("other")
+    with ChangeFeed(Client(real.url), "mine") as feed:
         assert feed.wait_ready(5) and feed.live
-        fake.set_status("other", "RUNNING")
+        real.hold("other")  # -> RUNNING: a frame for another workflow
         assert feed.wait(0.2) is False
-        fake.set_status("mine", "RUNNING")
+        real.hold("mine")
         assert feed.wait(5) is True
         assert feed.take_kinds() == ["workflow_running"]
 
@@ -156,57 +158,52 @@ def test_change_feed_without_stream_falls_back():
 
 
 @pytest.mark.parametrize("sse", [True, False])
-def test_wait_returns_promptly_after_the_change(sse, monkeypatch):
-    """With a stream, the change's frame wakes the waiter: its safety re-check is pushed out of reach, so
-    nothing else could. Without one, it falls back to polling."""
+def test_wait_is_woken_by_the_change(tmp_path, monkeypatch, sse):
+    # With a stream, only the event can wake the waiter: its safety re-check is pushed past the test.
+    # Without one (an engine with no /events/stream), it polls.
     from assay.sdk import watch
-    from tests.cli.fake_engine import FakeEngine
+    from tests.cli.real_app import RealApp
 
     monkeypatch.setattr(watch, "SAFETY_RECHECK_SECS", 3600.0)
-    fake = FakeEngine(sse=sse)
+    monkeypatch.setattr(watch, "POLL_SECS", 0.05)
+    real = RealApp(str(tmp_path / "w.db"), without_sse=not sse)
     try:
-        fake.add_workflow("w1", status="RUNNING")
-        c = Client(fake.url)
+        real.start("w1", status="RUNNING")
+        c = Client(real.url)
         done: dict = {}
-
-        def waiter():
-            done["record"] = c.wait("w1", timeout=60)
-
-        def describes() -> int:
-            return sum(1 for r in fake.requests if r["path"] == "/api/v1/workflows/w1")
-
-        t = threading.Thread(target=waiter, daemon=True)
+        t = threading.Thread(target=lambda: done.update(record=c.wait("w1", timeout=60)), daemon=True)
         t.start()
         # the waiter has described the workflow once (after connecting the stream)
-        wait_until(lambda: describes() >= 1)
-        fake.finish("w1", "COMPLETED", result={"ok": True})
+        wait_until(lambda: any(r["path"] == "/api/v1/workflows/w1" for r in real.requests), what="describe")
+        real.finish("w1", "COMPLETED", result={"ok": True})
         t.join(30)
-        assert not t.is_alive(), "the waiter was not woken by the change"
+        assert not t.is_alive()
         assert done["record"]["status"] == "COMPLETED" and done["record"]["result"] == {"ok": True}
-        if sse:
-            assert describes() == 2  # once at the start, once on the frame: no polling
+        describes = sum(1 for r in real.requests if r["path"] == "/api/v1/workflows/w1")
+        assert describes == 2 if sse else describes >= 2  # with a stream: once, then once on the event
+        assert any(r["path"] == "/api/v1/events/stream" for r in real.requests)
     finally:
-        fake.stop()
+        real.stop()
 
 
-def test_wait_target_timeout_and_terminal_other_than_target(fake):
-    c = Client(fake.url)
-    fake.add_workflow("w1")
+def test_wait_target_timeout_and_terminal_other_than_target(real):
+    c = Client(real.url)
+    real.start("w1")
     with pytest.raises(
         errors.WaitTimeout, match=r"timeout after 0.2s waiting for w1 \(last status: PENDING\)"
     ):
         c.wait("w1", timeout=0.2)
-    fake.set_status("w1", "RUNNING")
+    real.hold("w1")
     assert c.wait("w1", timeout=5, target="running")["status"] == "RUNNING"
-    fake.finish("w1", "FAILED", error="bad")
+    real.finish("w1", "FAILED", error="bad")
     rec = c.wait("w1", timeout=5, target="RUNNING")  # can never be RUNNING again: returns the terminal record
-    assert rec["status"] == "FAILED"
+    assert rec["status"] == "FAILED" and rec["error"] == "bad"
     with pytest.raises(errors.NotFound):
         c.wait("nope", timeout=1)
 
 
-def test_wait_calls_on_tick(fake):
-    fake.add_workflow("w1", status="RUNNING")
+def test_wait_calls_on_tick(real):
+    real.start("w1", status="RUNNING")
     ticks = []
 
     class Enough(Exception):
@@ -218,14 +215,14 @@ def test_wait_calls_on_tick(fake):
             raise Enough  # three ticks while the workflow runs: no need to wait for a timeout
 
     with pytest.raises(Enough):
-        wait_for(Client(fake.url), "w1", timeout=60, on_tick=on_tick, tick_interval=0.05)
+        wait_for(Client(real.url), "w1", timeout=60, on_tick=on_tick, tick_interval=0.05)
     assert len(ticks) == 3 and ticks[0][0] == "RUNNING"
     assert all(b[1] >= a[1] for a, b in zip(ticks, ticks[1:], strict=False))
 
 
-def test_follow_events_until_terminal(fake):
-    fake.add_workflow("w1")
-    c = Client(fake.url)
+def test_follow_events_until_terminal(real):
+    real.start("w1")
+    c = Client(real.url)
     seen = []
 
     def follower():
@@ -235,19 +232,23 @@ def test_follow_events_until_terminal(fake):
     t = threading.Thread(target=follower, daemon=True)
     t.start()
     wait_until(lambda: seen == ["WorkflowStarted"], what="history")
-    fake.append_event("w1", "ActivityScheduled", {"activity_seq": 1})
-    fake.set_status("w1", "RUNNING")  # a stream frame makes the follower re-read the log
-    wait_until(lambda: "ActivityScheduled" in seen, timeout=15, what="new event")
-    fake.finish("w1", "COMPLETED")
-    t.join(5)
+    wait_until(lambda: real.subscribers, what="the follower's stream")
+    real.engine.signal("w1", "go", {"n": 1})  # an event and its frame, in one transaction
+    wait_until(lambda: "SignalReceived" in seen, timeout=10, what="new event")
+    real.finish("w1", "COMPLETED")
+    t.join(10)
     assert not t.is_alive()
-    assert seen == ["WorkflowStarted", "ActivityScheduled", "WorkflowCompleted"]
+    assert seen == [e["event_type"] for e in real.engine.list_events("w1")]
+    assert seen[:2] == ["WorkflowStarted", "SignalReceived"] and seen[-1] == "WorkflowCompleted"
 
 
-def test_follow_ends_on_terminal_status_without_terminal_event(fake):
-    fake.add_workflow("w1", status="RUNNING")
-    c = Client(fake.url)
+def test_follow_ends_on_terminal_status_without_terminal_event(real):
+    # Upstream's terminate changes the status and logs nothing: the follower must still end. The real
+    # engine always logs one, so this test makes that engine's answer: the status set in the store alone.
+    real.start("w1", status="RUNNING")
+    c = Client(real.url)
     gen = c.follow_events("w1", refresh_secs=0.05)
     assert next(gen)["event_type"] == "WorkflowStarted"
-    fake.set_status("w1", "FAILED", sse="workflow_terminated")  # status only, no event (upstream terminate)
+    with real.store.tx() as tx:
+        tx.update_workflow("w1", status="FAILED", completed_at=real.clock.now())
     assert list(gen) == []

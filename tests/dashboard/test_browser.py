@@ -254,6 +254,67 @@ def test_start_from_form_then_row_completes_live(open_page, live):
     assert p.errors == []
 
 
+RECORD_CELL = """(id) => {
+  const cell = document.querySelector(`tr[data-key="${CSS.escape(id)}"] .cell-duration`);
+  window.__durations = [cell.textContent];
+  new MutationObserver(() => window.__durations.push(cell.textContent))
+    .observe(cell, { childList: true, characterData: true, subtree: true });
+}"""
+
+
+def test_a_workflow_finished_in_under_a_second_shows_its_duration_never_a_dash(open_page, live):
+    # The live patch used to keep the old record (no completed_at), so a finished row showed "—"
+    # until the next full re-read, which a busy event stream kept postponing.
+    ex = expect()
+    queue, wf_id, gone_id = uid("quick"), uid("quick"), uid("gone")
+    p = open_page()
+    page = p.goto("/workflow/")
+    ex(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    start(live, wf_id, "Quick", queue)
+    start(live, gone_id, "Quick", queue)
+    for wid in (wf_id, gone_id):
+        ex(page.locator(f'tr[data-key="{wid}"] .cell-duration')).to_have_text("queued")
+        page.evaluate(RECORD_CELL.replace("window.__durations", f"window.__d_{wid.replace('-', '_')}"), wid)
+    worker = RawWorker(live.url, queue)
+    worker.poll(wf_id)
+    worker.commands(wf_id, [{"type": "CompleteWorkflow", "result": None}])
+    assert api(live, "POST", f"/workflows/{gone_id}/terminate", {"reason": "test"})[0] == 200
+    for wid in (wf_id, gone_id):
+        rec = api(live, "GET", f"/workflows/{wid}")[1]
+        assert rec["completed_at"] is not None, rec
+        row = page.locator(f'tr[data-key="{wid}"]')
+        ex(row.locator(".badge")).to_have_text(rec["status"])
+        ex(row.locator(".cell-duration")).to_have_text(re.compile(r"^\d+(ms|\.\d+s|s)$"))
+        seen = page.evaluate(f"window.__d_{wid.replace('-', '_')}")
+        assert "—" not in seen, seen
+    assert p.errors == []
+
+
+DEBOUNCE_STORM = """async () => {
+  const { debounce } = await import("/workflow/components/ui.js");
+  let plain = 0, capped = 0;
+  const a = debounce(() => plain++, 150);
+  const b = debounce(() => capped++, 150, 300);
+  for (let i = 0; i < 40; i++) {  // a call every 50 ms: a plain trailing debounce never fires
+    a(); b();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const during = { plain, capped };
+  await new Promise((r) => setTimeout(r, 400));
+  return { during, after: { plain, capped } };
+}"""
+
+
+def test_list_reload_is_not_postponed_forever_by_a_busy_stream(open_page):
+    # The list re-reads through debounce(load, 150, 1000): under a steady stream of events it still runs.
+    p = open_page()
+    page = p.goto("/workflow/")
+    got = page.evaluate(DEBOUNCE_STORM)
+    assert got["during"]["capped"] >= 2, got  # a 2 s storm, at most 300 ms between runs
+    assert got["after"]["plain"] >= 1 and got["after"]["capped"] >= got["during"]["capped"], got
+    assert p.errors == []
+
+
 def test_signal_from_detail_and_terminate_from_list(open_page, live):
     ex = expect()
     queue, wf_id, other = uid("q"), uid("sig"), uid("term")

@@ -160,3 +160,19 @@ def test_an_idle_recovery_loop_still_catches_a_new_lease_on_time(engine, clock):
     clock.set(nxt)
     loop.tick(clock.now())
     assert Worker(engine).claim()["id"] == "a"
+
+
+def test_terminal_events_carry_completed_at_so_a_list_can_show_the_duration(engine, sub, clock):
+    w = Worker(engine)
+    start(engine, "quick")
+    w.run("quick", {"type": "CompleteWorkflow", "result": 1})
+    start(engine, "gone")
+    engine.terminate("gone")
+    events = {(t, d["workflow_id"]): d for t, d in drain(sub)}
+    done = events[("workflow_completed", "quick")]
+    assert done["completed_at"] == engine.get_workflow("quick")["completed_at"] is not None
+    assert (
+        events[("workflow_terminated", "gone")]["completed_at"] == engine.get_workflow("gone")["completed_at"]
+    )
+    assert "completed_at" not in events[("workflow_started", "quick")]  # only once it has finished
+    assert "completed_at" not in events[("workflow_running", "quick")]

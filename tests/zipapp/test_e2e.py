@@ -139,7 +139,7 @@ def test_engine_worker_and_cli_from_the_pyz(bare: Bare, engine: str, tmp_path):
     assert code == 0, worker.log()
     assert len(extracted(bare)) == 1  # `run` extracted lupa, once
 
-    # the other groups, against the live engine (croniter + tzdata for schedules, PyYAML for --config)
+    # the other groups, against the live engine (tzdata for schedules, PyYAML for --config)
     sched = cli(
         bare,
         engine,

@@ -4,7 +4,7 @@ local native = require("assay._native")
 local P = require("assay.protocol")
 local json = json
 local sfmt, concat = string.format, table.concat
-local now, sleep, env = time, sleep, env
+local now, sleep = time, sleep
 
 -- A JSON object copy of table t (never touches the caller's table or its metatable).
 local function obj(t)
@@ -115,14 +115,17 @@ end
 -- connect
 ---------------------------------------------------------------------------------------------------
 function C.connect(url, opts)
-  if url == nil then url = env.get("ASSAY_ENGINE_URL") or "http://127.0.0.1:8080" end
+  -- ASSAY_ENGINE_URL / ASSAY_API_KEY and their defaults are declared in assay/config.py
+  local okd, defaults = native.settings("engine_url", "api_key")
+  if not okd then error("workflow.connect: " .. tostring(defaults), 2) end
+  if url == nil then url = defaults.engine_url end
   if type(url) ~= "string" or url == "" then error("workflow.connect: url must be a non-empty string", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("workflow.connect: opts must be a table", 2) end
   if select(2, native.replay_mode()) then return true end -- assay replay: no engine traffic
   opts = opts or {}
   url = url:gsub("/+$", "")
   local token = opts.token
-  if token == nil then token = env.get("ASSAY_API_KEY") end
+  if token == nil then token = defaults.api_key end
   local headers = {}
   if token ~= nil and token ~= "" then headers["Authorization"] = "Bearer " .. tostring(token) end
   local ok, handle = native.engine_new(url, headers, opts.timeout or 30)

@@ -8,7 +8,7 @@ local KIND = P.TaskKind
 local json = json
 local sfmt, concat = string.format, table.concat
 local state, call, pct = client.state, client.call, client.pct
-local sleep, env, os_hostname = sleep, env, os.hostname
+local sleep, os_hostname = sleep, os.hostname
 
 -- Internal natives answer (true, value); these unwrap the value.
 local function mono() return select(2, native.monotonic()) end
@@ -19,9 +19,11 @@ local W = { workflows = {}, activities = {}, workflow_names = {}, activity_names
 
 local function log(level, msg) native.log(level, "assay.lua.worker", msg) end
 
-local function env_number(name)
-  local ok, v = pcall(env.get, name)
-  return ok and tonumber(v) or nil
+-- ASSAY_WORKER_* defaults, declared in assay/config.py (WorkerSettings); a bad value is an error naming it
+local function settings(where)
+  local ok, s = native.settings()
+  if not ok then error(where .. ": " .. tostring(s), 3) end
+  return s
 end
 
 function W.define(name, fn)
@@ -336,10 +338,11 @@ end
 
 local REPLICA_DONE = { __assay_replica_done = true }
 
--- The worker's code version: env ASSAY_BUILD_ID, else the first 12 hex of the worker file's sha256.
+-- The worker's code version: ASSAY_BUILD_ID (declared in assay/config.py), else the first 12 hex of the
+-- worker file's sha256.
 function W.build_id()
-  local ok, v = pcall(env.get, "ASSAY_BUILD_ID")
-  if ok and type(v) == "string" and v ~= "" then return v end
+  local ok, s = native.settings("build_id")
+  if ok and type(s.build_id) == "string" and s.build_id ~= "" then return s.build_id end
   local _, id = native.build_id()
   return id
 end
@@ -377,21 +380,22 @@ function W.listen(opts)
   if #W.workflow_names == 0 and #W.activity_names == 0 then
     error("workflow.listen: register a workflow (workflow.define) or an activity (workflow.activity) first", 2)
   end
-  local concurrency = math.floor(tonumber(opts.concurrency) or env_number("ASSAY_WORKER_CONCURRENCY") or 1)
+  local defaults = settings("workflow.listen")
+  local concurrency = math.floor(tonumber(opts.concurrency) or defaults.concurrency)
   if concurrency < 1 then error("workflow.listen: concurrency must be at least 1", 2) end
   local cfg = {
     queue = opts.queue or P.DEFAULT_TASK_QUEUE,
     namespace = opts.namespace or P.DEFAULT_NAMESPACE,
     identity = opts.identity or ("assay-worker-" .. os_hostname()),
-    wait_secs = tonumber(opts.poll_wait_secs) or env_number("ASSAY_WORKER_POLL_WAIT_SECS") or 20,
-    heartbeat_interval = tonumber(opts.heartbeat_interval_secs) or env_number("ASSAY_WORKER_HEARTBEAT_SECS") or 5,
+    wait_secs = tonumber(opts.poll_wait_secs) or defaults.poll_wait_secs,
+    heartbeat_interval = tonumber(opts.heartbeat_interval_secs) or defaults.heartbeat_secs,
     min_backoff = tonumber(opts.min_backoff_secs) or 0.5,
-    max_backoff = tonumber(opts.max_backoff_secs) or env_number("ASSAY_WORKER_MAX_BACKOFF_SECS") or 10,
+    max_backoff = tonumber(opts.max_backoff_secs) or defaults.max_backoff_secs,
     max_concurrent_workflows = opts.max_concurrent_workflows or concurrency,
     max_concurrent_activities = opts.max_concurrent_activities or concurrency,
     quick_empty = 0,
     -- tasks claimed per poll (opt-in batch; an engine without it answers one task as before)
-    max_tasks = math.max(1, math.min(100, math.floor(tonumber(opts.max_tasks) or env_number("ASSAY_WORKER_MAX_TASKS") or 4))),
+    max_tasks = math.max(1, math.min(100, math.floor(tonumber(opts.max_tasks) or defaults.max_tasks))),
   }
   cfg.wait_secs = math.max(0, math.min(60, cfg.wait_secs))
   local _, replica = native.replica_info()

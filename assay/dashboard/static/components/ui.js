@@ -295,13 +295,24 @@ export function copyButton(text, label = "Copy") {
   );
 }
 
-export function debounce(fn, ms) {
+// Trailing debounce; with maxWait, calls that keep coming still run fn at least every maxWait ms.
+export function debounce(fn, ms, maxWait = null) {
   let t = null;
+  let first = null;
   const wrapped = (...args) => {
     clearTimeout(t);
-    t = setTimeout(() => fn(...args), ms);
+    const now = Date.now();
+    if (first === null) first = now;
+    const wait = maxWait === null ? ms : Math.max(0, Math.min(ms, first + maxWait - now));
+    t = setTimeout(() => {
+      first = null;
+      fn(...args);
+    }, wait);
   };
-  wrapped.cancel = () => clearTimeout(t);
+  wrapped.cancel = () => {
+    clearTimeout(t);
+    first = null;
+  };
   return wrapped;
 }
 

@@ -218,16 +218,23 @@ export async function render(root, ctx) {
     pager.hidden = page <= 1 && !hasMore;
   }
 
-  const refreshSoon = debounce(() => {
-    load();
-    loadStuck();
-  }, 150);
+  // a busy stream still re-reads at least once a second
+  const refreshSoon = debounce(
+    () => {
+      load();
+      loadStuck();
+    },
+    150,
+    1000,
+  );
 
   // Live: patch a visible row straight from the event, then re-read the page (order + filters).
   const unsubscribe = live.subscribe((ev) => {
     const tr = tbody.querySelector(`tr[data-key="${CSS.escape(ev.workflow_id || "")}"]`);
     if (tr && ev.status) {
-      updateRow(tr, { ...tr._rec, status: ev.status });
+      const patch = { status: ev.status };
+      if (ev.completed_at != null) patch.completed_at = ev.completed_at;
+      updateRow(tr, { ...tr._rec, ...patch });
     }
     if (tr || page === 1) refreshSoon();
   });
@@ -278,7 +285,8 @@ export async function render(root, ctx) {
 
 function durationText(r) {
   if (!r.created_at) return "—";
-  if (r.completed_at) return fmtDuration(r.completed_at - r.created_at);
+  const end = r.completed_at ?? (TERMINAL.has(r.status) ? r.updated_at : null);
+  if (end != null) return fmtDuration(end - r.created_at);
   if (TERMINAL.has(r.status)) return "—";
   return r.status === WorkflowStatus.PENDING ? "queued" : "running";
 }
