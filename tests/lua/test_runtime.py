@@ -231,6 +231,8 @@ def test_ctrl_c_interrupts_a_script(code):
 
     from tests.helpers import ROOT, subprocess_env
 
+    # Ctrl-C at a terminal: the child starts with SIGINT's default disposition. (A shell without job
+    # control starts background commands with SIGINT ignored, and a child inherits that: CI may run us so.)
     p = subprocess.Popen(
         [sys.executable, "-m", "assay", "run", "-e", f"print('go'); {code}"],
         cwd=ROOT,
@@ -238,6 +240,7 @@ def test_ctrl_c_interrupts_a_script(code):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert p.stdout.readline().strip() == "go"
     p.send_signal(signal.SIGINT)
