@@ -3,6 +3,7 @@
 local P = require("assay.protocol")
 local WS, TS = P.WorkflowStatus, P.TemporalStatus
 local native = require("assay._native")
+local wclient = require("assay.workflow.client")
 local json = json
 local sfmt, concat = string.format, table.concat
 local env = env
@@ -45,25 +46,10 @@ end
 
 -- Low level: returns status, decoded JSON (or nil), raw body. Raises (level 0) on transport errors.
 function M.call(conn, method, path, body, opts)
-  local text
-  if body ~= nil then text = type(body) == "string" and body or json.encode(body) end
-  local ok, status, raw = native.engine_call(conn.handle, method, "/api/v1" .. path, text,
-    opts and opts.timeout, opts and opts.interruptible)
-  if not ok then error(status, 0) end
-  local value
-  if raw and #raw > 0 then
-    local okp, v = pcall(json.parse, raw)
-    if okp then value = v end
-  end
-  return status, value, raw
+  return wclient.call_on(conn.handle, method, path, body, opts)
 end
 
-local function err_body(value, raw)
-  if type(value) == "table" and type(value.error) == "string" then return value.error end
-  raw = raw or ""
-  if #raw > 300 then raw = raw:sub(1, 300) .. "..." end
-  return raw == "" and "<empty>" or raw
-end
+local function err_body(value, raw) return wclient.err_body(value, raw, 300) end
 
 -- Call the engine for public function `fname`; 2xx -> value (or true); 404 -> nil when nil404; any other
 -- answer raises "<fname>: HTTP <n>: <engine message>" at `level`.

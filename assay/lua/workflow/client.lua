@@ -38,13 +38,13 @@ C.maybe_json = maybe_json
 
 -- Low level: returns status, decoded JSON value (or nil), raw body. Raises on transport errors.
 -- body: nil (no body), a string (sent as is) or a Lua value (JSON-encoded).
-function C.call(method, path, body, opts)
-  if not state.handle then error("workflow: not connected (call workflow.connect(url) first)", 0) end
+-- The same on an explicit engine connection `handle` (the Temporal-era modules hold their own).
+function C.call_on(handle, method, path, body, opts)
   local text
   if body ~= nil then
     if type(body) == "string" then text = body else text = json.encode(body) end
   end
-  local ok, status, raw = native.engine_call(state.handle, method, C.BASE .. path, text,
+  local ok, status, raw = native.engine_call(handle, method, C.BASE .. path, text,
     opts and opts.timeout, opts and opts.interruptible)
   if not ok then error(status, 0) end
   local value
@@ -55,12 +55,20 @@ function C.call(method, path, body, opts)
   return status, value, raw
 end
 
-local function err_body(value, raw)
+function C.call(method, path, body, opts)
+  if not state.handle then error("workflow: not connected (call workflow.connect(url) first)", 0) end
+  return C.call_on(state.handle, method, path, body, opts)
+end
+
+-- The engine's error message of a failed answer, or its body (cut at `max` characters, default 500).
+function C.err_body(value, raw, max)
   if type(value) == "table" and type(value.error) == "string" then return value.error end
   raw = raw or ""
-  if #raw > 500 then raw = raw:sub(1, 500) .. "..." end
+  max = max or 500
+  if #raw > max then raw = raw:sub(1, max) .. "..." end
   return raw == "" and "<empty>" or raw
 end
+local err_body = C.err_body
 
 -- Call the engine for management function `fname`; `accept` maps OK statuses to true. A 404 returns
 -- nil when accept[404] == "nil". Errors are raised at the caller of the public function (level 3).
