@@ -165,13 +165,23 @@ class Settings:
     threads: int = setting(
         64,
         "ASSAY_THREADS",
-        "HTTP worker threads (long-polls and SSE streams each hold one).",
+        "HTTP worker threads at start (long-polls and SSE streams each hold one; the pool grows for held "
+        "polls up to ASSAY_MAX_THREADS).",
         flag="--threads",
     )
-    reserve_threads: int = setting(
-        8,
+    reserve_threads: int | None = setting(
+        None,
         "ASSAY_RESERVE_THREADS",
-        "Threads kept free for ordinary calls; long-polls answer at once and SSE is refused past it.",
+        "Threads kept free for ordinary calls (/health, starts, results): held polls and SSE streams never "
+        "take them.",
+        shown_default="threads/8, at least 4",
+    )
+    max_threads: int | None = setting(
+        None,
+        "ASSAY_MAX_THREADS",
+        "Most HTTP worker threads: the pool grows up to this while long-polls are held; past it a long-poll "
+        "answers at once, empty, with retry_after.",
+        shown_default="16 x threads, at least 1024",
     )
     max_body_bytes: int = setting(2 * 1024 * 1024, "ASSAY_MAX_BODY_BYTES", "Largest accepted request body.")
     dispatch_timeout_secs: float = setting(
@@ -260,6 +270,20 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def reserve(self) -> int:
+        """Threads never given to a held request: ASSAY_RESERVE_THREADS, or threads/8 (at least 4, and
+        always leaving one thread a long-poll can take)."""
+        if self.reserve_threads is not None:
+            return max(0, self.reserve_threads)
+        return max(0, min(max(4, self.threads // 8), self.threads - 1))
+
+    @property
+    def thread_ceiling(self) -> int:
+        """The most threads the HTTP pool may grow to (never below `threads`)."""
+        top = self.max_threads if self.max_threads is not None else max(1024, 16 * self.threads)
+        return max(self.threads, top)
 
     @property
     def database(self) -> str:

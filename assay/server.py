@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from assay import __version__
+from assay.api.http import DELAY_ANSWER
 from assay.config import Settings
 from assay.errors import AssayError
 
@@ -96,9 +97,18 @@ def _use_channel_class(wsgi: Any) -> None:
       channel is not writable until the lock is free, and a task that leaves bytes behind wakes the
       loop after releasing the lock.
     """
-    from waitress.channel import HTTPChannel
+    from waitress.channel import ClientDisconnected, HTTPChannel
 
     class Channel(HTTPChannel):
+        answer_at = 0.0  # monotonic time before which the queued answer is not sent (delay_answer)
+
+        def delay_answer(self, secs: float) -> None:
+            """Send the answer being written `secs` from now, without keeping the task thread: the bytes
+            wait in the out-buffer and the main loop sends them when the time comes (its poll wakes at
+            least every second). Used for empty long-poll answers to clients that may not honour
+            retry_after, so they cannot come straight back."""
+            self.answer_at = time.monotonic() + max(0.0, secs)
+
         def check_client_disconnected(self) -> bool:
             if not self.connected:
                 return True
@@ -106,6 +116,10 @@ def _use_channel_class(wsgi: Any) -> None:
             return sock is None or _peer_closed(sock)
 
         def writable(self) -> bool:
+            if self.answer_at:
+                if time.monotonic() < self.answer_at and self.total_outbufs_len and not self.will_close:
+                    return False  # a delayed answer: not yet
+                self.answer_at = 0.0
             if self.requests and self.total_outbufs_len and not (self.will_close or self.close_when_flushed):
                 lock = self.outbuf_lock
                 if not lock.acquire(False):
@@ -114,6 +128,14 @@ def _use_channel_class(wsgi: Any) -> None:
             return bool(super().writable())
 
         def write_soon(self, data: Any) -> int:
+            if data and self.answer_at:  # a delayed answer: queue it, the main loop sends it later
+                if not self.connected:
+                    raise ClientDisconnected
+                with self.outbuf_lock:
+                    self.outbufs[-1].append(data)
+                    self.current_outbuf_count += len(data)
+                    self.total_outbufs_len += len(data)
+                return len(data)
             n = super().write_soon(data)
             if self.total_outbufs_len:  # a partial send: let the loop flush the rest
                 self.server.pull_trigger()
@@ -123,6 +145,25 @@ def _use_channel_class(wsgi: Any) -> None:
     for srv in servers:
         if hasattr(srv, "channel_class"):
             srv.channel_class = Channel
+
+
+def connection_limit(s: Settings) -> int:
+    """Connections waitress keeps open: every held poll the pool may grow to, the polls past it (told to
+    come back later), and ordinary callers."""
+    return max(100, 4 * s.threads, 2 * s.thread_ceiling)
+
+
+def raise_fd_limit(want: int) -> None:
+    """Raise the soft limit on open files toward `want` (never above the hard limit)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            top = want if hard == resource.RLIM_INFINITY else min(want, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not Unix, or not allowed
+        pass
 
 
 class PortUnavailable(AssayError):
@@ -154,6 +195,8 @@ class Server:
         settings = self.settings
         self.store = open_store(settings.backend, synchronous=settings.sqlite_synchronous)
         self.engine = Engine(self.store, settings=settings)
+        if self._wsgi is not None:  # held polls grow the pool up to ASSAY_MAX_THREADS (engine/core.py)
+            self.engine.core.grow_pool = self._wsgi.task_dispatcher.set_thread_count
         if self.store.multi_instance:
             from assay.engine.notify import bridge
 
@@ -189,6 +232,9 @@ class Server:
         return [lambda app, router: dashboard_register(app, self.engine, self.settings)]
 
     def _application(self, environ: dict, start_response: Any) -> Any:
+        channel = getattr(environ.get("waitress.client_disconnected"), "__self__", None)
+        if channel is not None and hasattr(channel, "delay_answer"):
+            environ[DELAY_ANSWER] = channel.delay_answer
         return self.app(environ, start_response)  # bound before the app exists: look it up per request
 
     def bind(self) -> Any:
@@ -213,10 +259,11 @@ class Server:
             host=s.host,
             port=s.port,
             threads=s.threads,
+            asyncore_use_poll=True,  # select() fails past 1024 descriptors; a thousand workers need more
             ident="assay",
             max_request_body_size=s.max_body_bytes * 2 + 65536,
             channel_timeout=300,
-            connection_limit=max(100, s.threads * 4),
+            connection_limit=connection_limit(s),
             clear_untrusted_proxy_headers=True,
             # 0: while a request runs, waitress's loop does not watch its socket. (1 made the loop spin on
             # the busy channel: ~30 loop turns per request instead of 2.) Held long-polls still notice a
@@ -224,6 +271,7 @@ class Server:
             channel_request_lookahead=0,
         )
         _use_channel_class(srv)
+        raise_fd_limit(connection_limit(s) + 256)
         return srv
 
     def _close_listener(self) -> None:

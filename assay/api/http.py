@@ -69,6 +69,11 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+#: environ key of a request served by `assay serve`: a function(secs) that sends this request's answer
+#: that much later without keeping its thread (server.py); absent in-process (tests, embedding)
+DELAY_ANSWER = "assay.delay_answer"
+
+
 def json_response(obj: Any, status: int = 200) -> str:
     bottle.response.status = status
     bottle.response.content_type = "application/json"

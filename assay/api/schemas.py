@@ -77,6 +77,19 @@ WAIT_SECS = {
 }
 NSTR = nullable(STR)
 NNUM = nullable(NUM)
+#: opt-in on a poll: the worker waits `retry_after` itself (else a poll past the ceiling is answered later)
+RETRY_AFTER_OPT = {
+    "type": "boolean",
+    "description": "opt-in: when the engine cannot hold this long-poll (its thread ceiling is reached), "
+    "answer at once with retry_after; the worker waits that long before polling again. Without it such a "
+    "poll gets upstream's empty answer, sent about retry_after later.",
+}
+RETRY_AFTER = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "description": "the engine could not hold this long-poll: seconds to wait before polling again "
+    "(only for a poll that sent retry_after: true; also in the Retry-After header)",
+}
 
 RETRY = {
     "max_attempts": {
@@ -339,14 +352,29 @@ SCHEMAS: dict[str, Any] = {
         description="identity + queue let the engine re-register a reaped id",
     ),
     "Poll": obj(
-        {"queue": STR, "worker_id": STR, "wait_secs": WAIT_SECS, "max_tasks": MAX_TASKS_FIELD},
+        {
+            "queue": STR,
+            "worker_id": STR,
+            "wait_secs": WAIT_SECS,
+            "max_tasks": MAX_TASKS_FIELD,
+            "retry_after": RETRY_AFTER_OPT,
+        },
         ("worker_id",),
     ),
     "ActivityTaskOrNull": {
-        "anyOf": [ref("Activity"), obj({"task": {"type": "null"}}, ("task",)), ref("TaskBatch")]
+        "anyOf": [
+            ref("Activity"),
+            obj({"task": {"type": "null"}, "retry_after": RETRY_AFTER}, ("task",)),
+            ref("TaskBatch"),
+        ]
     },
+    "RetryLater": obj(
+        {"retry_after": RETRY_AFTER},
+        ("retry_after",),
+        description="No task: the engine could not hold this long-poll (opted in with retry_after: true).",
+    ),
     "TaskBatch": obj(
-        {"tasks": array(ref("TaskItem"))},
+        {"tasks": array(ref("TaskItem")), "retry_after": RETRY_AFTER},
         ("tasks",),
         description="The answer to a poll with max_tasks (opt-in): the tasks claimed, possibly none.",
     ),
@@ -405,7 +433,9 @@ SCHEMAS: dict[str, Any] = {
     "ActivityHeartbeat": nullable(obj({"details": ANY, "worker_id": STR}, description=OPT_OBJECT_BODY)),
     "HeartbeatResponse": obj({"cancel_requested": BOOL}, ("cancel_requested",)),
     "WorkflowTask": WORKFLOW_TASK,
-    "WorkflowTaskOrNull": {"anyOf": [ref("WorkflowTask"), {"type": "null"}, ref("TaskBatch")]},
+    "WorkflowTaskOrNull": {
+        "anyOf": [ref("WorkflowTask"), {"type": "null"}, ref("TaskBatch"), ref("RetryLater")]
+    },
     "Command": {"oneOf": COMMANDS, "discriminator": {"propertyName": "type"}},
     "Commands": obj(
         {
@@ -444,6 +474,7 @@ SCHEMAS: dict[str, Any] = {
             "workflows": BOOL,
             "activities": BOOL,
             "max_tasks": MAX_TASKS_FIELD,
+            "retry_after": RETRY_AFTER_OPT,
         },
         ("worker_id",),
     ),
@@ -454,7 +485,10 @@ SCHEMAS: dict[str, Any] = {
                 ("kind", "task"),
             ),
             obj({"kind": {"const": TaskKind.activity_task.value}, "task": ref("Activity")}, ("kind", "task")),
-            obj({"kind": {"type": "null"}, "task": {"type": "null"}}, ("kind", "task")),
+            obj(
+                {"kind": {"type": "null"}, "task": {"type": "null"}, "retry_after": RETRY_AFTER},
+                ("kind", "task"),
+            ),
             ref("TaskBatch"),
         ]
     },

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import bottle
 
 from assay import records
-from assay.api.http import Router, empty, json_response, path_int, read_body
+from assay.api.http import DELAY_ANSWER, Router, empty, json_response, path_int, read_body
 from assay.engine import Engine
 from assay.engine.commands import parse_commands_body
 from assay.engine.deploy import opt_build_id
-from assay.engine.dispatch import MAX_TASKS, WF
+from assay.engine.dispatch import MAX_TASKS, WF, Claimed
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
 from assay.errors import BadRequest
 from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TaskKind, error_text
@@ -33,6 +34,28 @@ def _poll_args(b: dict[str, Any], max_wait: float) -> tuple[str, str, float]:
     return queue, worker_id, wait
 
 
+def _empty_answer(upstream: Any, got: Claimed, b: dict[str, Any]) -> str:
+    """An empty poll answer. A long-poll the engine could not hold (got.retry_after) says when to come
+    back: the Retry-After header always; the `retry_after` field when the poll opted in with
+    `"retry_after": true` (the body is otherwise upstream's); a poll that did not opt in is answered that
+    much later, without holding a thread, so a client that ignores the hint cannot spin."""
+    secs = got.retry_after
+    if secs is None:
+        return json_response(upstream)
+    bottle.response.set_header("Retry-After", str(math.ceil(secs)))
+    if opt_bool(b, "retry_after", False):
+        return json_response({**(upstream or {}), "retry_after": secs})
+    delay = bottle.request.environ.get(DELAY_ANSWER)
+    if callable(delay):
+        delay(secs)
+    return json_response(upstream)
+
+
+def _poll_one(engine: Engine, b: dict[str, Any], workflows: bool, activities: bool) -> Claimed:
+    queue, wid, wait = _poll_args(b, engine.settings.long_poll_max_secs)
+    return engine.poll_tasks(queue, wid, wait, workflows=workflows, activities=activities, gone=_gone_check())
+
+
 def _task_item(kind: str, task: Any) -> dict[str, Any]:
     return {"kind": kind, "task": records.workflow_task(task) if kind == WF else records.activity(task)}
 
@@ -42,10 +65,13 @@ def _batch_poll(engine: Engine, b: dict[str, Any], workflows: bool, activities: 
     n = opt_int(b, "max_tasks", None, min_value=1, max_value=MAX_TASKS)
     if n is None:
         return None
+    opt_bool(b, "retry_after", False)  # a wrong type is a 400 before the poll is held
     queue, wid, wait = _poll_args(b, engine.settings.long_poll_max_secs)
     got = engine.poll_tasks(
         queue, wid, wait, workflows=workflows, activities=activities, gone=_gone_check(), max_tasks=n
     )
+    if not got:
+        return _empty_answer({"tasks": []}, got, b)
     return json_response({"tasks": [_task_item(k, t) for k, t in got]})
 
 
@@ -55,7 +81,6 @@ def _eager_wf_response(task: Any) -> str:
 
 def register(r: Router, engine: Engine) -> None:
     mb = r.max_body
-    max_wait = engine.settings.long_poll_max_secs
 
     @r(
         "POST",
@@ -135,9 +160,9 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, False, True)
         if batch is not None:
             return batch
-        queue, wid, wait = _poll_args(b, max_wait)
-        kind, task = engine.poll(queue, wid, wait, workflows=False, activities=True, gone=_gone_check())
-        return json_response(records.activity(task) if task else {"task": None})
+        opt_bool(b, "retry_after", False)
+        got = _poll_one(engine, b, False, True)
+        return json_response(records.activity(got[0][1])) if got else _empty_answer({"task": None}, got, b)
 
     @r(
         "POST",
@@ -248,9 +273,9 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, True, False)
         if batch is not None:
             return batch
-        queue, wid, wait = _poll_args(b, max_wait)
-        kind, task = engine.poll(queue, wid, wait, workflows=True, activities=False, gone=_gone_check())
-        return json_response(records.workflow_task(task) if task else None)
+        opt_bool(b, "retry_after", False)
+        got = _poll_one(engine, b, True, False)
+        return json_response(records.workflow_task(got[0][1])) if got else _empty_answer(None, got, b)
 
     @r(
         "POST",
@@ -316,17 +341,11 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
         if batch is not None:
             return batch
-        queue, wid, wait = _poll_args(b, max_wait)
-        kind, task = engine.poll(
-            queue,
-            wid,
-            wait,
-            workflows=opt_bool(b, "workflows", True),
-            activities=opt_bool(b, "activities", True),
-            gone=_gone_check(),
-        )
+        opt_bool(b, "retry_after", False)
+        got = _poll_one(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
+        if not got:
+            return _empty_answer({"kind": None, "task": None}, got, b)
+        kind, task = got[0]
         if kind == TaskKind.workflow_task:
             return json_response({"kind": kind, "task": records.workflow_task(task)})
-        if kind == TaskKind.activity_task:
-            return json_response({"kind": kind, "task": records.activity(task)})
-        return json_response({"kind": None, "task": None})
+        return json_response({"kind": kind, "task": records.activity(task)})

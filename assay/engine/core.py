@@ -55,6 +55,9 @@ class EngineCore:
         self.started_at = self.clock.now()
         self._held = 0
         self._held_lock = threading.Lock()
+        #: the HTTP pool's size; `grow_pool(n)` (set by the server) resizes it for held requests
+        self.pool_threads = self.settings.threads
+        self.grow_pool: Callable[[int], None] | None = None
         #: set by Engine: claims the tasks a transaction made ready for held polls, before it commits
         self.hand_over: Callable[[Tx, Effects], None] | None = None
         self.metrics: NullMetrics = for_engine(self)  # assay/metrics.py (NullMetrics when ASSAY_METRICS=0)
@@ -98,15 +101,37 @@ class EngineCore:
 
     # --- held requests (long-poll / SSE) ---------------------------------------------------------
     def try_hold(self, kind: str) -> bool:
-        """Reserve a server thread for a held request; False when only the reserve is left."""
-        limit = max(0, self.settings.threads - self.settings.reserve_threads)
+        """Reserve a server thread for a held request; False when only the reserve is left and the pool
+        cannot grow (ASSAY_MAX_THREADS)."""
         with self._held_lock:
-            if self._held >= limit:
-                return False
             if kind == "sse" and self.broadcaster.count >= self.settings.sse_max_streams:
+                return False
+            if self._held >= self.pool_threads - self.settings.reserve and not self._grow():
                 return False
             self._held += 1
             return True
+
+    def _grow(self) -> bool:
+        """Grow the HTTP pool (by a quarter, at least 8 threads) up to the ceiling; False at the ceiling
+        or when no server can grow (in-process WSGI). Called with _held_lock held."""
+        ceiling = self.settings.thread_ceiling
+        if self.grow_pool is None or self.pool_threads >= ceiling:
+            return False
+        size = min(ceiling, self.pool_threads + max(8, self.pool_threads // 4))
+        try:
+            self.grow_pool(size)
+        except Exception:  # pragma: no cover - a pool that cannot grow: answer as if at the ceiling
+            log.exception("could not grow the HTTP thread pool to %d", size)
+            return False
+        log.info("HTTP thread pool grown to %d threads (%d held requests)", size, self._held + 1)
+        self.pool_threads = size
+        return True
+
+    def retry_after(self, wait_secs: float) -> float:
+        """When a long-poll the server cannot hold should come back: about its own wait (0.5x-1x,
+        jittered so a crowd spreads out), at least 1 s, at most ASSAY_LONG_POLL_MAX_SECS."""
+        base = min(max(1.0, wait_secs), max(1.0, self.settings.long_poll_max_secs))
+        return round(max(1.0, base * random.uniform(0.5, 1.0)), 3)
 
     def release_hold(self) -> None:
         with self._held_lock:

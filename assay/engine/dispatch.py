@@ -30,6 +30,17 @@ log = logging.getLogger("assay.engine.dispatch")
 WF, ACT = TaskKind.workflow_task.value, TaskKind.activity_task.value
 KEY_PREFIX = {WF: "wf:", ACT: "act:"}
 MAX_TASKS = 100  # cap on a batch poll's max_tasks
+#: a held poll with nothing to wake it still looks at the store this often (tasks that become ready with
+#: time alone, e.g. a retry's backoff); the polls of one queue share the look
+RECHECK_SECS = 1.0
+
+
+class Claimed(list[tuple[str, Record]]):
+    """The (kind, task) pairs a poll claimed; `retry_after` (seconds) when the poll could not be held."""
+
+    def __init__(self, items: Any = (), retry_after: float | None = None) -> None:
+        super().__init__(items)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -50,6 +61,10 @@ class DispatchOps(Service):
     def __init__(self, core: EngineCore, tasks: Any) -> None:
         super().__init__(core)
         self.tasks = tasks
+        #: (queue, namespace, kinds) -> (when, work versions) of the last look that found nothing
+        #: (queue, namespace, kinds) -> the held poll (its PollSpec) that does that queue's safety look
+        self._lookouts: dict[tuple[str, str | None, tuple[str, ...]], object] = {}
+        self._last_look: dict[tuple[str, str | None, tuple[str, ...]], tuple[float, tuple[int, ...]]] = {}
 
     def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
         return self.claim_task(queue, worker_id, (WF,))[1]
@@ -154,52 +169,100 @@ class DispatchOps(Service):
         activities: bool = True,
         gone: Callable[[], bool] | None = None,
         max_tasks: int = 1,
-    ) -> list[tuple[str, Record]]:
+    ) -> Claimed:
         """Claim up to max_tasks tasks, holding up to `wait_secs` for one to arrive.
 
         `gone()` tells whether the caller hung up: a held poll whose client disconnected (or whose worker
-        deregistered) returns without claiming, so no task is handed to a worker that is not there."""
+        deregistered) returns without claiming, so no task is handed to a worker that is not there.
+        A poll the server cannot hold (no thread left to hold it on) answers at once, empty, with
+        `.retry_after` set: when to come back.
+
+        While held, the poll looks at the store again only when a key it waits on moved (its queue's
+        work, from this instance or another through the bridge) or, as a safety net for tasks that
+        become ready with time alone, once a RECHECK_SECS per queue: polls of the same queue share that
+        look (an idle poll opens no transaction at all, and N idle polls of a queue cost one read)."""
         kinds = ([WF] if workflows else []) + ([ACT] if activities else [])
         if len(kinds) == 2 and next(self.tasks._poll_turn) % 2:
             kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities
-        keys = [KEY_PREFIX[k] + queue for k in kinds] + ["worker-gone:" + worker_id]
-        deadline = self.clock.monotonic() + max(0.0, min(wait_secs, self.settings.long_poll_max_secs))
+        work_keys = [KEY_PREFIX[k] + queue for k in kinds]
+        keys = [*work_keys, "worker-gone:" + worker_id]
+        clock = self.clock
+        deadline = clock.monotonic() + max(0.0, min(wait_secs, self.settings.long_poll_max_secs))
         spec = PollSpec(queue, None, worker_id, tuple(kinds), gone)
         held = False
         woken_by: str | None = None
+        look = True  # look at the store on this turn
         try:
             while True:
                 since = self.notifier.versions(keys)
                 if (gone is not None and gone()) or worker_id in self.tasks._departed:
                     break
-                order = tuple(kinds)
-                if woken_by is not None:  # the kind we were woken for first
-                    order = tuple(sorted(kinds, key=lambda k: KEY_PREFIX[k] + queue != woken_by))
-                got = self.claim_tasks(queue, worker_id, order, max_tasks, spec=spec)
-                if got:
-                    if woken_by is not None and not any(KEY_PREFIX[k] + queue == woken_by for k, _ in got):
-                        self.notifier.pass_on(woken_by)
-                    return got
-                remaining = deadline - self.clock.monotonic()
+                if look:
+                    order = tuple(kinds)
+                    if woken_by is not None:  # the kind we were woken for first
+                        order = tuple(sorted(kinds, key=lambda k: KEY_PREFIX[k] + queue != woken_by))
+                    got = self.claim_tasks(queue, worker_id, order, max_tasks, spec=spec)
+                    if got:
+                        if woken_by is not None and not any(
+                            KEY_PREFIX[k] + queue == woken_by for k, _ in got
+                        ):
+                            self.notifier.pass_on(woken_by)
+                        return Claimed(got)
+                    self._looked(spec, since, work_keys)
+                remaining = deadline - clock.monotonic()
                 if remaining <= 0 or self.notifier.closed:
-                    return []
+                    return Claimed()
                 if not held:
                     held = self.core.try_hold("poll")
-                    if not held:  # only the reserve is left: answer at once
-                        return []
-                # wake at least every second when we can notice a hung-up client, to free its thread
-                w = self.notifier.wait(since, min(remaining, 1.0 if gone is not None else 5.0), spec)
+                    if not held:  # only the reserve is left: answer at once, and say when to come back
+                        return Claimed(retry_after=self.core.retry_after(wait_secs))
+                w = self.notifier.wait(since, min(remaining, self._tick(spec, spec)), spec)
                 woken_by = None
                 if w.tasks:
-                    return list(w.tasks)
+                    return Claimed(w.tasks)
                 if w.woken and w.woken_by and w.woken_by.startswith(("wf:", "act:")):
                     woken_by = w.woken_by
+                look = bool(w) or not self._looked_lately(spec, work_keys)
             if woken_by is not None:  # leaving without the task we were woken for
                 self.notifier.pass_on(woken_by)
-            return []
+            return Claimed()
         finally:
             if held:
                 self.core.release_hold()
+                key = self._look_key(spec)
+                if self._lookouts.get(key) is spec:  # another held poll of the queue takes the lookout over
+                    del self._lookouts[key]
+                    if not self.notifier.closed:
+                        self.notifier.pass_on(work_keys[0])
+
+    def _tick(self, spec: PollSpec, token: object) -> float:
+        """How long a held poll sleeps when nothing wakes it. One held poll per queue (the lookout) wakes
+        every RECHECK_SECS for the shared safety look; the others wake only to notice a hung-up client
+        and free its thread: every second while few polls are held, rarer as more are (a held poll ends
+        at its wait_secs anyway), so a thousand idle polls cost a few wake-ups a second, not a thousand."""
+        key = self._look_key(spec)
+        if self._lookouts.setdefault(key, token) is token:
+            return RECHECK_SECS
+        return min(30.0, max(RECHECK_SECS, self.core.held_requests / 20))
+
+    def _look_key(self, spec: PollSpec) -> tuple[str, str | None, tuple[str, ...]]:
+        return (spec.queue, spec.namespace, tuple(sorted(spec.kinds)))
+
+    def _looked(self, spec: PollSpec, since: dict[str, int], work_keys: list[str]) -> None:
+        """Remember that a look at the store (with these work versions) found nothing for this queue."""
+        self._last_look[self._look_key(spec)] = (
+            self.clock.monotonic(),
+            tuple(since[k] for k in work_keys),
+        )
+
+    def _looked_lately(self, spec: PollSpec, work_keys: list[str]) -> bool:
+        """Some poll of this queue found nothing less than RECHECK_SECS ago, and no work came since."""
+        seen = self._last_look.get(self._look_key(spec))
+        if seen is None:
+            return False
+        at, versions = seen
+        now = self.notifier.versions(work_keys)
+        return self.clock.monotonic() - at < RECHECK_SECS and versions == tuple(now[k] for k in work_keys)
 
     # --- hand-over (inside the transaction that made tasks ready) ---------------------------------------
     def _hand_over(self, tx: Tx, fx: Effects) -> None:

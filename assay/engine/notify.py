@@ -52,7 +52,7 @@ class Notifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._versions: dict[str, int] = {}
-        self._waiters: dict[str, list[Waiter]] = {}
+        self._waiters: dict[str, dict[Waiter, None]] = {}  # insertion-ordered: oldest first
         self._closed = False
         #: called with the keys of every local bump (the Postgres bridge publishes them)
         self.on_bump: Callable[[set[str]], None] | None = None
@@ -87,7 +87,7 @@ class Notifier:
                 log.exception("notify bridge failed")
 
     @staticmethod
-    def _wake(key: str, waiters: list[Waiter], n: int) -> None:
+    def _wake(key: str, waiters: Iterable[Waiter], n: int) -> None:
         for w in waiters:
             if n <= 0:
                 return
@@ -99,7 +99,7 @@ class Notifier:
     def pass_on(self, key: str) -> None:
         """A woken poll that leaves without the task it was woken for hands the wake-up to another."""
         with self._lock:
-            self._wake(key, self._waiters.get(key) or [], 1)
+            self._wake(key, self._waiters.get(key) or (), 1)
 
     def wait(self, since: dict[str, int], timeout: float, poll: Any = None) -> Waiter:
         """Block until a key in `since` moves past its version (a work key: until this waiter is the one
@@ -113,7 +113,7 @@ class Notifier:
                 w.woken = True
                 return w
             for k in w.keys:
-                self._waiters.setdefault(k, []).append(w)
+                self._waiters.setdefault(k, {})[w] = None
             try:
                 w.cond.wait_for(lambda: w.woken or self._closed, timeout=max(0.0, timeout))
                 if self._closed and not w.picked:
@@ -124,7 +124,7 @@ class Notifier:
                 for k in w.keys:
                     ws = self._waiters.get(k)
                     if ws is not None:
-                        ws.remove(w)
+                        ws.pop(w, None)
                         if not ws:
                             del self._waiters[k]
             return w
