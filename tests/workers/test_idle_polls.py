@@ -87,7 +87,7 @@ def matches_spec(client, path, value):
     )
     named = schema["$ref"].rsplit("/", 1)[1]
     documented = {n: json.dumps(spec["components"]["schemas"][n]) for n in (named, "RetryLater", "TaskBatch")}
-    assert all("retry_after" in text for text in documented.values()), documented
+    assert all("retry_after" in text or "RetryLater" in text for text in documented.values()), documented
 
 
 @pytest.mark.parametrize("path,extra,upstream", ROUTES, ids=IDS)
@@ -273,7 +273,7 @@ def _read_response(s: socket.socket) -> tuple[bytes, bytes]:
 
 def test_an_upstream_shaped_poll_past_the_ceiling_is_answered_later_without_a_thread(tmp_path):
     """Two threads, one reserved, no growth: poll A is held on the only thread. Poll B (no opt-in) is
-    past the ceiling: its answer is delayed by about its wait_secs (>= 2 s). Poll C (opted in) on the
+    past the ceiling: its answer is delayed by about its wait_secs (>= 1 s). Poll C (opted in) on the
     same thread pool is answered while B still waits: B's delay holds no thread."""
     e = start_engine(
         tmp_path, env={"ASSAY_THREADS": "2", "ASSAY_RESERVE_THREADS": "1", "ASSAY_MAX_THREADS": "2"}
@@ -282,13 +282,13 @@ def test_an_upstream_shaped_poll_past_the_ceiling_is_answered_later_without_a_th
         wid = http("POST", e.api + "/workers/register", {"identity": "i", "queue": "q"})[1]["worker_id"]
         a = _poll_raw(e.port, {"queue": "q", "worker_id": wid, "wait_secs": 30})
         wait_until(lambda: http("GET", e.api + "/health")[1]["held_requests"] == 1, what="poll A held")
-        b = _poll_raw(e.port, {"queue": "q", "worker_id": wid, "wait_secs": 4})
+        b = _poll_raw(e.port, {"queue": "q", "worker_id": wid, "wait_secs": 2})
         c = HTTPConnection("127.0.0.1", e.port, timeout=30)
-        body = json.dumps({"queue": "q", "worker_id": wid, "wait_secs": 4, "retry_after": True})
+        body = json.dumps({"queue": "q", "worker_id": wid, "wait_secs": 2, "retry_after": True})
         c.request("POST", "/api/v1/tasks/poll", body=body, headers={"Content-Type": "application/json"})
         rc = c.getresponse()
         got_c = json.loads(rc.read())
-        assert rc.status == 200 and got_c["task"] is None and got_c["retry_after"] >= 2.0
+        assert rc.status == 200 and got_c["task"] is None and got_c["retry_after"] >= 1.0
         b.setblocking(False)
         with pytest.raises(BlockingIOError):  # B's answer is not out yet, though C (after it) is
             b.recv(1)
