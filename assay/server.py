@@ -148,22 +148,28 @@ def _use_channel_class(wsgi: Any) -> None:
 
 
 def connection_limit(s: Settings) -> int:
-    """Connections waitress keeps open: every held poll the pool may grow to, the polls past it (told to
-    come back later), and ordinary callers."""
-    return max(100, 4 * s.threads, 2 * s.thread_ceiling)
+    """Connections waitress keeps open: every held poll the pool may grow to, the workers past it (told to
+    come back later, their connections kept alive) and ordinary callers; never more than the open-files
+    limit allows (raised toward it first)."""
+    want = max(4096, 4 * s.threads, 2 * s.thread_ceiling)
+    return max(100, min(want, raise_fd_limit(want + 256) - 256))
 
 
-def raise_fd_limit(want: int) -> None:
-    """Raise the soft limit on open files toward `want` (never above the hard limit)."""
+def raise_fd_limit(want: int) -> int:
+    """Raise the soft limit on open files toward `want` (never above the hard limit); returns the limit."""
     try:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and soft < want:
+        if soft == resource.RLIM_INFINITY:
+            return want
+        if soft < want:
             top = want if hard == resource.RLIM_INFINITY else min(want, hard)
             resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+            soft = top
+        return int(soft)
     except (ImportError, ValueError, OSError):  # pragma: no cover - not Unix, or not allowed
-        pass
+        return want
 
 
 class PortUnavailable(AssayError):
@@ -271,7 +277,6 @@ class Server:
             channel_request_lookahead=0,
         )
         _use_channel_class(srv)
-        raise_fd_limit(connection_limit(s) + 256)
         return srv
 
     def _close_listener(self) -> None:

@@ -11,7 +11,10 @@ Reads go through the real app in-process (WSGI, no sockets). Bursts: `--burst` s
 against a real `assay serve` on a port (keep-alive HTTP connections), on an empty database and on the big one.
 
     .venv/bin/python bench/scale.py [--workflows 1000000] [--events 4] [--db /tmp/scale.db] [--reuse]
-                                    [--reps 20] [--burst 5000] [--postgres]
+                                    [--reps 20] [--burst 5000] [--postgres] [--idle 50,200,1000]
+                                    [--idle-only]
+
+Idle workers: N pollers long-polling an idle engine (bench/idle.py; more options there).
 
 `--reuse` keeps an existing database file of the right size (building 1M rows takes a few minutes).
 `--postgres` runs the same reads on a throwaway Postgres cluster (tests/pg.py) filled the same way.
@@ -341,7 +344,11 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=5000, help="starts per burst (0: skip bursts)")
     ap.add_argument("--postgres", action="store_true", help="also run the reads on a throwaway Postgres")
     ap.add_argument("--skip-reads", action="store_true")
+    ap.add_argument("--idle", default="50,200,1000", help="idle-worker counts for bench/idle.py ('' to skip)")
+    ap.add_argument("--idle-only", action="store_true", help="only the idle-workers measurement")
     a = ap.parse_args()
+    if a.idle_only:
+        return run_idle(a)
 
     from assay.api import make_app
     from assay.engine import Engine
@@ -399,6 +406,17 @@ def main() -> None:
 
                 rate, p50, p99, mx = run_burst(pg.fresh_database(), a.burst, "pg", Path(d))
                 print(f"{'empty Postgres':24} {rate:9.0f} {p50:8.1f} {p99:8.1f} {mx:8.1f}")
+    if a.idle:
+        run_idle(a)
+
+
+def run_idle(a: argparse.Namespace) -> None:
+    """Idle workers (bench/idle.py): engine CPU and /health latency with N pollers, SQLite then Postgres."""
+    import idle
+
+    counts = [int(x) for x in a.idle.split(",") if x]
+    for postgres in (False, True) if a.postgres else (False,):
+        idle.run(counts, window=30.0, wait=20.0, honour=True, postgres=postgres, engine_args=[], warmup=5.0)
 
 
 if __name__ == "__main__":

@@ -61,9 +61,9 @@ class DispatchOps(Service):
     def __init__(self, core: EngineCore, tasks: Any) -> None:
         super().__init__(core)
         self.tasks = tasks
-        #: (queue, namespace, kinds) -> (when, work versions) of the last look that found nothing
         #: (queue, namespace, kinds) -> the held poll (its PollSpec) that does that queue's safety look
-        self._lookouts: dict[tuple[str, str | None, tuple[str, ...]], object] = {}
+        self._lookouts: dict[tuple[str, str | None, tuple[str, ...]], PollSpec] = {}
+        #: (queue, namespace, kinds) -> (when, work versions) of the last look that found nothing
         self._last_look: dict[tuple[str, str | None, tuple[str, ...]], tuple[float, tuple[int, ...]]] = {}
 
     def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
@@ -216,7 +216,7 @@ class DispatchOps(Service):
                     held = self.core.try_hold("poll")
                     if not held:  # only the reserve is left: answer at once, and say when to come back
                         return Claimed(retry_after=self.core.retry_after(wait_secs))
-                w = self.notifier.wait(since, min(remaining, self._tick(spec, spec)), spec)
+                w = self.notifier.wait(since, min(remaining, self._tick(spec)), spec)
                 woken_by = None
                 if w.tasks:
                     return Claimed(w.tasks)
@@ -235,13 +235,13 @@ class DispatchOps(Service):
                     if not self.notifier.closed:
                         self.notifier.pass_on(work_keys[0])
 
-    def _tick(self, spec: PollSpec, token: object) -> float:
+    def _tick(self, spec: PollSpec) -> float:
         """How long a held poll sleeps when nothing wakes it. One held poll per queue (the lookout) wakes
         every RECHECK_SECS for the shared safety look; the others wake only to notice a hung-up client
         and free its thread: every second while few polls are held, rarer as more are (a held poll ends
         at its wait_secs anyway), so a thousand idle polls cost a few wake-ups a second, not a thousand."""
         key = self._look_key(spec)
-        if self._lookouts.setdefault(key, token) is token:
+        if self._lookouts.setdefault(key, spec) is spec:
             return RECHECK_SECS
         return min(30.0, max(RECHECK_SECS, self.core.held_requests / 20))
 

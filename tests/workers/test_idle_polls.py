@@ -301,3 +301,27 @@ def test_an_upstream_shaped_poll_past_the_ceiling_is_answered_later_without_a_th
         c.close()
     finally:
         assert e.stop() == 0
+
+
+def test_held_polls_grow_the_servers_pool_past_its_start_size(tmp_path):
+    """Four threads at start, one reserved: without growth the fourth poll would be turned away. Six
+    polls are all held, and /health (a reserve thread) still answers."""
+    env = {"ASSAY_THREADS": "4", "ASSAY_RESERVE_THREADS": "1", "ASSAY_MAX_THREADS": "16"}
+    e = start_engine(tmp_path, env=env)
+    socks = []
+    try:
+        wid = http("POST", e.api + "/workers/register", {"identity": "i", "queue": "q"})[1]["worker_id"]
+        for _ in range(6):
+            socks.append(
+                _poll_raw(e.port, {"queue": "q", "worker_id": wid, "wait_secs": 30, "retry_after": True})
+            )
+        wait_until(lambda: http("GET", e.api + "/health")[1]["held_requests"] == 6, what="six polls held")
+        for s in socks:  # none was answered (a turned-away poll gets an immediate retry_after)
+            s.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                s.recv(1)
+        assert "HTTP thread pool grown to 12 threads" in e.log()
+    finally:
+        for s in socks:
+            s.close()
+        assert e.stop() == 0
