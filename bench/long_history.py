@@ -168,6 +168,7 @@ def run_variant(steps: int, window: int, sticky: bool, backend: str | None = Non
 
 
 def report(steps: int, window: int, variants: list[str]) -> None:
+    window = max(1, min(window, steps // 3))
     print(
         f"long history: 1 workflow x {steps} sequential activities, windows of {window} steps (machine may be loaded)"
     )
