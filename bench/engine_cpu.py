@@ -247,13 +247,17 @@ def serve_profiled(argv: list[str], out: str) -> None:
     main(["serve", *argv])
 
 
-def start_engine(tmp: str, backend: str | None, profile: str | None):
+def start_engine(tmp: str, backend: str | None, profile: str | None, wrapper: list[str] | None = None):
+    """`assay serve` on a free port; with `profile`, under serve_profiled; with `wrapper` (a script and its
+    leading arguments), as `python <wrapper...> <serve args>`."""
     from tests.helpers import free_port
 
     port = free_port()
     backend = backend or f"sqlite:///{tmp}/engine.db"
     args = ["--port", str(port), "--backend", backend]
-    if profile:
+    if wrapper:
+        argv = [sys.executable, *wrapper, *args]
+    elif profile:
         argv = [sys.executable, __file__, "_serve", profile, *args]
     else:
         argv = [sys.executable, str(ROOT / "assay.py"), "serve", *args]
