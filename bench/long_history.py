@@ -12,8 +12,10 @@ Worker variants:
            activities and the last seen seq) and receives only the new events (`history_after`); on a
            task without `history_after` it replays the full history, fetching further pages with
            GET /workflows/{id}/events?after=&limit= while `history_next_after` says there is more.
+  eager    sticky, and eager dispatch as the Lua worker uses it: the commands ask for the activity they
+           schedule (`eager_activities`), its completion for the next workflow task (`eager_workflow_task`)
 
-    .venv/bin/python bench/long_history.py [--steps 1000] [--window 20] [--variant plain|sticky|both]
+    .venv/bin/python bench/long_history.py [--steps 1000] [--window 20] [--variant plain|sticky|eager|all]
 
 (Also run by bench/scale.py --long-history.) The machine may be loaded: compare the ratios and the CPU
 per step of runs made in the same conditions, not absolute wall times.
@@ -34,15 +36,18 @@ sys.path.insert(0, str(ROOT / "bench"))
 from engine_cpu import Conn, cpu_s, start_engine  # noqa: E402
 
 QUEUE = "long"
+VARIANTS = ("plain", "sticky", "eager")
 PAGE = 1000
 
 
 class Worker:
     """A single-threaded raw-HTTP worker running `Long`: schedule activity k+1 until N are done."""
 
-    def __init__(self, port: int, sticky: bool) -> None:
+    def __init__(self, port: int, sticky: bool, eager: bool = False) -> None:
         self.c = Conn(port)
         self.sticky = sticky
+        self.eager = eager
+        self.next_task: dict | None = None
         body = {"identity": "long-bench", "queue": QUEUE, "workflows": ["Long"], "activities": ["step"]}
         if sticky:
             body["sticky"] = True
@@ -85,11 +90,16 @@ class Worker:
         return done
 
     def step(self) -> bool:
-        """One workflow task (+ its activity). False once the workflow completed."""
-        st, task = self.c.call(
-            "POST", "/workflow-tasks/poll", {"queue": QUEUE, "worker_id": self.wid, "wait_secs": 5}
-        )
-        assert st == 200 and task, (st, task)
+        """One workflow task (+ its activity). False once the workflow completed. With `eager`, the
+        commands ask for the activity they schedule and its completion for the next workflow task (2
+        requests per step, as the Lua worker does), so only the first task is polled for."""
+        task = self.next_task
+        self.next_task = None
+        if task is None:
+            st, task = self.c.call(
+                "POST", "/workflow-tasks/poll", {"queue": QUEUE, "worker_id": self.wid, "wait_secs": 5}
+            )
+            assert st == 200 and task, (st, task)
         self.task_bytes = len(repr(task))
         done = self._replay(task)
         n = int((task.get("input") or {}).get("steps") or 1)
@@ -106,27 +116,38 @@ class Worker:
                     "input": {"k": done + 1},
                 }
             ]
-        st, body = self.c.call(
-            "POST", f"/workflow-tasks/{wf_id}/commands", {"worker_id": self.wid, "commands": cmds}
-        )
+        req: dict = {"worker_id": self.wid, "commands": cmds}
+        if self.eager:
+            req["eager_activities"] = 1
+        st, body = self.c.call("POST", f"/workflow-tasks/{wf_id}/commands", req)
         assert st == 200, body
         if done >= n:
             self.cache.pop(wf_id, None)
             return False
-        st, act = self.c.call("POST", "/tasks/poll", {"queue": QUEUE, "worker_id": self.wid, "wait_secs": 5})
-        assert st == 200 and act and act.get("id") is not None, act
-        st, body = self.c.call("POST", f"/tasks/{act['id']}/complete", {"result": {"k": done + 1}})
+        if self.eager and body and body.get("activity_tasks"):
+            act = body["activity_tasks"][0]
+        else:
+            st, act = self.c.call(
+                "POST", "/tasks/poll", {"queue": QUEUE, "worker_id": self.wid, "wait_secs": 5}
+            )
+            assert st == 200 and act and act.get("id") is not None, act
+        done_req: dict = {"result": {"k": done + 1}}
+        if self.eager:
+            done_req.update(worker_id=self.wid, eager_workflow_task=True)
+        st, body = self.c.call("POST", f"/tasks/{act['id']}/complete", done_req)
         assert st == 200, body
+        if self.eager and body:
+            self.next_task = body.get("workflow_task")
         return True
 
 
-def run_variant(steps: int, window: int, sticky: bool, backend: str | None = None) -> dict:
+def run_variant(steps: int, window: int, variant: str, backend: str | None = None) -> dict:
     """Run one workflow of `steps` activities; engine CPU and wall per step over `window` steps from
     step ~10 and over the last `window` steps (window capped at steps/3)."""
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_engine(tmp, backend, None)
         try:
-            w = Worker(port, sticky)
+            w = Worker(port, variant != "plain", eager=variant == "eager")
             st, _ = w.c.call(
                 "POST",
                 "/workflows",
@@ -174,7 +195,7 @@ def report(steps: int, window: int, variants: list[str]) -> None:
     )
     print(f"{'worker':8} {'steps':>11} {'CPU ms/step':>12} {'wall ms/step':>13} {'task bytes':>11}")
     for v in variants:
-        r = run_variant(steps, window, v == "sticky")
+        r = run_variant(steps, window, v)
         for label in ("start", "end"):
             x = r[label]
             first = int(x["step"]) - window + 1
@@ -190,9 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--window", type=int, default=20)
-    ap.add_argument("--variant", choices=["plain", "sticky", "both"], default="both")
+    ap.add_argument("--variant", choices=[*VARIANTS, "all"], default="all")
     a = ap.parse_args(argv)
-    report(a.steps, a.window, ["plain", "sticky"] if a.variant == "both" else [a.variant])
+    report(a.steps, a.window, list(VARIANTS) if a.variant == "all" else [a.variant])
 
 
 if __name__ == "__main__":

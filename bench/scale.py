@@ -14,8 +14,8 @@ against a real `assay serve` on a port (keep-alive HTTP connections), on an empt
                                     [--reps 20] [--burst 5000] [--postgres]
 
 Long histories: `--long-history N` (default 1,000; 0 skips) runs bench/long_history.py: one workflow of N
-sequential activities, engine CPU and wall per step near step 10 and near step N, for a plain and a sticky
-raw-HTTP worker.
+sequential activities, engine CPU and wall per step near step 10 and near step N, for a plain, a sticky and a
+sticky+eager raw-HTTP worker.
 
 `--reuse` keeps an existing database file of the right size (building 1M rows takes a few minutes).
 `--postgres` runs the same reads on a throwaway Postgres cluster (tests/pg.py) filled the same way.
@@ -413,7 +413,7 @@ def main() -> None:
         import long_history  # bench/long_history.py (this file's folder is on sys.path when run as a script)
 
         print()
-        long_history.report(a.long_history, 40, ["plain", "sticky"])
+        long_history.report(a.long_history, 40, list(long_history.VARIANTS))
 
 
 if __name__ == "__main__":
