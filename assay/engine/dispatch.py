@@ -10,7 +10,7 @@
   the workflow's last seq at the claim (`HistoryPlan`): no history read holds the writer lock. A sticky
   worker that holds the workflow's replay state gets only the events after what it saw (`history_after`);
   any other sticky worker gets the full history, paged; a non-sticky worker gets the full history, as
-  upstream (docs/design.md, "Sticky workers").
+  upstream (docs/design.md, "Workflow task histories and sticky workers").
 - Eager dispatch (opt-in fields): a commands batch can claim the activities it schedules for the calling
   worker (when it serves them and says it has free slots) and the workflow's next task; an activity's
   completion can claim the workflow task it made ready. All in the transaction of the request.
