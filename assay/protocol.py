@@ -164,11 +164,11 @@ REJECTED_COMMAND = "FailWorkflowTask"
 #: `format` of an exported workflow history (`assay workflow export`, read by `assay replay --history`)
 HISTORY_FORMAT = "assay-history/1"
 
-#: Sticky workflow state (docs/design.md, "Workflow task histories and sticky workers"): the opt-in flag of
-#: POST /workers/register, and the fields of the workflow tasks handed to a worker that set it. `history_after` = A: the task carries
-#: only the events with seq > A (the worker applies them to its cached state if that state's last seq is A);
-#: `history_next_after`: the history is paged, fetch the rest with GET /workflows/{id}/events?after=&limit=;
-#: `history_last_seq`: the highest seq the task covers.
+#: Sticky workflow state (docs/design.md, "Workflow task histories and sticky workers"): the opt-in flag
+#: of POST /workers/register, and the fields of the workflow tasks handed to a worker that set it.
+#: `history_after` = A: the task carries only the events with seq > A (the worker applies them to its
+#: cached state if that state's last seq is A); `history_next_after`: the history is paged, fetch the rest
+#: with GET /workflows/{id}/events?after=&limit=; `history_last_seq`: the highest seq the task covers.
 STICKY = "sticky"
 HISTORY_AFTER = "history_after"
 HISTORY_NEXT_AFTER = "history_next_after"

@@ -1,7 +1,7 @@
 """Sticky workers (docs/design.md, "Workflow task histories and sticky workers"): the worker that holds a
-workflow's replay state gets only the new events (`history_after`) on every dispatch path; any other worker gets the full history (a
-sticky one paged, with `history_next_after`); a non-sticky worker's task keeps the upstream shape; and no
-history is read while a write transaction is open."""
+workflow's replay state gets only the new events (`history_after`) on every dispatch path; any other
+worker gets the full history (a sticky one paged, with `history_next_after`); a non-sticky worker's task
+keeps the upstream shape; and no history is read while a write transaction is open."""
 
 from __future__ import annotations
 
