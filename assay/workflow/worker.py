@@ -82,6 +82,8 @@ def ensure_logging() -> None:
 
 
 Task = tuple[str, dict[str, Any]]
+#: the longest retry_after a worker honours (a larger value from a confused engine is cut to this)
+MAX_RETRY_AFTER = 300.0
 WF_KIND, ACT_KIND = TaskKind.workflow_task.value, TaskKind.activity_task.value
 
 
@@ -104,6 +106,10 @@ class Worker:
         self.ready: _queue.SimpleQueue[Task | None] = _queue.SimpleQueue()
         self.reporter = ResultReporter(self.deliver, lambda: self.worker_id)
         self._count_lock = threading.Lock()
+
+    def wait_retry(self, secs: float) -> None:
+        """Wait before polling again (an empty poll's retry_after); returns at once on stop."""
+        self.stop.wait(secs)
 
     def eager(self) -> bool:
         """Ask for eager dispatch (an engine without it ignores the opt-in fields): not on a legacy engine,
@@ -258,6 +264,8 @@ class Worker:
         body = {"activities": bool(registry.ACTIVITIES), "max_tasks": max_tasks, "queue": cfg["queue"],
                 "wait_secs": float(cfg["wait_secs"]), "worker_id": self.worker_id,
                 "workflows": bool(registry.WORKFLOWS)}  # fmt: skip
+        if cfg["wait_secs"] > 0:
+            body["retry_after"] = True  # opt-in: a poll the engine cannot hold says when to come back
         status, value, raw = self.t.call("POST", "/poll", body, timeout=cfg["wait_secs"] + 15, abortable=True)
         if status == 0:
             return []
@@ -282,6 +290,12 @@ class Worker:
         if got:
             state["quick_empty"] = 0
             return got
+        ra = value.get("retry_after") if isinstance(value, dict) else None
+        if isinstance(ra, int | float) and not isinstance(ra, bool) and ra > 0:
+            # the engine could not hold the poll: come back when it says (a stop cuts the wait short)
+            state["quick_empty"] = 0
+            self.wait_retry(min(float(ra), MAX_RETRY_AFTER))
+            return []
         # an empty answer long before wait_secs: the engine is saving threads; do not spin
         if time.monotonic() - t0 < min(0.05, cfg["wait_secs"]):
             state["quick_empty"] += 1

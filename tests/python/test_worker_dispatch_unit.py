@@ -99,6 +99,9 @@ class FakeTransport:
         self.calls: list[tuple[str, dict]] = []
         self.aborting = threading.Event()
 
+    def abort(self) -> None:
+        self.aborting.set()
+
     def call(self, method, path, body=None, **kw):
         self.calls.append((path, body))
         return self.answer(path, body)
@@ -152,3 +155,51 @@ def test_commands_ask_for_one_eager_activity_only_when_served(handlers):
     w.legacy = True
     w.run_workflow_task(task)
     assert "eager_activities" not in t.calls[-1][1] and "eager_workflow_task" not in t.calls[-1][1]
+
+
+# --- retry_after (issue 17): an empty poll answer may say when to poll again --------------------------
+@pytest.mark.parametrize(
+    "answer",
+    [{"tasks": [], "retry_after": 2.5}, {"kind": None, "task": None, "retry_after": 2.5}],
+)
+def test_an_empty_poll_with_retry_after_waits_that_long_before_the_next(handlers, answer):
+    polls: list[dict] = []
+    waits: list[float] = []
+    t = FakeTransport(lambda path, body: (polls.append(body), (200, answer, b""))[1])
+    w = _worker(t)
+    w.wait_retry = lambda secs: (waits.append(secs), w.stop.set() if len(waits) == 2 else None)  # type: ignore[method-assign]
+    w.poll_loop()  # returns once stopped (after the second wait)
+    assert polls[0]["retry_after"] is True and polls[0]["wait_secs"] == 5.0
+    assert len(polls) == 2 and waits == [2.5, 2.5]  # one wait after each empty answer, then the next poll
+
+
+def test_without_retry_after_no_wait_and_no_opt_in_for_a_short_poll(handlers):
+    polls: list[dict] = []
+    waits: list[float] = []
+    t = FakeTransport(lambda path, body: (200, {"tasks": []}, b""))
+    w = _worker(t)
+    w.cfg["wait_secs"] = 0.0
+    w.wait_retry = waits.append  # type: ignore[method-assign]
+    for bad in (None, 0, -1, True, "3"):
+        t.answer = lambda path, body, bad=bad: (
+            polls.append(body),
+            (200, {"tasks": []} if bad is None else {"tasks": [], "retry_after": bad}, b""),
+        )[1]
+        assert w.poll_combined({"quick_empty": 0}, 1) == []
+    assert len(polls) == 5
+    assert waits == [] and all("retry_after" not in p for p in polls)
+    # a huge value is capped
+    t.answer = lambda path, body: (200, {"tasks": [], "retry_after": 1e9}, b"")
+    w.poll_combined({"quick_empty": 0}, 1)
+    assert waits == [300.0]
+
+
+def test_a_stop_cuts_a_retry_after_wait_short(handlers):
+    t = FakeTransport(lambda path, body: (200, {"tasks": [], "retry_after": 3600}, b""))
+    w = _worker(t)
+    th = threading.Thread(target=w.poll_loop, daemon=True)
+    th.start()
+    wait_until(lambda: len(t.calls) == 1, what="the first poll")
+    w.request_stop()
+    th.join(10)
+    assert not th.is_alive() and len(t.calls) == 1
