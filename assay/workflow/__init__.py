@@ -38,9 +38,10 @@ from assay.workflow.errors import (
     WorkflowError,
     WorkflowTaskError,
 )
+from assay.workflow.process import ensure_logging
 from assay.workflow.registry import ActivityContext, activity, define
 from assay.workflow.replay import WorkflowContext, WorkflowInfo
-from assay.workflow.worker import Transport, ensure_logging, listen_with
+from assay.workflow.worker import Transport, listen_with
 
 __all__ = [
     "ActivityContext",

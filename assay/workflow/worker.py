@@ -11,14 +11,10 @@ on SIGTERM/SIGINT: finish the tasks in hand, deregister, return.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
-import os
 import queue as _queue
-import signal
 import socket
-import sys
 import threading
 import time
 import urllib.parse
@@ -28,7 +24,9 @@ from typing import Any
 from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, REJECTED_COMMAND, CommandType, TaskKind
 from assay.workflow import registry, replay
 from assay.workflow.errors import WorkerError
+from assay.workflow.process import StopSignals, default_build_id, worker_settings
 from assay.workflow.results import ResultItem, ResultReporter
+from assay.workflow.sticky import Replayer, StickyCache
 from assay.workflow.transport import Transport
 
 log = logging.getLogger("assay.workflow")
@@ -38,50 +36,9 @@ def _pct(s: Any) -> str:
     return urllib.parse.quote(str(s), safe="")
 
 
-def worker_settings(where: str) -> Any:
-    """The ASSAY_WORKER_* / ASSAY_BUILD_ID defaults (declared in assay/config.py); a bad value names it."""
-    from assay.config import WorkerSettings, load_scope
-    from assay.errors import ConfigError
-
-    try:
-        return load_scope(WorkerSettings)
-    except ConfigError as e:
-        raise WorkerError(f"{where}: {e.message}") from None
-
-
-def default_build_id(path: str | None = None) -> str | None:
-    """ASSAY_BUILD_ID, else the first 12 hex digits of sha256 of the worker file's bytes."""
-    env = worker_settings("workflow.listen").build_id
-    if env:
-        return str(env)[:128]
-    if path is None:
-        main = sys.modules.get("__main__")
-        path = getattr(main, "__file__", None)
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()[:12]
-    except OSError:
-        return None
-
-
-def ensure_logging() -> None:
-    """Log to stderr when the program did not configure logging (as `assay run` does)."""
-    lg = logging.getLogger("assay")
-    if lg.handlers or logging.getLogger().handlers:
-        return
-    h = logging.StreamHandler(sys.stderr)
-    h.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-5s %(message)s", "%H:%M:%S"))
-    lg.addHandler(h)
-    lg.propagate = False
-    from assay.config import SETTINGS_BY_NAME, from_env
-
-    level = str(from_env(SETTINGS_BY_NAME["log_level"], strict=False)).upper()
-    lg.setLevel(getattr(logging, level, logging.INFO))
-
-
 Task = tuple[str, dict[str, Any]]
+#: events asked per page of GET /workflows/{id}/events (the engine's cap)
+EVENTS_PAGE = 1000
 #: the longest retry_after a worker honours (a larger value from a confused engine is cut to this)
 MAX_RETRY_AFTER = 300.0
 WF_KIND, ACT_KIND = TaskKind.workflow_task.value, TaskKind.activity_task.value
@@ -105,6 +62,8 @@ class Worker:
         self.slots_free = threading.BoundedSemaphore(n)
         self.ready: _queue.SimpleQueue[Task | None] = _queue.SimpleQueue()
         self.reporter = ResultReporter(self.deliver, lambda: self.worker_id)
+        cap = int(cfg.get("sticky_cache", 0))
+        self.replayer = Replayer(StickyCache(cap) if cap > 0 else None, self.fetch_events)
         self._count_lock = threading.Lock()
 
     def wait_retry(self, secs: float) -> None:
@@ -145,10 +104,13 @@ class Worker:
         """Replay and send the commands; returns the tasks the engine handed back (eager dispatch)."""
         wid = str(task.get("workflow_id"))
         what = f"workflow {wid}"
-        n_events = len(task.get("history") or [])
+        last = task.get("history_last_seq")
+        n_events = last if isinstance(last, int) else len(task.get("history") or [])
         with self._rej_lock:
             rej = self.rejected.pop(wid, None)
         task_error = None
+        run = None
+        res = replay.ReplayResult([], "")
         if rej is not None and rej[0] == n_events:
             cmds: list[dict[str, Any]] = [
                 {
@@ -158,9 +120,14 @@ class Worker:
             ]
             summary = f"{CommandType.FailWorkflow.value} (commands rejected)"
         else:
-            res = replay.run(registry.WORKFLOWS.get(str(task.get("workflow_type"))), task)
+            got, run = self.replayer.run(registry.WORKFLOWS.get(str(task.get("workflow_type"))), task)
+            if got is None:
+                log.warning("%s: could not fetch its history; the task is retried when its lease ends", what)
+                return []
+            res = got
             cmds, summary, task_error = res.commands, res.summary, res.task_error
         if task_error is not None:
+            self.replayer.keep(run, res, False)
             self.fail_workflow_task(wid, what, str(task.get("workflow_type")), task_error)
             return []
         body: dict[str, Any] = {"worker_id": self.worker_id, "commands": cmds}
@@ -170,6 +137,7 @@ class Worker:
                 body["eager_activities"] = n_act
             body["eager_workflow_task"] = True
         out = self.deliver(what, f"/workflow-tasks/{_pct(wid)}/commands", body)
+        self.replayer.keep(run, res, out is not None and out[0] in (200, 201, 204))
         if out is None:
             return []
         status, value, raw = out
@@ -210,6 +178,28 @@ class Worker:
             f"/workflow-tasks/{_pct(wid)}/commands",
             {"worker_id": self.worker_id, "commands": [{"type": REJECTED_COMMAND, "error": error}]},
         )
+
+    def fetch_events(self, wid: str, after: int, upto: int | None) -> list[dict[str, Any]] | None:
+        """The workflow's events with seq > after (and <= upto), in pages; None when the engine would not
+        give them."""
+        out: list[dict[str, Any]] = []
+        while upto is None or after < upto:
+            path = f"/workflows/{_pct(wid)}/events?after={after}&limit={EVENTS_PAGE}"
+            try:
+                status, value, raw = self.t.call("GET", path, timeout=30)
+            except (OSError, http.client.HTTPException) as e:
+                log.warning("workflow %s: fetching its history failed: %s", wid, e)
+                return None
+            page = value.get("events") if isinstance(value, dict) else value
+            if status != 200 or not isinstance(page, list):
+                log.warning("workflow %s: fetching its history answered HTTP %d: %s", wid, status, raw[:200])
+                return None
+            page = [e for e in page if isinstance(e, dict) and int(e.get("seq") or 0) > after]
+            if not page:  # the end (or an engine that ignores `after`: nothing new)
+                break
+            out.extend(page)
+            after = max(int(e.get("seq") or 0) for e in page)
+        return [e for e in out if upto is None or int(e.get("seq") or 0) <= upto]
 
     # -- activity tasks -----------------------------------------------------------------------------
     def _heartbeat_activity(self, act_id: Any) -> Callable[[Any], bool]:
@@ -452,41 +442,6 @@ class Worker:
         self.t.abort()
 
 
-class _StopSignals:
-    """First SIGINT/SIGTERM: stop gracefully (finish the tasks in hand). Second: exit at once."""
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.count = 0
-        self.prev: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self.prev[s] = signal.signal(s, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.count += 1
-        name = signal.Signals(signum).name
-        if self.count == 1:
-            log.info("%s received: finishing the task in hand, then exiting (send again to force)", name)
-            self.worker.request_stop()
-        else:
-            log.warning("%s received again: exiting now", name)
-            for f in (sys.stdout, sys.stderr):
-                try:
-                    f.flush()
-                except (OSError, ValueError):
-                    pass
-            os._exit(128 + signum)
-
-    def uninstall(self) -> None:
-        for s, h in self.prev.items():
-            signal.signal(s, h)
-        self.prev = {}
-
-
 def listen_with(
     transport: Transport,
     *,
@@ -519,6 +474,7 @@ def listen_with(
         "queue": queue,
         "concurrency": n,
         "max_tasks": mt,
+        "sticky_cache": max(0, int(defaults.sticky_cache)),
         "wait_secs": max(0.0, min(60.0, wait)),
         "heartbeat_interval": float(hb),
         "min_backoff": float(min_backoff_secs),
@@ -535,12 +491,14 @@ def listen_with(
         "max_concurrent_activities": n,
         "heartbeat_interval_secs": float(hb),
     }
+    if cfg["sticky_cache"] > 0:
+        reg["sticky"] = True  # keeps workflows' replay state: the engine may send only new events
     if bid:
         reg["build_id"] = bid
     cfg["registration"] = reg
     transport.aborting.clear()
     w = Worker(transport, cfg)
-    signals = _StopSignals(w)
+    signals = StopSignals(w)
     signals.install()
     watcher = None
     if stop is not None:  # an embedding program's own stop switch
@@ -586,6 +544,7 @@ def listen_with(
         except (OSError, http.client.HTTPException):
             pass
         hb_done.set()
+        w.replayer.close()  # the suspended runs' threads end
         log.info("worker %s stopped", w.worker_id)
         return True
     finally:
