@@ -16,6 +16,7 @@ which unwinds it. The workflow's next task then fetches the full history and rep
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,8 @@ from assay.protocol import CommandType
 from assay.workflow import divergence, history, replay
 from assay.workflow.errors import WorkflowTaskError
 from assay.workflow.replay import Command, Handler, ReplayResult
+
+log = logging.getLogger("assay.workflow")
 
 RUNNING, PARKED, DONE, EVICTED = "running", "parked", "done", "evicted"
 
@@ -230,9 +233,11 @@ class Replayer:
                 if isinstance(last, int):
                     run.last_seq = last
                 self.resumed += 1
+                log.debug("workflow %s: sticky run continued with %d new event(s)", wid, len(events or []))
                 return res, run
             run.evict()  # not the state this task continues: from scratch
         if after is not None:  # no (matching) state: the whole history
+            log.debug("workflow %s: no replay state after seq %s here; fetching the full history", wid, after)
             events = self.fetch(wid, 0, last if isinstance(last, int) else None)
             self.fetched += 1
         elif nxt is not None and events is not None:  # a long history comes in pages

@@ -249,7 +249,13 @@ def test_the_worker_registers_sticky_and_fetches_a_history_it_does_not_hold(monk
     w = _worker(t)
     w.cfg["sticky_cache"] = 3
     w.replayer = Replayer(StickyCache(3), w.fetch_events)
-    task = {"workflow_id": "wx", "workflow_type": "W", "history": [], "history_after": 2, "history_last_seq": 2}
+    task = {
+        "workflow_id": "wx",
+        "workflow_type": "W",
+        "history": [],
+        "history_after": 2,
+        "history_last_seq": 2,
+    }
     w.run_workflow_task(task)
     paths = [p for p, _ in t.calls]
     assert paths[0] == "/workflows/wx/events?after=0&limit=1000"

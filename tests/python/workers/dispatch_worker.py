@@ -48,5 +48,14 @@ def late_once(actx, input):
     return {"attempt": actx.attempt}
 
 
+# sticky replay state: several tasks per workflow, a signal at the end
+@workflow.define("PyLoop")
+def py_loop(ctx, n):
+    total = 0
+    for i in range(n):
+        total += ctx.execute_activity("double", i)
+    return {"total": total, "signal": ctx.wait_for_signal("go")}
+
+
 workflow.connect(os.environ["ASSAY_ENGINE_URL"])
 workflow.listen(queue=os.environ["ASSAY_QUEUE"], concurrency=int(os.environ.get("CONCURRENCY", "1")))
