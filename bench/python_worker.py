@@ -5,9 +5,13 @@ For a workflow of 1 activity and one of 3 sequential activities, with one worker
 * throughput: start a batch at once, time until every one is COMPLETED (workflows/s), with the CPU time
   the engine and the worker process spent per workflow in that phase (the figure to compare on a loaded
   machine).
-With --lua the same workflows also run under a Lua worker, for comparison on the same machine.
+With --lua the same workflows also run under a Lua worker, for comparison on the same machine. --steps N
+adds a workflow of N sequential activities (where sticky replay state pays: compare --sticky-cache 0 with
+the default against an engine that sends partial histories; --engine-path runs the engine from another
+checkout).
 
     .venv/bin/python bench/python_worker.py [--runs 30] [--batch 100] [--concurrency 1] [--lua]
+        [--max-tasks N] [--steps N] [--sticky-cache N] [--engine-path DIR]
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ def bench3(ctx, input):
     b = ctx.execute_activity("work", a)
     return ctx.execute_activity("work", b)
 
+@workflow.define("BenchN")
+def bench_n(ctx, input):
+    out = input
+    for _ in range(input["steps"]):
+        out = ctx.execute_activity("work", out)
+    return out
+
 @workflow.activity("work")
 def work(actx, input):
     return {"n": input["n"], "done": True}
@@ -58,17 +69,26 @@ workflow.define("Bench3", function(ctx, input)
   local b = ctx:execute_activity("work", a)
   return ctx:execute_activity("work", b)
 end)
+workflow.define("BenchN", function(ctx, input)
+  local out = input
+  for _ = 1, input.steps do out = ctx:execute_activity("work", out) end
+  return out
+end)
 workflow.activity("work", function(actx, input) return { n = input.n, done = true } end)
 workflow.listen({ queue = env.get("ASSAY_QUEUE"), concurrency = tonumber(env.get("BENCH_CONCURRENCY") or "1") })
 """
+
+
+STEPS = {"Bench1": 1, "Bench3": 3}
 
 
 def start(api: Api, wf_type: str, wf_id: str, queue: str, n: int) -> None:
     status, out = api.call(
         "POST",
         "/workflows",
-        {"workflow_type": wf_type, "workflow_id": wf_id, "task_queue": queue, "input": {"n": n}},
-    )
+        {"workflow_type": wf_type, "workflow_id": wf_id, "task_queue": queue,
+         "input": {"n": n, "steps": STEPS.get(wf_type, 0)}},
+    )  # fmt: skip
     assert status == 201, out
 
 
@@ -106,13 +126,21 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=1, help="slots of the worker process")
     ap.add_argument("--lua", action="store_true", help="also run the same workflows under a Lua worker")
     ap.add_argument("--max-tasks", default=None, help="ASSAY_WORKER_MAX_TASKS for the workers")
+    ap.add_argument("--steps", type=int, default=0, help="also a workflow of this many sequential activities")
+    ap.add_argument(
+        "--sticky-cache",
+        default=None,
+        help="ASSAY_WORKER_STICKY_CACHE for the Python worker (0: no sticky state)",
+    )
+    ap.add_argument("--engine-path", default=None, help="run the engine from this checkout (compare engines)")
     ap.add_argument("--backend", default=None, help="engine backend URL (default: a temporary SQLite file)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="assay-bench-") as tmp:
         tmpd = Path(tmp)
         (tmpd / "bench_worker.py").write_text(PY_WORKER)
         (tmpd / "bench_worker.lua").write_text(LUA_WORKER)
-        eng = start_engine(tmpd, db=args.backend)
+        eng_env = {"PYTHONPATH": args.engine_path} if args.engine_path else None
+        eng = start_engine(tmpd, db=args.backend, env=eng_env)
         api = Api(eng.port)
         print(
             f"engine {eng.url} ({args.backend or 'sqlite, temporary file'}); {args.runs} sequential runs, "
@@ -125,15 +153,19 @@ def main() -> None:
                 env = {"BENCH_CONCURRENCY": str(args.concurrency)}
                 if args.max_tasks:
                     env["ASSAY_WORKER_MAX_TASKS"] = str(args.max_tasks)
+                if args.sticky_cache is not None:
+                    env["ASSAY_WORKER_STICKY_CACHE"] = str(args.sticky_cache)
                 w = Worker(script, eng.url, tmpd, queue=queue, env=env)
                 w.wait_ready()
                 try:
-                    for wf_type, acts in (("Bench1", 1), ("Bench3", 3)):
+                    if args.steps:
+                        STEPS["BenchN"] = args.steps
+                    for wf_type, acts in STEPS.items():
                         lat, rate, ecpu, wcpu = measure(
                             api, wf_type, queue, args.runs, args.batch, (eng.proc.pid, w.proc.pid)
                         )
                         print(
-                            f"{lang:6s} {acts} activit{'y  ' if acts == 1 else 'ies'}: latency p50 "
+                            f"{lang:6s} {acts:2d} activit{'y  ' if acts == 1 else 'ies'}: latency p50 "
                             f"{statistics.median(lat) * 1000:6.1f} ms  p95 {pct(lat, 95) * 1000:6.1f} ms   "
                             f"throughput {rate:6.1f} workflows/s   CPU/workflow engine "
                             f"{ecpu * 1000:5.2f} ms  worker {wcpu * 1000:5.2f} ms"

@@ -266,6 +266,12 @@ class Replayer:
         else:
             run.evict()
 
+    def drop(self, workflow_id: str) -> None:
+        """Forget a workflow's run (its thread ends)."""
+        run = self.cache.take(workflow_id) if self.cache is not None else None
+        if run is not None:
+            run.evict()
+
     def close(self) -> None:
         if self.cache is not None:
             self.cache.clear()

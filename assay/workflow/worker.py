@@ -119,6 +119,7 @@ class Worker:
                 }
             ]
             summary = f"{CommandType.FailWorkflow.value} (commands rejected)"
+            self.replayer.drop(wid)  # the workflow ends here
         else:
             got, run = self.replayer.run(registry.WORKFLOWS.get(str(task.get("workflow_type"))), task)
             if got is None:
@@ -136,7 +137,11 @@ class Worker:
             if n_act:
                 body["eager_activities"] = n_act
             body["eager_workflow_task"] = True
-        out = self.deliver(what, f"/workflow-tasks/{_pct(wid)}/commands", body)
+        try:
+            out = self.deliver(what, f"/workflow-tasks/{_pct(wid)}/commands", body)
+        except BaseException:
+            self.replayer.keep(run, res, False)
+            raise
         self.replayer.keep(run, res, out is not None and out[0] in (200, 201, 204))
         if out is None:
             return []
