@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.protocol import TaskKind
+
 #: most items in one POST /tasks/results (the engine's cap)
 MAX_BATCH = 100
 
@@ -122,7 +124,7 @@ class ResultReporter:
         status, value, raw = out
         it.status = status
         if status in (200, 201, 204):
-            wt = value.get("workflow_task") if isinstance(value, dict) else None
+            wt = value.get(TaskKind.workflow_task.value) if isinstance(value, dict) else None
             if isinstance(wt, dict):
                 it.workflow_tasks.append(wt)
         else:

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from assay.protocol import CommandType
+from assay.protocol import HISTORY_AFTER, HISTORY_LAST_SEQ, HISTORY_NEXT_AFTER, CommandType
 from assay.workflow import divergence, history, replay
 from assay.workflow.errors import WorkflowTaskError
 from assay.workflow.replay import Command, Handler, ReplayResult
@@ -217,9 +217,9 @@ class Replayer:
         history could not be fetched: the task is left to run out its lease and be retried."""
         wid = str(task.get("workflow_id"))
         after, nxt, last = (
-            task.get("history_after"),
-            task.get("history_next_after"),
-            task.get("history_last_seq"),
+            task.get(HISTORY_AFTER),
+            task.get(HISTORY_NEXT_AFTER),
+            task.get(HISTORY_LAST_SEQ),
         )
         events: list[dict[str, Any]] | None = list(task.get("history") or [])
         run = self.cache.take(wid) if self.cache is not None else None

@@ -21,7 +21,16 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, REJECTED_COMMAND, CommandType, TaskKind
+from assay.protocol import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TASK_QUEUE,
+    HISTORY_LAST_SEQ,
+    HISTORY_PAGE_MAX,
+    REJECTED_COMMAND,
+    STICKY,
+    CommandType,
+    TaskKind,
+)
 from assay.workflow import registry, replay
 from assay.workflow.errors import WorkerError
 from assay.workflow.process import StopSignals, default_build_id, worker_settings
@@ -38,7 +47,7 @@ def _pct(s: Any) -> str:
 
 Task = tuple[str, dict[str, Any]]
 #: events asked per page of GET /workflows/{id}/events (the engine's cap)
-EVENTS_PAGE = 1000
+EVENTS_PAGE = HISTORY_PAGE_MAX
 #: the longest retry_after a worker honours (a larger value from a confused engine is cut to this)
 MAX_RETRY_AFTER = 300.0
 WF_KIND, ACT_KIND = TaskKind.workflow_task.value, TaskKind.activity_task.value
@@ -104,7 +113,7 @@ class Worker:
         """Replay and send the commands; returns the tasks the engine handed back (eager dispatch)."""
         wid = str(task.get("workflow_id"))
         what = f"workflow {wid}"
-        last = task.get("history_last_seq")
+        last = task.get(HISTORY_LAST_SEQ)
         n_events = last if isinstance(last, int) else len(task.get("history") or [])
         with self._rej_lock:
             rej = self.rejected.pop(wid, None)
@@ -497,7 +506,7 @@ def listen_with(
         "heartbeat_interval_secs": float(hb),
     }
     if cfg["sticky_cache"] > 0:
-        reg["sticky"] = True  # keeps workflows' replay state: the engine may send only new events
+        reg[STICKY] = True  # keeps workflows' replay state: the engine may send only new events
     if bid:
         reg["build_id"] = bid
     cfg["registration"] = reg
