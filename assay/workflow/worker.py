@@ -298,6 +298,7 @@ class Worker:
         if isinstance(ra, int | float) and not isinstance(ra, bool) and ra > 0:
             # the engine could not hold the poll: come back when it says (a stop cuts the wait short)
             state["quick_empty"] = 0
+            log.debug("the engine could not hold the poll: polling again in %.1fs (retry_after)", float(ra))
             self.wait_retry(min(float(ra), MAX_RETRY_AFTER))
             return []
         # an empty answer long before wait_secs: the engine is saving threads; do not spin

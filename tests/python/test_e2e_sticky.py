@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from tests.helpers import http
-from tests.lua.e2e import signal, start, wait_status
+from tests.helpers import http, wait_until
+from tests.lua.e2e import events, signal, start, wait_status
 from tests.python.e2e import WORKERS, PyWorker
 
 pytestmark = pytest.mark.e2e
@@ -49,6 +49,13 @@ def test_sticky_worker_runs_workflows_with_and_without_its_cached_state(engine, 
         for wid in ids:
             wf = wait_status(engine, wid, worker=w)
             assert wf["status"] == "COMPLETED" and wf["result"] == {"total": 12, "signal": {"w": wid}}, wf
+        # one left waiting for its signal (a suspended run in the cache) when the worker stops
+        start(engine, "PyLoop", f"{q}-left", 1, queue=q)
+        wait_until(
+            lambda: any(e["event_type"] == "WorkflowAwaitingSignal" for e in events(engine, f"{q}-left")),
+            15,
+            what="the last workflow to wait for its signal",
+        )
     finally:
         assert w.stop() == 0, w.log()
     log = w.log()
