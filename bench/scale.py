@@ -16,6 +16,10 @@ against a real `assay serve` on a port (keep-alive HTTP connections), on an empt
 
 Idle workers: N pollers long-polling an idle engine (bench/idle.py; more options there).
 
+Long histories: `--long-history N` (default 1,000; 0 skips) runs bench/long_history.py: one workflow of N
+sequential activities, engine CPU and wall per step near step 10 and near step N, for a plain, a sticky and a
+sticky+eager raw-HTTP worker.
+
 `--reuse` keeps an existing database file of the right size (building 1M rows takes a few minutes).
 `--postgres` runs the same reads on a throwaway Postgres cluster (tests/pg.py) filled the same way.
 """
@@ -344,6 +348,12 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=5000, help="starts per burst (0: skip bursts)")
     ap.add_argument("--postgres", action="store_true", help="also run the reads on a throwaway Postgres")
     ap.add_argument("--skip-reads", action="store_true")
+    ap.add_argument(
+        "--long-history",
+        type=int,
+        default=1000,
+        help="steps of the long-history measurement (bench/long_history.py; 0: skip)",
+    )
     ap.add_argument("--idle", default="50,200,1000", help="idle-worker counts for bench/idle.py ('' to skip)")
     ap.add_argument("--idle-only", action="store_true", help="only the idle-workers measurement")
     a = ap.parse_args()
@@ -406,13 +416,18 @@ def main() -> None:
 
                 rate, p50, p99, mx = run_burst(pg.fresh_database(), a.burst, "pg", Path(d))
                 print(f"{'empty Postgres':24} {rate:9.0f} {p50:8.1f} {p99:8.1f} {mx:8.1f}")
+    if a.long_history:
+        import long_history  # bench/long_history.py (this file's folder is on sys.path when run as a script)
+
+        print()
+        long_history.report(a.long_history, 40, list(long_history.VARIANTS))
     if a.idle:
         run_idle(a)
 
 
 def run_idle(a: argparse.Namespace) -> None:
     """Idle workers (bench/idle.py): engine CPU and /health latency with N pollers, SQLite then Postgres."""
-    import idle
+    import idle  # bench/idle.py
 
     counts = [int(x) for x in a.idle.split(",") if x]
     for postgres in (False, True) if a.postgres else (False,):
