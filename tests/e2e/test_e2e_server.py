@@ -23,7 +23,10 @@ def health(api: str) -> dict:
 
 
 def test_held_requests_never_starve_the_server(tmp_path):
-    e = start_engine(tmp_path, env={"ASSAY_THREADS": "8", "ASSAY_RESERVE_THREADS": "2"})
+    # a pool that cannot grow (ASSAY_MAX_THREADS = ASSAY_THREADS): the ceiling is reached
+    e = start_engine(
+        tmp_path, env={"ASSAY_THREADS": "8", "ASSAY_RESERVE_THREADS": "2", "ASSAY_MAX_THREADS": "8"}
+    )
     streams: list[SseConn] = []
     polls: list[threading.Thread] = []
     results: list[object] = []
@@ -39,7 +42,8 @@ def test_held_requests_never_starve_the_server(tmp_path):
 
         def long_poll():
             status, body, _ = http("POST", api + "/workflow-tasks/poll",
-                                   {"queue": "idle", "worker_id": w.id, "wait_secs": 30}, timeout=40)  # fmt: skip
+                                   {"queue": "idle", "worker_id": w.id, "wait_secs": 30, "retry_after": True},
+                                   timeout=40)  # fmt: skip
             with lock:
                 results.append((status, body))
 
@@ -47,10 +51,12 @@ def test_held_requests_never_starve_the_server(tmp_path):
             t = threading.Thread(target=long_poll, daemon=True)
             t.start()
             polls.append(t)
-        # the polls past the limit answer empty at once: long before their 30 s wait could end
+        # the polls past the limit answer empty at once (with when to come back): long before their 30 s
+        # wait could end
         wait_until(lambda: len(results) >= 8, timeout=15, what="the polls past the limit to answer")
         assert health(api)["held_requests"] == 6  # threads - reserve
-        assert results == [(200, None)] * 8
+        assert [(st, sorted(b)) for st, b in results] == [(200, ["retry_after"])] * 8
+        assert all(15.0 <= b["retry_after"] <= 30.0 for _, b in results)  # about their own wait
 
         extra = SseConn(e.port)  # past the cap: refused, not queued
         try:
