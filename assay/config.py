@@ -329,6 +329,12 @@ class WorkerSettings:
     max_tasks: int = setting(
         4, "ASSAY_WORKER_MAX_TASKS", "Tasks claimed per poll when the engine offers batches (1-100)."
     )
+    sticky_cache: int = setting(
+        500,
+        "ASSAY_WORKER_STICKY_CACHE",
+        "Workflows whose replay state a worker keeps between tasks (least recently used dropped first); "
+        "0 turns sticky workflows off.",
+    )
     build_id: str | None = setting(
         None,
         "ASSAY_BUILD_ID",
