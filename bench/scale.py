@@ -13,6 +13,10 @@ against a real `assay serve` on a port (keep-alive HTTP connections), on an empt
     .venv/bin/python bench/scale.py [--workflows 1000000] [--events 4] [--db /tmp/scale.db] [--reuse]
                                     [--reps 20] [--burst 5000] [--postgres]
 
+Long histories: `--long-history N` (default 1,000; 0 skips) runs bench/long_history.py: one workflow of N
+sequential activities, engine CPU and wall per step near step 10 and near step N, for a plain, a sticky and a
+sticky+eager raw-HTTP worker.
+
 `--reuse` keeps an existing database file of the right size (building 1M rows takes a few minutes).
 `--postgres` runs the same reads on a throwaway Postgres cluster (tests/pg.py) filled the same way.
 """
@@ -341,6 +345,12 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=5000, help="starts per burst (0: skip bursts)")
     ap.add_argument("--postgres", action="store_true", help="also run the reads on a throwaway Postgres")
     ap.add_argument("--skip-reads", action="store_true")
+    ap.add_argument(
+        "--long-history",
+        type=int,
+        default=1000,
+        help="steps of the long-history measurement (bench/long_history.py; 0: skip)",
+    )
     a = ap.parse_args()
 
     from assay.api import make_app
@@ -399,6 +409,11 @@ def main() -> None:
 
                 rate, p50, p99, mx = run_burst(pg.fresh_database(), a.burst, "pg", Path(d))
                 print(f"{'empty Postgres':24} {rate:9.0f} {p50:8.1f} {p99:8.1f} {mx:8.1f}")
+    if a.long_history:
+        import long_history  # bench/long_history.py (this file's folder is on sys.path when run as a script)
+
+        print()
+        long_history.report(a.long_history, 40, list(long_history.VARIANTS))
 
 
 if __name__ == "__main__":

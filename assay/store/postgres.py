@@ -29,6 +29,8 @@ from assay.store.migrations import (
     LIVE_QUEUE_INDEX,
     PG_TERMINATED_BACKFILL,
     SQLITE,
+    STICKY_DDL,
+    STICKY_MIGRATION_NAME,
     TEMPORAL_DDL,
     TEMPORAL_MIGRATION_NAME,
 )
@@ -87,6 +89,7 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
         "scale: keyset list indexes, live-queue index",
         KEYSET_INDEXES + [LIVE_QUEUE_INDEX],
     ),
+    (5, STICKY_MIGRATION_NAME, STICKY_DDL),
 ]
 
 
