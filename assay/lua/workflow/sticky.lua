@@ -8,18 +8,17 @@
 -- otherwise (no state, evicted, a mismatch) the worker fetches the whole history (GET
 -- /workflows/{id}/events pages) and replays from the start. At most `cap` states are kept; the least
 -- recently used is dropped first. Internal module.
+local P = require("assay.protocol")
 local client = require("assay.workflow.client")
 local sfmt = string.format
 
 local S = {}
 
--- Protocol field names (docs/design.md "Sticky workflow state"; the engine's side: assay/protocol.py).
-local F = {
-  sticky = "sticky", history_after = "history_after", history_next_after = "history_next_after",
-  history_last_seq = "history_last_seq",
-}
+-- Protocol field names (assay/protocol.py)
+local F = { sticky = P.STICKY, history_after = P.HISTORY_AFTER, history_next_after = P.HISTORY_NEXT_AFTER,
+  history_last_seq = P.HISTORY_LAST_SEQ }
 S.F = F
-S.PAGE = 1000 -- events per page of GET /workflows/{id}/events (the engine's cap)
+S.PAGE = P.HISTORY_PAGE_MAX -- events per page of GET /workflows/{id}/events (the engine's cap)
 
 ---------------------------------------------------------------------------------------------------
 -- LRU cache: workflow id -> { rs, last_seq }; a doubly linked list, most recent at the head

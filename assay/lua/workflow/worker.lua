@@ -372,7 +372,7 @@ local function register(cfg)
     max_concurrent_activities = cfg.max_concurrent_activities,
     heartbeat_interval_secs = cfg.heartbeat_interval * 1.0,
     build_id = W.build_id(),
-    sticky = cfg.sticky or nil, -- opt-in: partial histories (an engine without it ignores the field)
+    [P.STICKY] = cfg.sticky or nil, -- opt-in: partial histories (an engine without it ignores the field)
   })
   local backoff = cfg.min_backoff
   while true do
