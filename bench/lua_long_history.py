@@ -58,13 +58,19 @@ def run_variant(steps: int, window: int, variant: str) -> dict:
         script.write_text(WORKER)
         (d / "engine").mkdir()
         engine = start_engine(d / "engine")
-        env = {"ASSAY_WORKER_HEARTBEAT_SECS": "5", "BENCH_DIR": str(d), "ASSAY_WORKER_STICKY_CACHE": "500" if variant == "sticky" else "0"}
+        env = {
+            "ASSAY_WORKER_HEARTBEAT_SECS": "5",
+            "BENCH_DIR": str(d),
+            "ASSAY_WORKER_STICKY_CACHE": "500" if variant == "sticky" else "0",
+        }
         w = Worker(script, engine.url, d, queue="long", env=env)
         try:
             w.wait_ready()
             a0 = 10
             edges = [a0, a0 + window, steps - window, steps]
-            start(engine, "Long", "long-1", {"n": steps, "stops": {str(k): True for k in edges}}, queue="long")
+            start(
+                engine, "Long", "long-1", {"n": steps, "stops": {str(k): True for k in edges}}, queue="long"
+            )
             cpu = {}
             t0 = time.monotonic()
             for k in edges:

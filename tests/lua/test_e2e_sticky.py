@@ -96,7 +96,9 @@ def test_evicted_state_is_rebuilt_from_the_events_route(engine, logdir):
             for wid in ids:
                 signal(engine, wid, "go", {"k": k, "wf": wid})
                 if k < 3:
-                    wait_until(lambda wid=wid, k=k: state(engine, wid, "step") == k + 1, 30, what=f"{wid} step")
+                    wait_until(
+                        lambda wid=wid, k=k: state(engine, wid, "step") == k + 1, 30, what=f"{wid} step"
+                    )
         done = [wait_status(engine, wid, timeout=30, worker=w) for wid in ids]
         lines = {wid: task_lines(w, wid) for wid in ids}
     finally:

@@ -132,7 +132,10 @@ class MiniEngine:
                 self.add(E.WorkflowAwaitingSignal, {"signal": c["name"]})
                 self.pending.append(("signal", c["name"]))
             elif t == C.RecordSideEffect:
-                self.add(E.SideEffectRecorded, {"side_effect_seq": c["seq"], "name": c["name"], "value": c["value"]})
+                self.add(
+                    E.SideEffectRecorded,
+                    {"side_effect_seq": c["seq"], "name": c["name"], "value": c["value"]},
+                )
             elif t == C.RecordVersion:
                 self.add(E.VersionMarkerRecorded, {"change_id": c["change_id"], "version": c["version"]})
             elif t == C.StartChildWorkflow and c["workflow_id"] not in self.children:
@@ -150,11 +153,17 @@ class MiniEngine:
             kind, x = self.pending.pop(0)
             if kind == "act":
                 if x["name"] == "boom":
-                    self.add(E.ActivityFailed, {"activity_seq": x["seq"], "name": x["name"], "error": "kaput"})
+                    self.add(
+                        E.ActivityFailed, {"activity_seq": x["seq"], "name": x["name"], "error": "kaput"}
+                    )
                 else:
                     self.add(
                         E.ActivityCompleted,
-                        {"activity_seq": x["seq"], "name": x["name"], "result": {"n": x["seq"] * 10, "in": x["input"]}},
+                        {
+                            "activity_seq": x["seq"],
+                            "name": x["name"],
+                            "result": {"n": x["seq"] * 10, "in": x["input"]},
+                        },
                     )
             elif kind == "timer":
                 self.add(E.TimerFired, {"timer_seq": x})
@@ -256,7 +265,11 @@ def test_divergence_found_on_a_kept_state_names_the_event():
     g.FLIP = True  # the code changes while the state is kept (as a deploy would, for a replay)
     new = [
         {"seq": 2, "event_type": str(E.ActivityScheduled), "payload": {"activity_seq": 1, "name": "a"}},
-        {"seq": 3, "event_type": str(E.ActivityCompleted), "payload": {"activity_seq": 1, "name": "a", "result": 1}},
+        {
+            "seq": 3,
+            "event_type": str(E.ActivityCompleted),
+            "payload": {"activity_seq": 1, "name": "a", "result": 1},
+        },
         {"seq": 4, "event_type": str(E.ActivityScheduled), "payload": {"activity_seq": 2, "name": "b"}},
     ]
     c, s, d, kept = g.STICKY(b"D", json.dumps(new).encode(), b"null")
@@ -337,8 +350,15 @@ def worker():
 def task(wf_id: str, wf_type: str, engine: MiniEngine, input=None, after: int | None = None, **extra) -> dict:
     """A workflow task as a sticky worker gets it: history after `after` (None: full), history_last_seq."""
     evs = engine.events
-    t = {"workflow_id": wf_id, "workflow_type": wf_type, "namespace": "sticky", "task_queue": "q", "run_id": "r1",
-         "input": input, "history_last_seq": len(evs)}
+    t = {
+        "workflow_id": wf_id,
+        "workflow_type": wf_type,
+        "namespace": "sticky",
+        "task_queue": "q",
+        "run_id": "r1",
+        "input": input,
+        "history_last_seq": len(evs),
+    }
     if after is None:
         t["history"] = evs
     else:
@@ -355,7 +375,9 @@ def run(rt: Runtime, t: dict) -> None:
 def reference(wf_type: str, input, engine: MiniEngine) -> list:
     """The batch a replay from the start produces for engine's whole history."""
     rt = replay_rt()
-    cmds = rt.lua.globals().FRESH(wf_type.encode(), json.dumps(engine.events).encode(), json.dumps(input).encode())
+    cmds = rt.lua.globals().FRESH(
+        wf_type.encode(), json.dumps(engine.events).encode(), json.dumps(input).encode()
+    )
     return json.loads(cmds[0])
 
 
