@@ -95,7 +95,7 @@ local function replay_task(task, handler, what)
   if cache then cache:drop(id) end -- taken out while it runs: kept again only once the engine took the commands
   local after = math.tointeger(tonumber(task[sticky.F.history_after]))
   if entry and after ~= nil and entry.last_seq == after and entry.rs.task.run_id == task.run_id
-    and type(handler) == "function" then
+    and task[sticky.F.history_next_after] == nil and type(handler) == "function" then
     local cmds, summary, divergence = replay.resume(entry.rs, task, handler, log)
     return cmds, summary, divergence, entry.rs, sfmt("sticky, %d new event(s)", #(task.history or {}))
   end
