@@ -25,8 +25,10 @@ from assay.protocol import WorkflowStatus
 from assay.store.base import Store
 from assay.store.foreign import SCHEMA_TABLE, refusal, verdict
 from assay.store.migrations import (
+    COUNTERS_MIGRATION_NAME,
     KEYSET_INDEXES,
     LIVE_QUEUE_INDEX,
+    PG_COUNTERS,
     PG_TERMINATED_BACKFILL,
     SQLITE,
     TEMPORAL_DDL,
@@ -87,12 +89,15 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
         "scale: keyset list indexes, live-queue index",
         KEYSET_INDEXES + [LIVE_QUEUE_INDEX],
     ),
+    (6, COUNTERS_MIGRATION_NAME, PG_COUNTERS),
 ]
 
 
 class PgTx(SqlTx):
     lock_clause = " FOR UPDATE SKIP LOCKED"
     side_tables = False
+    greatest = "GREATEST"
+    least = "LEAST"
     search_object_condition = "search_attributes IS NOT NULL AND jsonb_typeof(search_attributes) = 'object'"
     continued_condition = (
         f"(status = '{WorkflowStatus.COMPLETED.value}' AND result IS NOT NULL AND jsonb_typeof(result) = 'object'"

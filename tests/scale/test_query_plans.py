@@ -28,7 +28,10 @@ READS = [
     ("search none", {"search": {"customer": "nobody"}}),
     ("search+status", {"search": {"tier": "gold"}, "status": "COMPLETED"}),
     ("offset", {"offset": 40}),
-    ("status offset", {"status": "COMPLETED", "offset": 40}),
+    ("status offset", {"status": "COMPLETED", "offset": 4}),
+    ("deep offset", {"offset": 100}),  # nearer the oldest end: walks from there (N from the counters)
+    ("status deep offset", {"status": "COMPLETED", "offset": 20}),
+    ("type deep offset", {"workflow_type": "T3", "offset": 15}),
     ("cursor", {"after": (T0 + 50, "wf-050")}),
     ("status cursor", {"status": "COMPLETED", "after": (T0 + 50, "wf-050")}),
     ("search cursor", {"search": {"tier": "gold"}, "after": (T0 + 50, "wf-050")}),

@@ -26,10 +26,8 @@ class WorkflowVerbs(SqlBase):
 
     def status_counts(self, namespace: str) -> dict[str, int]:
         """Workflows per status in a namespace."""
-        sql = (
-            "SELECT status, n FROM workflow_counts WHERE namespace = ? AND n > 0"
-            if self.side_tables
-            else "SELECT status, COUNT(*) FROM workflows WHERE namespace = ? GROUP BY status"
+        sql = (  # counters kept with the writes (SQLite: migration 4; Postgres: 6, in shards)
+            "SELECT status, SUM(n) FROM workflow_counts WHERE namespace = ? GROUP BY status HAVING SUM(n) > 0"
         )
         return {st: int(n) for st, n in self._exec(sql, (namespace,)).fetchall()}
 
@@ -110,6 +108,17 @@ class WorkflowVerbs(SqlBase):
         after: tuple[float, str] | None = None,
     ) -> list[Record]:
         """`after`: a keyset cursor (created_at, id) of the last row of the previous page."""
+        counted = (  # a filter whose row count the counters hold: a deep offset may walk from the oldest end
+            namespace is not None
+            and not search
+            and after is None
+            and (status is None or isinstance(status, str))
+            and all(
+                v is None
+                for v in (terminated, continued, workflow_type, parent_id, claimed_by, task_queue)
+                + (build_id, stuck, workflow_id)
+            )
+        )
         conds: list[str] = []
         params: list[Any] = []
         if terminated is not None:
@@ -167,11 +176,52 @@ class WorkflowVerbs(SqlBase):
             params += [after[0], after[1]]
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         order = " ORDER BY created_at DESC, id DESC"
+        if offset and counted:
+            assert namespace is not None and not isinstance(status, list)
+            total = self._counted(namespace, status)
+            if 2 * offset > total:  # nearer the oldest end: skip the fewer rows from there
+                return self._page_from_oldest(where, params, namespace, status, limit, offset)
         if offset:  # skip along the covering list index, then fetch only the page's rows
             inner = "SELECT id FROM workflows" + where + order + self._limit_sql(limit, offset, params)
             return self._rows("workflows", f"SELECT * FROM workflows WHERE id IN ({inner})" + order, params)
         return self._rows(
             "workflows", "SELECT * FROM workflows" + where + order + self._limit_sql(limit, 0, params), params
+        )
+
+    def _count_sql(self, status: str | None) -> str:
+        return "(SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM workflow_counts WHERE namespace = ?" + (
+            " AND status = ?)" if status is not None else ")"
+        )
+
+    def _counted(self, namespace: str, status: str | None) -> int:
+        """Workflows of a namespace (and status), from the counters kept with the writes."""
+        p = [namespace] + ([status] if status is not None else [])
+        return int(self._scalar("SELECT " + self._count_sql(status), p) or 0)
+
+    def _page_from_oldest(
+        self,
+        where: str,
+        params: list[Any],
+        namespace: str,
+        status: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Record]:
+        """The newest-first page at `offset` of N rows is the oldest-first rows [N-offset-limit, N-offset):
+        walk the covering list index from the oldest end. N is read by the same statement (one snapshot),
+        from the counters, which the writes keep equal to the rows, so the page is the one OFFSET gives."""
+        n_sql, n_p = self._count_sql(status), [namespace] + ([status] if status is not None else [])
+        g, lo = self.greatest, self.least
+        p = list(params)
+        if limit is None:  # all of the oldest N - offset rows
+            lim = f"{g}(0, {n_sql} - ?) OFFSET 0"
+            p += [*n_p, int(offset)]
+        else:
+            lim = f"{g}(0, {lo}(?, {n_sql} - ?)) OFFSET {g}(0, {n_sql} - ? - ?)"
+            p += [int(limit), *n_p, int(offset), *n_p, int(offset), int(limit)]
+        inner = f"SELECT id FROM workflows{where} ORDER BY created_at, id LIMIT {lim}"
+        return self._rows(
+            "workflows", f"SELECT * FROM workflows WHERE id IN ({inner}) ORDER BY created_at DESC, id DESC", p
         )
 
     def _limit_sql(self, limit: int | None, offset: int, params: list[Any]) -> str:
