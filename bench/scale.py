@@ -418,6 +418,7 @@ def main() -> None:
         secs = build_postgres(pg_url, a.workflows, a.events)
         print(
             f"Postgres: built {a.workflows:,} workflows / {a.workflows * a.events:,} events in {secs:.0f} s"
+            f" ({pg_url})"
         )
     if pg_url is not None and not a.skip_reads:
         open_store(pg_url, min_size=1, max_size=2).close()  # apply any pending migration

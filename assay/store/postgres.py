@@ -96,8 +96,6 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
 class PgTx(SqlTx):
     lock_clause = " FOR UPDATE SKIP LOCKED"
     side_tables = False
-    greatest = "GREATEST"
-    least = "LEAST"
     search_object_condition = "search_attributes IS NOT NULL AND jsonb_typeof(search_attributes) = 'object'"
     continued_condition = (
         f"(status = '{WorkflowStatus.COMPLETED.value}' AND result IS NOT NULL AND jsonb_typeof(result) = 'object'"
@@ -107,6 +105,7 @@ class PgTx(SqlTx):
     def __init__(self, conn: Any, write: bool) -> None:
         super().__init__(conn)
         self.write = write
+        self.snapshot_reads = not write  # read transactions are REPEATABLE READ; writes READ COMMITTED
 
     def q(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
@@ -187,7 +186,8 @@ class PostgresStore(Store):
     @contextmanager
     def read(self) -> Iterator[PgTx]:
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION READ ONLY")
+            # one snapshot for the whole read (a count and the page it positions agree)
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield PgTx(conn, write=False)
 
     def migrate(self) -> list[int]:

@@ -79,9 +79,8 @@ class SqlBase(Tx):
     #: SQLite keeps a search-attribute side table with triggers (migration 4); Postgres filters with its GIN
     #: index. (Both keep per-status and per-queue counters with triggers: SQLite migration 4, Postgres 6.)
     side_tables = True
-    #: scalar two-argument max / min (SQLite's max(a, b); Postgres GREATEST / LEAST)
-    greatest = "max"
-    least = "min"
+    #: every statement of this transaction sees one snapshot (SQLite: always; Postgres: read transactions)
+    snapshot_reads = True
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn

@@ -176,11 +176,11 @@ class WorkflowVerbs(SqlBase):
             params += [after[0], after[1]]
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         order = " ORDER BY created_at DESC, id DESC"
-        if offset and counted:
+        if offset and counted and self.snapshot_reads:
             assert namespace is not None and not isinstance(status, list)
             total = self._counted(namespace, status)
             if 2 * offset > total:  # nearer the oldest end: skip the fewer rows from there
-                return self._page_from_oldest(where, params, namespace, status, limit, offset)
+                return self._page_from_oldest(where, params, total, limit, offset)
         if offset:  # skip along the covering list index, then fetch only the page's rows
             inner = "SELECT id FROM workflows" + where + order + self._limit_sql(limit, offset, params)
             return self._rows("workflows", f"SELECT * FROM workflows WHERE id IN ({inner})" + order, params)
@@ -188,41 +188,28 @@ class WorkflowVerbs(SqlBase):
             "workflows", "SELECT * FROM workflows" + where + order + self._limit_sql(limit, 0, params), params
         )
 
-    def _count_sql(self, status: str | None) -> str:
-        return "(SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM workflow_counts WHERE namespace = ?" + (
-            " AND status = ?)" if status is not None else ")"
-        )
-
     def _counted(self, namespace: str, status: str | None) -> int:
         """Workflows of a namespace (and status), from the counters kept with the writes."""
-        p = [namespace] + ([status] if status is not None else [])
-        return int(self._scalar("SELECT " + self._count_sql(status), p) or 0)
+        sql = "SELECT SUM(n) FROM workflow_counts WHERE namespace = ?" + (" AND status = ?" if status else "")
+        return int(self._scalar(sql, [namespace] + ([status] if status else [])) or 0)
 
     def _page_from_oldest(
-        self,
-        where: str,
-        params: list[Any],
-        namespace: str,
-        status: str | None,
-        limit: int | None,
-        offset: int,
+        self, where: str, params: list[Any], total: int, limit: int | None, offset: int
     ) -> list[Record]:
-        """The newest-first page at `offset` of N rows is the oldest-first rows [N-offset-limit, N-offset):
-        walk the covering list index from the oldest end. N is read by the same statement (one snapshot),
-        from the counters, which the writes keep equal to the rows, so the page is the one OFFSET gives."""
-        n_sql, n_p = self._count_sql(status), [namespace] + ([status] if status is not None else [])
-        g, lo = self.greatest, self.least
-        p = list(params)
-        if limit is None:  # all of the oldest N - offset rows
-            lim = f"{g}(0, {n_sql} - ?) OFFSET 0"
-            p += [*n_p, int(offset)]
-        else:
-            lim = f"{g}(0, {lo}(?, {n_sql} - ?)) OFFSET {g}(0, {n_sql} - ? - ?)"
-            p += [int(limit), *n_p, int(offset), *n_p, int(offset), int(limit)]
-        inner = f"SELECT id FROM workflows{where} ORDER BY created_at, id LIMIT {lim}"
-        return self._rows(
-            "workflows", f"SELECT * FROM workflows WHERE id IN ({inner}) ORDER BY created_at DESC, id DESC", p
-        )
+        """The newest-first page at `offset` of `total` rows is the oldest-first rows [total-offset-limit,
+        total-offset): walk the covering list index from the oldest end. `total` comes from the counters,
+        which the writes keep equal to the rows, read in the same snapshot as the page (`snapshot_reads`),
+        so the page is the one OFFSET gives."""
+        end = total - offset
+        if end <= 0:
+            return []
+        start = 0 if limit is None else max(0, end - limit)
+        inner = f"SELECT id FROM workflows{where} ORDER BY created_at, id LIMIT ? OFFSET ?"
+        return self._rows("workflows", self.rows_of_page_sql(inner), [*params, end - start, start])
+
+    def rows_of_page_sql(self, ids_sql: str) -> str:
+        """The workflows whose ids `ids_sql` selects (one page), newest first."""
+        return f"SELECT * FROM workflows WHERE id IN ({ids_sql}) ORDER BY created_at DESC, id DESC"
 
     def _limit_sql(self, limit: int | None, offset: int, params: list[Any]) -> str:
         if limit is not None:
