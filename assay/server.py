@@ -263,6 +263,11 @@ class Server:
         )
         try:
             self._wsgi.run()
+        except Exception:
+            # The CLI turns an error into one line; a failure of the HTTP loop itself needs its traceback
+            # in the engine's log to be diagnosed.
+            log.exception("the HTTP server loop failed; the engine stops")
+            raise
         finally:
             self.shutdown()
 

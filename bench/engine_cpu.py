@@ -8,8 +8,8 @@ from /proc), requests sent by the starter + workers, and the wall-clock rate (no
 Worker modes:
   plain   the shared harness's raw worker: one long-poll thread per task kind, no opt-in fields
           (start, poll, commands, poll, complete, poll, commands = 7 requests per 1-activity workflow)
-  eager   the same loop using the opt-in protocol fields: `eager: true` on commands / complete (the
-          response carries the next task) and `max_tasks` batch polls
+  eager   the same loop using the opt-in protocol fields: `eager_activities` / `eager_workflow_task` on
+          commands and complete (the response carries the next task) and `max_tasks` batch polls
 
     .venv/bin/python bench/engine_cpu.py [--workflows 300] [--worker plain|eager] [--latency 50]
     .venv/bin/python bench/engine_cpu.py --profile /tmp/engine.prof   # cProfile of every engine thread
@@ -136,7 +136,7 @@ def eager_worker(port: int, queue: str, counter, ready) -> None:
         st, out = c.call(
             "POST",
             f"/tasks/{task['id']}/complete",
-            {"result": {"i": inp.get("i"), "ok": True}, "worker_id": wid, "eager": True},
+            {"result": {"i": inp.get("i"), "ok": True}, "worker_id": wid, "eager_workflow_task": True},
         )
         return (out or {}).get("workflow_task") if st == 200 else None
 
@@ -145,7 +145,12 @@ def eager_worker(port: int, queue: str, counter, ready) -> None:
             st, out = c.call(
                 "POST",
                 f"/workflow-tasks/{task['workflow_id']}/commands",
-                {"worker_id": wid, "commands": _commands_for(task, queue), "eager": True},
+                {
+                    "worker_id": wid,
+                    "commands": _commands_for(task, queue),
+                    "eager_activities": 1,
+                    "eager_workflow_task": True,
+                },
             )
             out = out if st == 200 and isinstance(out, dict) else {}
             task = None
@@ -247,13 +252,17 @@ def serve_profiled(argv: list[str], out: str) -> None:
     main(["serve", *argv])
 
 
-def start_engine(tmp: str, backend: str | None, profile: str | None):
+def start_engine(tmp: str, backend: str | None, profile: str | None, wrapper: list[str] | None = None):
+    """`assay serve` on a free port; with `profile`, under serve_profiled; with `wrapper` (a script and its
+    leading arguments), as `python <wrapper...> <serve args>`."""
     from tests.helpers import free_port
 
     port = free_port()
     backend = backend or f"sqlite:///{tmp}/engine.db"
     args = ["--port", str(port), "--backend", backend]
-    if profile:
+    if wrapper:
+        argv = [sys.executable, *wrapper, *args]
+    elif profile:
         argv = [sys.executable, __file__, "_serve", profile, *args]
     else:
         argv = [sys.executable, str(ROOT / "assay.py"), "serve", *args]

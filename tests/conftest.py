@@ -61,3 +61,19 @@ def app(engine):
 @pytest.fixture
 def client(app):
     return Client(app)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that talked to a live engine which died on its own says so, with the engine's exit
+    status and log tail (a "connection refused" alone does not tell a crash from a kill)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    from tests.helpers import STARTED_ENGINES
+
+    for eng in list(STARTED_ENGINES):
+        why = eng.died()
+        if why:
+            report.sections.append(("engine exited", why))

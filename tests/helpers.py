@@ -11,10 +11,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Every engine a test started, so a failing test can report one that died on its own (tests/conftest.py).
+STARTED_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def free_port() -> int:
@@ -72,7 +76,7 @@ def subprocess_env(extra: dict | None = None) -> dict:
     return env
 
 
-@dataclass
+@dataclass(eq=False)
 class Engine:
     url: str
     port: int
@@ -81,6 +85,7 @@ class Engine:
     log_path: Path
     args: list = field(default_factory=list)
     env: dict = field(default_factory=dict)
+    stopping: bool = False  # set by stop()/kill(): an exit after that was asked for
 
     @property
     def api(self) -> str:
@@ -93,10 +98,19 @@ class Engine:
             return ""
 
     def stop(self, timeout: float = 15.0) -> int:
+        self.stopping = True
         return stop_process(self.proc, timeout)
 
     def kill(self) -> None:
+        self.stopping = True
         kill_process(self.proc)
+
+    def died(self) -> str | None:
+        """Why this engine is gone when nobody stopped it (exit status and the end of its log), else None."""
+        if self.stopping or self.proc.poll() is None:
+            return None
+        tail = "\n".join(self.log().splitlines()[-60:])
+        return f"engine on port {self.port} exited by itself with status {self.proc.returncode}; log tail:\n{tail}"
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> int:
@@ -154,6 +168,7 @@ def _start_engine(tmp_path, db, port, extra_args, env, timeout) -> Engine:
     proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=str(tmp_path))
     logf.close()
     eng = Engine(f"http://127.0.0.1:{port}", port, db, proc, log_path, args, full_env)
+    STARTED_ENGINES.add(eng)
 
     def up():
         if proc.poll() is not None:
