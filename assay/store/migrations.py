@@ -318,6 +318,9 @@ COUNT_SHARDS = 16
 _PG_UPSERT = """INSERT INTO {table} ({cols}, shard, n) VALUES ({vals}, s, {d})
             ON CONFLICT ({cols}, shard) DO UPDATE SET n = {table}.n + {d};"""
 PG_COUNTERS = [
+    # no write of another instance (an older version, during a rolling upgrade) between the backfill and the
+    # triggers: it waits for this migration's commit, then fires the triggers
+    "LOCK TABLE workflows, workflow_activities IN SHARE ROW EXCLUSIVE MODE",
     """CREATE TABLE workflow_counts (
     namespace TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -399,8 +402,9 @@ PG_COUNTERS = [
 ]
 #: recount every counter from the rows (after a bulk load with triggers off, or to repair)
 PG_RECOUNT = [
+    PG_COUNTERS[0],
     "DELETE FROM workflow_counts",
-    PG_COUNTERS[1],
+    PG_COUNTERS[2],
     "DELETE FROM activity_counts",
-    PG_COUNTERS[6],
+    PG_COUNTERS[7],
 ]
