@@ -224,7 +224,11 @@ def reads(n: int) -> list[tuple[str, str]]:
     ]
 
 
-def measure_reads(app, n: int, reps: int, only: str | None = None) -> list[tuple[str, float, float, int]]:
+def measure_reads(
+    app, n: int, reps: int, only: str | None = None, server_cpu=None
+) -> list[tuple[str, float, float, int, float]]:
+    """(label, p50 ms, p95 ms, rows, CPU ms per read). CPU: this process (the engine runs in it) plus
+    `server_cpu()` (Postgres server processes): unlike wall times, it does not grow with the machine's load."""
     from tests.wsgi import Client
 
     c = Client(app)
@@ -239,13 +243,17 @@ def measure_reads(app, n: int, reps: int, only: str | None = None) -> list[tuple
             continue
         if path == "CURSOR":
             if cursor_path is None:
-                out.append((label, float("nan"), float("nan"), -1))
+                out.append((label, float("nan"), float("nan"), -1, float("nan")))
                 continue
             path = cursor_path
         p, _, qs = path.partition("?")
         times = []
         rows_n = -1
+        cpu0 = srv0 = 0.0
         for i in range(reps + 2):
+            if i == 2:
+                srv0 = server_cpu() if server_cpu else 0.0
+                cpu0 = time.process_time()  # after the /proc scan of server_cpu(), which is not the read's
             t = time.perf_counter()
             resp = _get_qs(c, p, qs)
             dt = (time.perf_counter() - t) * 1000
@@ -255,10 +263,39 @@ def measure_reads(app, n: int, reps: int, only: str | None = None) -> list[tuple
                 times.append(dt)
             body = resp.json
             rows_n = len(body) if isinstance(body, list) else 1
+        cpu = time.process_time() - cpu0 + ((server_cpu() - srv0) if server_cpu else 0.0)
         times.sort()
         p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-        out.append((label, statistics.median(times), p95, rows_n))
+        out.append((label, statistics.median(times), p95, rows_n, cpu / reps * 1000))
     return out
+
+
+def pg_server_cpu(url: str):
+    """A function giving the CPU seconds used so far by the Postgres server's processes (the postmaster's
+    children, found through its data directory; needs a local server this user may read), or None."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            data = conn.execute("SHOW data_directory").fetchone()[0]
+        postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
+    except (psycopg.Error, OSError, ValueError):
+        return None
+
+    def total() -> float:
+        secs = 0.0
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                secs += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return secs
+
+    return total
 
 
 def _get_qs(c, path: str, qs: str):
@@ -351,18 +388,18 @@ def _cpu_secs(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def print_table(n: int, results: dict[str, list[tuple[str, float, float, int]]]) -> None:
-    """One table: p50/p95 per read per backend."""
+def print_table(n: int, results: dict[str, list[tuple[str, float, float, int, float]]]) -> None:
+    """One table: p50/p95 wall ms and CPU ms (engine + database server) per read per backend."""
     names = list(results)
-    print(f"\nreads on {n:,} workflows (in-process WSGI), ms")
-    head = f"{'read':22}" + "".join(f" {b + ' p50':>14} {b + ' p95':>14}" for b in names) + "  rows  p95<=50"
-    print(head)
+    print(f"\nreads on {n:,} workflows (in-process WSGI), ms; cpu = engine + database server CPU per read")
+    head = f"{'read':22}" + "".join(f" {b + ' p50':>13} {b + ' p95':>13} {b + ' cpu':>13}" for b in names)
+    print(head + "  rows  p95<=50")
     labels = [r[0] for r in next(iter(results.values()))]
     for i, label in enumerate(labels):
         line, ok, k = f"{label:22}", True, -1
         for b in names:
-            _, p50, p95, k = results[b][i]
-            line += f" {p50:14.1f} {p95:14.1f}"
+            _, p50, p95, k, cpu = results[b][i]
+            line += f" {p50:13.1f} {p95:13.1f} {cpu:13.1f}"
             ok = ok and p95 <= 50
         print(f"{line} {k:5d}  {'yes' if ok else 'NO'}")
 
@@ -397,16 +434,17 @@ def main() -> None:
     from assay.engine import Engine
     from assay.store import open_store
 
-    def measure(url: str, **kw) -> list[tuple[str, float, float, int]]:
+    def measure(url: str, **kw) -> list[tuple[str, float, float, int, float]]:
         store = open_store(url, **kw)
         eng = Engine(store)
         try:
-            return measure_reads(make_app(eng), a.workflows, a.reps, a.only)
+            srv = pg_server_cpu(url) if "://" in url and not url.startswith("sqlite") else None
+            return measure_reads(make_app(eng), a.workflows, a.reps, a.only, srv)
         finally:
             eng.notifier.close()
             store.close()
 
-    results: dict[str, list[tuple[str, float, float, int]]] = {}
+    results: dict[str, list[tuple[str, float, float, int, float]]] = {}
     if not a.no_sqlite:
         have = 0
         if a.reuse and os.path.exists(a.db):
