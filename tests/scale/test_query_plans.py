@@ -136,6 +136,15 @@ def test_stats_queries_use_indexes(store, verb):
         assert not full_scans(store, lines), f"{verb}: full scan in\n{sql}\n" + "\n".join(lines)
 
 
+def test_metrics_gauges_use_indexes(store):
+    """The dashboard's history samples these every 10 s and /metrics on each scrape: never a full scan."""
+    fill(store)
+    stmts = recorded(store, lambda tx: tx.metrics_gauges(T0 + 1000))
+    assert stmts
+    for sql, lines in stmts:
+        assert not full_scans(store, lines), f"metrics_gauges: full scan in\n{sql}\n" + "\n".join(lines)
+
+
 def test_the_detector_sees_a_full_scan(store):
     """The check above can fail: an unindexed filter shows up as a full scan."""
     fill(store)
