@@ -329,6 +329,11 @@ class WorkerSettings:
     max_tasks: int = setting(
         4, "ASSAY_WORKER_MAX_TASKS", "Tasks claimed per poll when the engine offers batches (1-100)."
     )
+    sticky_cache: int = setting(
+        500,
+        "ASSAY_WORKER_STICKY_CACHE",
+        "workflows whose replay state a worker keeps between tasks (LRU)",
+    )
     build_id: str | None = setting(
         None,
         "ASSAY_BUILD_ID",

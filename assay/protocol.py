@@ -164,6 +164,19 @@ REJECTED_COMMAND = "FailWorkflowTask"
 #: `format` of an exported workflow history (`assay workflow export`, read by `assay replay --history`)
 HISTORY_FORMAT = "assay-history/1"
 
+#: Sticky workflow state (docs/design.md, "Workflow task histories and sticky workers"): the opt-in flag
+#: of POST /workers/register, and the fields of the workflow tasks handed to a worker that set it.
+#: `history_after` = A: the task carries only the events with seq > A (the worker applies them to its
+#: cached state if that state's last seq is A); `history_next_after`: the history is paged, fetch the rest
+#: with GET /workflows/{id}/events?after=&limit=; `history_last_seq`: the highest seq the task covers.
+STICKY = "sticky"
+HISTORY_AFTER = "history_after"
+HISTORY_NEXT_AFTER = "history_next_after"
+HISTORY_LAST_SEQ = "history_last_seq"
+#: events in a page of history: the first page of a sticky worker's full-history task, and the cap of
+#: GET /workflows/{id}/events?limit=
+HISTORY_PAGE_MAX = 1000
+
 #: the namespace used when a request names none (created by the first migration, cannot be deleted)
 DEFAULT_NAMESPACE = "main"
 #: the task queue used when a start / schedule / worker names none

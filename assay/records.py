@@ -6,6 +6,7 @@ from typing import Any
 
 from assay.engine import schedules as cron
 from assay.engine.deploy import stuck_view
+from assay.protocol import HISTORY_AFTER, HISTORY_LAST_SEQ, HISTORY_NEXT_AFTER
 from assay.store.base import Record
 
 WORKFLOW_FIELDS = (
@@ -137,7 +138,9 @@ def worker(rec: Record) -> dict[str, Any]:
 
 
 def workflow_task(rec: Record) -> dict[str, Any]:
-    return {
+    """A workflow task as a worker receives it; a sticky worker's also carries history_last_seq, and
+    history_after (a partial history) or history_next_after (a paged one) (engine/dispatch.py)."""
+    out = {
         "workflow_id": rec["id"],
         "workflow_type": rec["workflow_type"],
         "namespace": rec["namespace"],
@@ -158,6 +161,10 @@ def workflow_task(rec: Record) -> dict[str, Any]:
             for e in rec.get("history", [])
         ],
     }
+    for key in (HISTORY_AFTER, HISTORY_NEXT_AFTER, HISTORY_LAST_SEQ):
+        if rec.get(key) is not None:
+            out[key] = rec[key]
+    return out
 
 
 def start_response(rec: Record) -> dict[str, Any]:

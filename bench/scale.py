@@ -13,6 +13,10 @@ against a real `assay serve` on a port (keep-alive HTTP connections), on an empt
     .venv/bin/python bench/scale.py [--workflows 1000000] [--events 4] [--db /tmp/scale.db] [--reuse]
                                     [--reps 20] [--burst 5000] [--postgres]
 
+Long histories: `--long-history N` (default 1,000; 0 skips) runs bench/long_history.py: one workflow of N
+sequential activities, engine CPU and wall per step near step 10 and near step N, for a plain, a sticky and a
+sticky+eager raw-HTTP worker.
+
 `--reuse` keeps an existing database file of the right size (building 1M rows takes a few minutes).
 `--postgres` builds the same rows in a throwaway Postgres cluster on loopback (tests/pg.py; COPY, triggers
 off during the load, counters recounted after) and measures its reads and bursts beside SQLite's; with
@@ -428,6 +432,12 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true", help="measure Postgres only")
     ap.add_argument("--skip-reads", action="store_true")
     ap.add_argument("--only", help="measure only the reads whose label contains this text")
+    ap.add_argument(
+        "--long-history",
+        type=int,
+        default=1000,
+        help="steps of the long-history measurement (bench/long_history.py; 0: skip)",
+    )
     a = ap.parse_args()
 
     from assay.api import make_app
@@ -492,6 +502,11 @@ def main() -> None:
             for label, db in dbs:
                 out.append((label, *run_burst(db, a.burst, tag, Path(d))))
         print_bursts(a.burst, out)
+    if a.long_history:
+        import long_history  # bench/long_history.py (this file's folder is on sys.path when run as a script)
+
+        print()
+        long_history.report(a.long_history, 40, list(long_history.VARIANTS))
 
 
 if __name__ == "__main__":

@@ -207,6 +207,12 @@ ACTIVITY = obj(
     ("id", "workflow_id", "seq", "name", "task_queue", "status", "attempt"),
 )
 
+STICKY_FIELD = {
+    **BOOL,
+    "description": "opt-in: this worker keeps workflows' replay state between tasks, and gets only the new "
+    "events of a workflow whose state it holds (history_after)",
+}
+
 WORKFLOW_TASK = obj(
     {
         "workflow_id": STR,
@@ -225,6 +231,19 @@ WORKFLOW_TASK = obj(
                 ("seq", "event_type", "timestamp"),
             )
         ),
+        protocol.HISTORY_AFTER: {
+            **INT,
+            "description": "sticky workers only: the history holds only the events with a greater seq",
+        },
+        protocol.HISTORY_NEXT_AFTER: {
+            **INT,
+            "description": "sticky workers only: the history is paged; fetch the events after this seq "
+            "with GET /workflows/{id}/events?after=&limit= up to history_last_seq",
+        },
+        protocol.HISTORY_LAST_SEQ: {
+            **INT,
+            "description": "sticky workers only: the highest event seq this task covers",
+        },
     },
     ("workflow_id", "workflow_type", "namespace", "task_queue", "history"),
 )
@@ -329,12 +348,13 @@ SCHEMAS: dict[str, Any] = {
                 "maxLength": 128,
                 "description": "the worker's code version (ours: sha256 of the worker file, 12 hex)",
             },
+            protocol.STICKY: STICKY_FIELD,
         },
         ("identity", "queue"),
     ),
     "WorkerId": obj({"worker_id": STR}, ("worker_id",)),
     "WorkerHeartbeat": obj(
-        {"worker_id": STR, "identity": STR, "queue": STR, "namespace": STR},
+        {"worker_id": STR, "identity": STR, "queue": STR, "namespace": STR, protocol.STICKY: STICKY_FIELD},
         ("worker_id",),
         description="identity + queue let the engine re-register a reaped id",
     ),

@@ -15,7 +15,7 @@ from assay.engine.deploy import opt_build_id
 from assay.engine.dispatch import MAX_TASKS, WF
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
 from assay.errors import BadRequest
-from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TaskKind, error_text
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, STICKY, TaskKind, error_text
 
 
 def _gone_check() -> Callable[[], bool] | None:
@@ -78,6 +78,7 @@ def register(r: Router, engine: Engine) -> None:
             max_concurrent_activities=opt_int(b, "max_concurrent_activities", 10, min_value=0) or 10,
             heartbeat_interval_secs=opt_num(b, "heartbeat_interval_secs", min_value=0.1, max_value=3600),
             build_id=opt_build_id(b),
+            sticky=opt_bool(b, STICKY, False) or False,
         )
         return json_response({"worker_id": wid})
 
@@ -117,6 +118,7 @@ def register(r: Router, engine: Engine) -> None:
                     b, "heartbeat_interval_secs", min_value=0.1, max_value=3600
                 ),
                 "build_id": opt_build_id(b),
+                "sticky": opt_bool(b, STICKY, False) or False,
             }
         engine.heartbeat_worker(wid, rereg)
         return empty(200)

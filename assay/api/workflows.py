@@ -26,7 +26,13 @@ from assay.engine import Engine
 from assay.engine.commands import activity_spec
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_str, req_id, req_str, url_safe
 from assay.errors import BadRequest
-from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, CommandType, WorkflowStatus
+from assay.protocol import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TASK_QUEUE,
+    HISTORY_PAGE_MAX,
+    CommandType,
+    WorkflowStatus,
+)
 
 WF_QUERY = [
     ("namespace", "string", f"namespace (default {DEFAULT_NAMESPACE})"),
@@ -159,15 +165,22 @@ def register(r: Router, engine: Engine) -> None:
         "/workflows/{id}/events",
         "A workflow's event history (by seq)",
         "workflows",
-        query=[("after_seq", "integer", "only events with a greater seq")],
-        responses={200: "EventList", 404: "Error", 410: "Error"},
+        query=[
+            ("after_seq", "integer", "only events with a greater seq"),
+            ("after", "integer", "the same as after_seq (the name history_next_after pages use)"),
+            ("limit", "integer", f"at most this many events (1..{HISTORY_PAGE_MAX}; default: all)"),
+        ],
+        responses={200: "EventList", 400: "Error", 404: "Error", 410: "Error"},
     )
     def events(id: str) -> str:
+        after = q_int("after", q_int("after_seq", 0, max_value=2**53), max_value=2**53)
+        limit: int | None = q_int("limit", 0, min_value=1, max_value=HISTORY_PAGE_MAX)
+        limit = limit or None  # absent: every event (as ever)
         wf = engine.get_workflow(id)
-        after = q_int("after_seq", 0, max_value=2**53)
         if wf.get("archived_at") is not None:  # history moved to the archive: serve it from there
-            return json_response([e for e in engine.archived_events(wf) if e.get("seq", 0) > after])
-        return json_response([records.event(e) for e in engine.list_events(id, after)])
+            arch = [e for e in engine.archived_events(wf) if e.get("seq", 0) > after]
+            return json_response(arch[:limit] if limit else arch)
+        return json_response([records.event(e) for e in engine.list_events(id, after, limit=limit)])
 
     @r(
         "POST",

@@ -49,6 +49,7 @@ class Engine:
         # polls, claims, hand-over to held polls, eager dispatch (dispatch.py)
         self.dispatch = DispatchOps(core, self.tasks)
         core.hand_over = self.dispatch._hand_over
+        core.load_histories = self.dispatch.load_histories
         self.tasks.dispatch = self.commands.dispatch = self.dispatch
 
         # shared resources

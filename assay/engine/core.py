@@ -57,6 +57,8 @@ class EngineCore:
         self._held_lock = threading.Lock()
         #: set by Engine: claims the tasks a transaction made ready for held polls, before it commits
         self.hand_over: Callable[[Tx, Effects], None] | None = None
+        #: set by Engine: reads the histories of the workflow tasks a transaction claimed, after it commits
+        self.load_histories: Callable[[list[Record]], None] | None = None
         self.metrics: NullMetrics = for_engine(self)  # assay/metrics.py (NullMetrics when ASSAY_METRICS=0)
 
     # --- transactions -------------------------------------------------------------------------
@@ -73,6 +75,8 @@ class EngineCore:
             fx.abort(self.notifier)
             raise
         fx.flush(self.notifier, self.broadcaster)
+        if fx.histories and self.load_histories is not None:  # never inside the writer lock
+            self.load_histories(fx.histories)
 
     def retrying(self, op: Callable[P, T]) -> Callable[P, T]:
         """`op`, rerun (up to TRANSIENT_ATTEMPTS times, after a short jittered pause) when it fails with an

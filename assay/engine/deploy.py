@@ -31,9 +31,9 @@ MAX_BUILD_IDS = 20
 
 def record_version(tx: Tx, wf: Record, change_id: str, version: int, now: float) -> bool:
     """Append the marker unless this workflow already has one for the change id (first value wins)."""
-    for ev in tx.list_events(wf["id"]):
+    for ev in tx.list_events(wf["id"], event_type=VERSION_MARKER):  # only the markers are decoded
         p = ev["payload"]
-        if ev["event_type"] == VERSION_MARKER and isinstance(p, dict) and p.get("change_id") == change_id:
+        if isinstance(p, dict) and p.get("change_id") == change_id:
             return False
     tx.append_event(wf["id"], VERSION_MARKER, {"change_id": change_id, "version": version}, now)
     return True
@@ -61,9 +61,10 @@ def stuck_view(rec: Record) -> dict[str, Any] | None:
     }
 
 
-def record_build_id(tx: Tx, wf: Record, worker_id: str) -> None:
-    """Called when a worker leases a workflow task: remember the worker's build id on the workflow."""
-    w = tx.get_worker(worker_id)
+def record_build_id(tx: Tx, wf: Record, worker_id: str, worker: Record | None = None) -> None:
+    """Called when a worker leases a workflow task: remember the worker's build id on the workflow
+    (`worker`: its record, when the caller has read it already)."""
+    w = worker if worker is not None else tx.get_worker(worker_id)
     build = w.get("build_id") if w else None
     if not build:
         return

@@ -6,6 +6,11 @@
   (start, ScheduleActivity, an activity's completion, a signal, a timer, ...) claims it for the oldest
   such poll before it commits, fenced like any claim; the poll answers with it after the commit, and
   nobody else is woken for it. A task nobody takes that way wakes ONE held poll.
+- The history a workflow task carries is read AFTER the claim commits, in a read transaction, bounded by
+  the workflow's last seq at the claim (`HistoryPlan`): no history read holds the writer lock. A sticky
+  worker that holds the workflow's replay state gets only the events after what it saw (`history_after`);
+  any other sticky worker gets the full history, paged; a non-sticky worker gets the full history, as
+  upstream (docs/design.md, "Workflow task histories and sticky workers").
 - Eager dispatch (opt-in fields): a commands batch can claim the activities it schedules for the calling
   worker (when it serves them and says it has free slots) and the workflow's next task; an activity's
   completion can claim the workflow task it made ready. All in the transaction of the request.
@@ -22,7 +27,15 @@ from assay.engine.core import EngineCore, Service
 from assay.engine.deploy import record_build_id
 from assay.engine.notify import Effects, Waiter
 from assay.errors import AssayError
-from assay.protocol import SseEvent, TaskKind, WorkflowStatus
+from assay.protocol import (
+    HISTORY_AFTER,
+    HISTORY_LAST_SEQ,
+    HISTORY_NEXT_AFTER,
+    HISTORY_PAGE_MAX,
+    SseEvent,
+    TaskKind,
+    WorkflowStatus,
+)
 from assay.store.base import Record, Tx
 
 log = logging.getLogger("assay.engine.dispatch")
@@ -30,6 +43,43 @@ log = logging.getLogger("assay.engine.dispatch")
 WF, ACT = TaskKind.workflow_task.value, TaskKind.activity_task.value
 KEY_PREFIX = {WF: "wf:", ACT: "act:"}
 MAX_TASKS = 100  # cap on a batch poll's max_tasks
+
+
+#: key of a claimed workflow task's record holding its HistoryPlan until its history is read
+PLAN = "_history_plan"
+
+
+@dataclass(frozen=True)
+class HistoryPlan:
+    """Which events a claimed workflow task carries, decided in the claim's transaction and read after
+    its commit: seq in (after, last], the first `limit` of them (None: all)."""
+
+    after: int | None  # the sticky worker's cached seq (a partial history), or None (full history)
+    last: int  # the workflow's last event seq at the claim
+    sticky: bool  # the worker is sticky: the task carries history_last_seq (and maybe history_next_after)
+
+    @property
+    def limit(self) -> int | None:
+        return HISTORY_PAGE_MAX if self.sticky and self.after is None else None
+
+
+def load_histories(store: Any, recs: list[Record]) -> None:
+    """Read the histories of claimed workflow tasks (one read transaction, after the claim committed)."""
+    todo = [r for r in recs if PLAN in r]
+    if not todo:
+        return
+    with store.read() as rtx:
+        for rec in todo:
+            plan: HistoryPlan = rec.pop(PLAN)
+            events = rtx.list_events(rec["id"], plan.after or 0, upto=plan.last, limit=plan.limit)
+            rec["history"] = events
+            if not plan.sticky:
+                continue
+            rec[HISTORY_LAST_SEQ] = plan.last
+            if plan.after is not None:
+                rec[HISTORY_AFTER] = plan.after
+            elif events and events[-1]["seq"] < plan.last:
+                rec[HISTORY_NEXT_AFTER] = events[-1]["seq"]
 
 
 @dataclass
@@ -100,22 +150,36 @@ class DispatchOps(Service):
                     break
                 if kind == WF:
                     for wf in tx.claim_workflow_tasks(queue, namespace, worker_id, now, left):
-                        out.append((WF, self._prepare(tx, fx, WF, wf)))
+                        out.append((WF, self._prepare(tx, fx, WF, wf)))  # history: after the commit
                 else:
                     for act in tx.claim_activities(queue, namespace, worker_id, now, left):
                         out.append((ACT, self._prepare(tx, fx, ACT, act, namespace)))
         return out
 
-    def _prepare(self, tx: Tx, fx: Effects, kind: str, rec: Record, namespace: str | None = None) -> Record:
-        """What a claimed task needs before it is handed out (history; SSE; a timeout wake-up; metrics)."""
+    def _prepare(
+        self,
+        tx: Tx,
+        fx: Effects,
+        kind: str,
+        rec: Record,
+        namespace: str | None = None,
+        *,
+        handed: bool = False,
+    ) -> Record:
+        """What a claimed task needs before it is handed out (SSE; a timeout wake-up; metrics; for a
+        workflow task the plan of its history, read after the commit: by the transaction's thread
+        (fx.histories, see EngineCore.tx), or for a hand-over (`handed`) by the held poll's thread)."""
         self.metrics.task_claimed(
             fx, kind, rec, self.now(), namespace if kind == ACT else rec.get("namespace")
         )
         if kind == WF:
             if rec["previous_status"] == WorkflowStatus.PENDING:
                 fx.sse(SseEvent.workflow_running, rec)
-            record_build_id(tx, rec, rec["dispatch_claimed_by"])
-            rec["history"] = tx.list_events(rec["id"])
+            worker = tx.get_worker(rec["dispatch_claimed_by"])
+            record_build_id(tx, rec, rec["dispatch_claimed_by"], worker)
+            rec[PLAN] = self._plan_history(tx, rec, worker)
+            if not handed:
+                fx.histories.append(rec)
         else:
             limits = [x for x in (rec["start_to_close_secs"], rec["heartbeat_timeout_secs"]) if x is not None]
             if rec.get("deadline_at") is not None:
@@ -123,6 +187,26 @@ class DispatchOps(Service):
             if limits and min(limits) < self.settings.loop_max_sleep_secs:
                 fx.wake_loop("activities")  # its deadline is sooner than the loop's next look
         return rec
+
+    @staticmethod
+    def _plan_history(tx: Tx, rec: Record, worker: Record | None) -> HistoryPlan:
+        """Decide the history of a workflow task claimed for `worker`, and record who now holds the
+        workflow's replay state (sticky_worker_id / sticky_seq; no write for a non-sticky worker when no
+        sticky worker held it)."""
+        wid = rec["dispatch_claimed_by"]
+        sticky = bool(worker and worker.get("sticky"))
+        last = int(rec.get("last_seq") or 0)
+        after = None
+        if sticky and rec.get("sticky_worker_id") == wid and rec.get("sticky_seq") is not None:
+            after = min(int(rec["sticky_seq"]), last)
+        if sticky:
+            tx.update_workflow(rec["id"], sticky_worker_id=wid, sticky_seq=last)
+        elif rec.get("sticky_worker_id") is not None or rec.get("sticky_seq") is not None:
+            tx.update_workflow(rec["id"], sticky_worker_id=None, sticky_seq=None)
+        return HistoryPlan(after, last, sticky)
+
+    def load_histories(self, recs: list[Record]) -> None:
+        load_histories(self.store, recs)
 
     def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
         w = tx.get_worker(worker_id)
@@ -190,7 +274,8 @@ class DispatchOps(Service):
                 # wake at least every second when we can notice a hung-up client, to free its thread
                 w = self.notifier.wait(since, min(remaining, 1.0 if gone is not None else 5.0), spec)
                 woken_by = None
-                if w.tasks:
+                if w.tasks:  # handed over by another transaction: read the histories here
+                    self.load_histories([t for k, t in w.tasks if k == WF])
                     return list(w.tasks)
                 if w.woken and w.woken_by and w.woken_by.startswith(("wf:", "act:")):
                     woken_by = w.woken_by
@@ -225,7 +310,7 @@ class DispatchOps(Service):
             if w is None:
                 continue
             now = now if now is not None else self.now()
-            rec = self._claim_by_id(tx, fx, kind, task_id, w.poll.worker_id, now, namespace)
+            rec = self._claim_by_id(tx, fx, kind, task_id, w.poll.worker_id, now, namespace, handed=True)
             if rec is None:
                 self.notifier.settle(w, None)  # nothing to hand over: it looks again itself
                 continue
@@ -241,12 +326,14 @@ class DispatchOps(Service):
         worker_id: str,
         now: float,
         namespace: str | None = None,
+        *,
+        handed: bool = False,
     ) -> Record | None:
         if kind == WF:
             rec = tx.claim_workflow_by_id(task_id, worker_id, now)
         else:
             rec = tx.claim_activity_by_id(task_id, worker_id, now)
-        return None if rec is None else self._prepare(tx, fx, kind, rec, namespace)
+        return None if rec is None else self._prepare(tx, fx, kind, rec, namespace, handed=handed)
 
     # --- eager dispatch (opt-in) -------------------------------------------------------------------
     def eager_claim(

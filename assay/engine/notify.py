@@ -232,6 +232,8 @@ class Effects:
         self.ready: list[tuple[str, str, str, Any, str]] = []  # (kind, queue, namespace, id, name)
         self.handed: list[tuple[Waiter, list[tuple[str, Any]]]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
+        #: claimed workflow tasks whose history is read after the commit (engine/dispatch.py, HistoryPlan)
+        self.histories: list[dict[str, Any]] = []
         #: (fn, args) to call after the commit: metric updates (assay/metrics.py), never counted on rollback
         self.after: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
 

@@ -76,6 +76,7 @@ class TaskOps(Service):
         heartbeat_interval_secs: float | None = None,
         worker_id: str | None = None,
         build_id: str | None = None,
+        sticky: bool = False,
     ) -> str:
         now = self.now()
         wid = worker_id or "w-" + secrets.token_hex(8)
@@ -100,6 +101,7 @@ class TaskOps(Service):
                     "last_heartbeat": now,
                     "registered_at": now,
                     "build_id": build_id,
+                    "sticky": 1 if sticky else 0,
                 }
             )
         return wid

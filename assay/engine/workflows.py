@@ -51,9 +51,9 @@ class WorkflowOps(Service):
         with self.store.read() as tx:
             return tx.list_workflows(**filters)
 
-    def list_events(self, wf_id: str, after_seq: int = 0) -> list[Record]:
+    def list_events(self, wf_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[Record]:
         with self.store.read() as tx:
-            return tx.list_events(wf_id, after_seq)
+            return tx.list_events(wf_id, after_seq, limit=limit)
 
     def list_children(self, wf_id: str) -> list[Record]:
         with self.store.read() as tx:

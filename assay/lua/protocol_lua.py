@@ -57,6 +57,12 @@ def render() -> str:
         f"P.DEFAULT_NAMESPACE = {_lua_str(protocol.DEFAULT_NAMESPACE)}",
         f"P.DEFAULT_TASK_QUEUE = {_lua_str(protocol.DEFAULT_TASK_QUEUE)}",
         f"P.DEFAULT_OVERLAP_POLICY = {_lua_str(protocol.DEFAULT_OVERLAP_POLICY.value)}",
+        # sticky workers: the registration flag, the workflow task's history fields, the page cap
+        f"P.STICKY = {_lua_str(protocol.STICKY)}",
+        f"P.HISTORY_AFTER = {_lua_str(protocol.HISTORY_AFTER)}",
+        f"P.HISTORY_NEXT_AFTER = {_lua_str(protocol.HISTORY_NEXT_AFTER)}",
+        f"P.HISTORY_LAST_SEQ = {_lua_str(protocol.HISTORY_LAST_SEQ)}",
+        f"P.HISTORY_PAGE_MAX = {int(protocol.HISTORY_PAGE_MAX)}",
         "return P",
         "",
     ]

@@ -145,7 +145,16 @@ class Tx(abc.ABC):
         """Append an event with the next gap-free seq (starting at 1); returns the seq."""
 
     @abc.abstractmethod
-    def list_events(self, wf_id: str, after_seq: int = 0) -> list[Record]: ...
+    def list_events(
+        self,
+        wf_id: str,
+        after_seq: int = 0,
+        *,
+        upto: int | None = None,
+        limit: int | None = None,
+        event_type: str | None = None,
+    ) -> list[Record]:
+        """Events with after_seq < seq (<= upto) (of one type), ascending, at most `limit`."""
 
     # --- activities ---------------------------------------------------------------------------
     @abc.abstractmethod

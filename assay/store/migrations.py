@@ -39,6 +39,14 @@ _SEARCH_ROWS = (
 )
 
 # Migration 3 (Temporal-era API): schedule_to_close deadline on activities, terminated flag on workflows.
+STICKY_MIGRATION_NAME = (
+    "sticky workers: partial histories for the worker that keeps a workflow's replay state"
+)
+STICKY_DDL = [
+    "ALTER TABLE workflow_workers ADD COLUMN sticky INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE workflows ADD COLUMN sticky_worker_id TEXT",
+    "ALTER TABLE workflows ADD COLUMN sticky_seq INTEGER",
+]
 TEMPORAL_MIGRATION_NAME = "activity schedule_to_close deadline; terminated flag on workflows"
 TEMPORAL_DDL = [
     "ALTER TABLE workflow_activities ADD COLUMN schedule_to_close_secs REAL",
@@ -302,6 +310,7 @@ SQLITE: list[tuple[int, str, list[str]]] = [
             WHERE j.type IN ('integer','real','text','true','false'); END""",
         ],
     ),
+    (5, STICKY_MIGRATION_NAME, STICKY_DDL),
     (6, "counters for namespace and queue stats kept with the writes (Postgres; SQLite: migration 4)", []),
 ]
 

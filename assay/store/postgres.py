@@ -31,6 +31,8 @@ from assay.store.migrations import (
     PG_COUNTERS,
     PG_TERMINATED_BACKFILL,
     SQLITE,
+    STICKY_DDL,
+    STICKY_MIGRATION_NAME,
     TEMPORAL_DDL,
     TEMPORAL_MIGRATION_NAME,
 )
@@ -89,6 +91,7 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
         "scale: keyset list indexes, live-queue index",
         KEYSET_INDEXES + [LIVE_QUEUE_INDEX],
     ),
+    (5, STICKY_MIGRATION_NAME, STICKY_DDL),
     (6, COUNTERS_MIGRATION_NAME, PG_COUNTERS),
 ]
 

@@ -38,9 +38,10 @@ from assay.workflow.errors import (
     WorkflowError,
     WorkflowTaskError,
 )
+from assay.workflow.process import ensure_logging
 from assay.workflow.registry import ActivityContext, activity, define
 from assay.workflow.replay import WorkflowContext, WorkflowInfo
-from assay.workflow.worker import Transport, ensure_logging, listen_with
+from assay.workflow.worker import Transport, listen_with
 
 __all__ = [
     "ActivityContext",
@@ -129,9 +130,11 @@ def listen(
     max_backoff_secs: float | None = None,
     build_id: str | None = None,
     stop: threading.Event | None = None,
+    max_tasks: int | None = None,
 ) -> bool:
     """Run a worker for everything registered so far until SIGTERM/SIGINT (or `stop` is set): finishes
-    the tasks in hand, deregisters, returns True. `concurrency` slots (ASSAY_WORKER_CONCURRENCY, default 1)."""
+    the tasks in hand, deregisters, returns True. `concurrency` slots (ASSAY_WORKER_CONCURRENCY, default 1);
+    a poll claims up to `max_tasks` tasks for free slots (ASSAY_WORKER_MAX_TASKS)."""
     if _state["dry"]:  # load_worker_file: handlers are registered, nothing listens
         return False
     if _state["transport"] is None:
@@ -148,6 +151,7 @@ def listen(
         max_backoff_secs=max_backoff_secs,
         build_id=build_id,
         stop=stop,
+        max_tasks=max_tasks,
     )
 
 

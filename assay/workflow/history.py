@@ -69,64 +69,70 @@ class HistoryIndex:
 def index(history: Sequence[Mapping[str, Any]] | None) -> HistoryIndex:
     idx = HistoryIndex()
     for ev in history or ():
-        t = ev.get("event_type")
-        p = ev.get("payload")
-        if t not in _RAW_PAYLOAD:
-            p = maybe_json(p)
-        pt: Mapping[str, Any] = p if isinstance(p, dict) else {}
-        seq = int(ev.get("seq") or 0)
-        ts = ev.get("timestamp")
-        idx.events += 1
-        if t == EventType.ActivityScheduled:
-            if pt.get("activity_seq") is not None:
-                idx.scheduled[int(pt["activity_seq"])] = pt.get("name")
-        elif t in (EventType.ActivityCompleted, EventType.ActivityFailed):
-            k = pt.get("activity_seq")
-            if k is not None and int(k) not in idx.acts:
-                idx.acts[int(k)] = Outcome(
-                    t == EventType.ActivityCompleted,
-                    pt.get("result"),
-                    pt.get("error"),
-                    seq,
-                    ts,
-                    pt.get("name"),
-                )
-        elif t == EventType.TimerScheduled:
-            if pt.get("timer_seq") is not None:
-                idx.timer_seqs.add(int(pt["timer_seq"]))
-        elif t == EventType.TimerFired:
-            k = pt.get("timer_seq")
-            if k is not None and int(k) not in idx.timers:
-                idx.timers[int(k)] = (seq, ts)
-        elif t == EventType.SideEffectRecorded:
-            k = pt.get("side_effect_seq")
-            if k is not None and int(k) not in idx.effects:
-                idx.effects[int(k)] = (pt.get("value"), seq)
-        elif t == EventType.SignalReceived:
-            if pt.get("signal") is not None:
-                idx.signals.setdefault(str(pt["signal"]), []).append((seq, pt.get("payload"), ts))
-        elif t == EventType.ChildWorkflowStarted:
-            if pt.get("child_workflow_id") is not None:
-                idx.child_types.setdefault(str(pt["child_workflow_id"]), pt.get("workflow_type"))
-        elif t in (EventType.ChildWorkflowCompleted, EventType.ChildWorkflowFailed):
-            k = pt.get("child_workflow_id")
-            if k is not None and str(k) not in idx.children:
-                idx.children[str(k)] = Outcome(
-                    t == EventType.ChildWorkflowCompleted, pt.get("result"), pt.get("error"), seq, ts
-                )
-        elif t == VERSION_MARKER:
-            cid, v = pt.get("change_id"), pt.get("version")
-            if isinstance(cid, str) and isinstance(v, int) and cid not in idx.versions:
-                idx.versions[cid] = v
-        elif t == EventType.WorkflowAwaitingSignal:
-            if pt.get("signal") is not None:
-                name = str(pt["signal"])
-                idx.awaits.append((name, len(idx.signals.get(name, ())) + 1))
-        elif t == EventType.WorkflowCompleted or (t == EventType.WorkflowFailed and not pt.get("terminated")):
-            idx.finished = True
-        elif t == EventType.WorkflowCancelRequested:
-            if idx.cancel is None:
-                idx.cancel = (pt.get("reason"), seq)
-        elif t == EventType.WorkflowStarted:
-            idx.started_at = ts
+        add(idx, ev)
     return idx
+
+
+def add(idx: HistoryIndex, ev: Mapping[str, Any]) -> None:
+    """Index one more event (events come in seq order; a sticky run adds a task's new events so)."""
+    t = ev.get("event_type")
+    p = ev.get("payload")
+    if t not in _RAW_PAYLOAD:
+        p = maybe_json(p)
+    pt: Mapping[str, Any] = p if isinstance(p, dict) else {}
+    seq = int(ev.get("seq") or 0)
+    ts = ev.get("timestamp")
+    idx.events += 1
+    if t == EventType.ActivityScheduled:
+        if pt.get("activity_seq") is not None:
+            idx.scheduled[int(pt["activity_seq"])] = pt.get("name")
+    elif t in (EventType.ActivityCompleted, EventType.ActivityFailed):
+        k = pt.get("activity_seq")
+        if k is not None and int(k) not in idx.acts:
+            idx.acts[int(k)] = Outcome(
+                t == EventType.ActivityCompleted,
+                pt.get("result"),
+                pt.get("error"),
+                seq,
+                ts,
+                pt.get("name"),
+            )
+    elif t == EventType.TimerScheduled:
+        if pt.get("timer_seq") is not None:
+            idx.timer_seqs.add(int(pt["timer_seq"]))
+    elif t == EventType.TimerFired:
+        k = pt.get("timer_seq")
+        if k is not None and int(k) not in idx.timers:
+            idx.timers[int(k)] = (seq, ts)
+    elif t == EventType.SideEffectRecorded:
+        k = pt.get("side_effect_seq")
+        # (a sticky run recorded it with event seq 0 when the code ran it: now the event's seq)
+        if k is not None and (int(k) not in idx.effects or idx.effects[int(k)][1] == 0):
+            idx.effects[int(k)] = (pt.get("value"), seq)
+    elif t == EventType.SignalReceived:
+        if pt.get("signal") is not None:
+            idx.signals.setdefault(str(pt["signal"]), []).append((seq, pt.get("payload"), ts))
+    elif t == EventType.ChildWorkflowStarted:
+        if pt.get("child_workflow_id") is not None:
+            idx.child_types.setdefault(str(pt["child_workflow_id"]), pt.get("workflow_type"))
+    elif t in (EventType.ChildWorkflowCompleted, EventType.ChildWorkflowFailed):
+        k = pt.get("child_workflow_id")
+        if k is not None and str(k) not in idx.children:
+            idx.children[str(k)] = Outcome(
+                t == EventType.ChildWorkflowCompleted, pt.get("result"), pt.get("error"), seq, ts
+            )
+    elif t == VERSION_MARKER:
+        cid, v = pt.get("change_id"), pt.get("version")
+        if isinstance(cid, str) and isinstance(v, int) and cid not in idx.versions:
+            idx.versions[cid] = v
+    elif t == EventType.WorkflowAwaitingSignal:
+        if pt.get("signal") is not None:
+            name = str(pt["signal"])
+            idx.awaits.append((name, len(idx.signals.get(name, ())) + 1))
+    elif t == EventType.WorkflowCompleted or (t == EventType.WorkflowFailed and not pt.get("terminated")):
+        idx.finished = True
+    elif t == EventType.WorkflowCancelRequested:
+        if idx.cancel is None:
+            idx.cancel = (pt.get("reason"), seq)
+    elif t == EventType.WorkflowStarted:
+        idx.started_at = ts

@@ -102,6 +102,8 @@ class _RunState:
         self.time = idx.started_at if idx.started_at is not None else task.get("created_at")
         seed = hashlib.sha256(f"{task.get('workflow_id')}\0{task.get('run_id')}".encode()).digest()
         self.rng = _random.Random(int.from_bytes(seed[:8], "big"))
+        #: a sticky run (assay.workflow.sticky): waits here for the next task instead of ending the run
+        self.park: Callable[[list[Command]], None] | None = None
 
 
 def _need_name(fn: str, what: str, v: Any) -> str:
@@ -128,7 +130,9 @@ class WorkflowContext:
         rs.cancelled = True
         return Cancelled(rs.idx.cancel[0] if rs.idx.cancel else None)
 
-    def _suspend(self, cmds: list[Command]) -> Any:
+    def _suspend(self, cmds: list[Command]) -> None:
+        """The run needs the engine: end it with `cmds` (a replay), or, in a sticky run, wait until the
+        next task's events are indexed and return (the caller then looks at the history again)."""
         rs = self._rs
         if rs.in_query:
             raise RuntimeError(
@@ -137,7 +141,10 @@ class WorkflowContext:
         if rs.idx.cancel is not None:
             raise self._cancel_error()
         rs.suspended = cmds
-        raise _Suspend(cmds)
+        if rs.park is None:
+            raise _Suspend(cmds)
+        rs.park(cmds)
+        rs.suspended = None
 
     def _after_cancel(self, seq: int | None) -> None:
         """An outcome recorded after the cancellation request is not delivered: raise the cancellation."""
@@ -188,23 +195,22 @@ class WorkflowContext:
         _need_name("execute_activity", "activity name", name)
         rs.n_act += 1
         seq = rs.n_act
-        r = self._outcome(seq, name)
-        if r is not None:
-            self._after_cancel(r.seq)
-            self._advance(r.ts)
-            if r.ok:
-                return r.result
-            raise ActivityError(f"activity '{name}' failed: {r.error}", name=name, error=str(r.error))
-        return self._suspend([self._schedule(seq, name, input, opts)])
+        while True:
+            r = self._outcome(seq, name)
+            if r is not None:
+                self._after_cancel(r.seq)
+                self._advance(r.ts)
+                if r.ok:
+                    return r.result
+                raise ActivityError(f"activity '{name}' failed: {r.error}", name=name, error=str(r.error))
+            self._suspend([self._schedule(seq, name, input, opts)])
 
     def execute_parallel(self, specs: Sequence[Any]) -> list[Any]:
         """Run activities concurrently: specs are (name, input[, opts]) tuples or dicts; results in order."""
         rs = self._rs
         if not isinstance(specs, list | tuple) or not specs:
             raise TypeError("ctx.execute_parallel: expects a non-empty list of (name, input, opts)")
-        results: list[Any] = [None] * len(specs)
-        pending: list[Command] = []
-        failure: ActivityError | None = None
+        items: list[tuple[int, str, Any, Any]] = []
         for i, spec in enumerate(specs, 1):
             if isinstance(spec, Mapping):
                 name, input, opts = spec.get("name"), spec.get("input"), spec.get("opts")
@@ -216,18 +222,26 @@ class WorkflowContext:
                 raise TypeError(f"ctx.execute_parallel: item {i} opts must be a dict")
             name = _need_name("execute_parallel", f"item {i} name", name)
             rs.n_act += 1
-            seq = rs.n_act
-            r = self._outcome(seq, name)
-            if r is not None:
-                self._after_cancel(r.seq)
-                self._advance(r.ts)
-            if r is None:
-                pending.append(self._schedule(seq, name, input, opts or {}))
-            elif r.ok:
-                results[i - 1] = r.result
-            elif failure is None:
-                failure = ActivityError(f"activity '{name}' failed: {r.error}", name=name, error=str(r.error))
-        if pending:
+            items.append((rs.n_act, name, input, opts))
+        while True:
+            results: list[Any] = [None] * len(specs)
+            pending: list[Command] = []
+            failure: ActivityError | None = None
+            for i, (seq, name, input, opts) in enumerate(items):
+                r = self._outcome(seq, name)
+                if r is not None:
+                    self._after_cancel(r.seq)
+                    self._advance(r.ts)
+                if r is None:
+                    pending.append(self._schedule(seq, name, input, opts or {}))
+                elif r.ok:
+                    results[i] = r.result
+                elif failure is None:
+                    failure = ActivityError(
+                        f"activity '{name}' failed: {r.error}", name=name, error=str(r.error)
+                    )
+            if not pending:
+                break
             self._suspend(pending)
         if failure is not None:
             raise failure
@@ -246,12 +260,13 @@ class WorkflowContext:
             raise TypeError("ctx.sleep: seconds must be a non-negative number")
         rs.n_timer += 1
         seq = rs.n_timer
-        fired = rs.idx.timers.get(seq)
-        if fired is not None:
-            self._after_cancel(fired[0])
-            self._advance(fired[1])
-            return
-        self._suspend([{"type": CommandType.ScheduleTimer, "seq": seq, "duration_secs": float(seconds)}])
+        while True:
+            fired = rs.idx.timers.get(seq)
+            if fired is not None:
+                self._after_cancel(fired[0])
+                self._advance(fired[1])
+                return
+            self._suspend([{"type": CommandType.ScheduleTimer, "seq": seq, "duration_secs": float(seconds)}])
 
     def _wait_signal(self, fname: str, name: str, timeout: float | None) -> tuple[bool, Any]:
         rs = self._rs
@@ -262,33 +277,36 @@ class WorkflowContext:
             raise TypeError(f"ctx.{fname}: timeout must be a positive number of seconds")
         rs.waits[name] = rs.waits.get(name, 0) + 1
         cur = rs.sig_cursor.get(name, 0) + 1
-        lst = rs.idx.signals.get(name) or []
-        sig = lst[cur - 1] if len(lst) >= cur else None
-        if timeout is None:
-            if sig is not None:
+        tseq = 0
+        if timeout is not None:
+            rs.n_timer += 1
+            tseq = rs.n_timer
+        while True:
+            lst = rs.idx.signals.get(name) or []
+            sig = lst[cur - 1] if len(lst) >= cur else None
+            if timeout is None:
+                if sig is not None:
+                    self._after_cancel(sig[0])
+                    rs.sig_cursor[name] = cur
+                    self._advance(sig[2])
+                    return True, sig[1]
+                self._suspend([{"type": CommandType.WaitForSignal, "name": name}])
+                continue
+            fired = rs.idx.timers.get(tseq)
+            # signal and timer both in the history: the one with the lower event seq won the race
+            if sig is not None and (fired is None or sig[0] < fired[0]):
                 self._after_cancel(sig[0])
                 rs.sig_cursor[name] = cur
                 self._advance(sig[2])
                 return True, sig[1]
-            self._suspend([{"type": CommandType.WaitForSignal, "name": name}])
-        rs.n_timer += 1
-        tseq = rs.n_timer
-        fired = rs.idx.timers.get(tseq)
-        # signal and timer both in the history: the one with the lower event seq won the race
-        if sig is not None and (fired is None or sig[0] < fired[0]):
-            self._after_cancel(sig[0])
-            rs.sig_cursor[name] = cur
-            self._advance(sig[2])
-            return True, sig[1]
-        if fired is not None:
-            self._after_cancel(fired[0])
-            self._advance(fired[1])
-            return False, None
-        self._suspend([
-            {"type": CommandType.ScheduleTimer, "seq": tseq, "duration_secs": float(timeout)},  # type: ignore[arg-type]
-            {"type": CommandType.WaitForSignal, "name": name, "timer_seq": tseq},
-        ])  # fmt: skip
-        raise AssertionError("unreachable")  # pragma: no cover
+            if fired is not None:
+                self._after_cancel(fired[0])
+                self._advance(fired[1])
+                return False, None
+            self._suspend([
+                {"type": CommandType.ScheduleTimer, "seq": tseq, "duration_secs": float(timeout)},
+                {"type": CommandType.WaitForSignal, "name": name, "timer_seq": tseq},
+            ])  # fmt: skip
 
     def wait_for_signal(self, name: str, timeout: float | None = None) -> Any:
         """The payload of the next signal `name` (None when the optional timeout fired first)."""
@@ -309,34 +327,37 @@ class WorkflowContext:
         _need_name("start_child_workflow", "workflow type", workflow_type)
         _need_name("start_child_workflow", "workflow_id", workflow_id)
         rs.children_reached += 1
-        prev = rs.idx.child_types.get(workflow_id)
-        if prev is not None and prev != workflow_type:
-            raise self._task_fail(
-                NondeterminismError(
-                    f"nondeterministic workflow: child workflow '{workflow_id}' was of type '{prev}' in the "
-                    f"history, the code now starts '{workflow_type}'"
+        while True:
+            prev = rs.idx.child_types.get(workflow_id)
+            if prev is not None and prev != workflow_type:
+                raise self._task_fail(
+                    NondeterminismError(
+                        f"nondeterministic workflow: child workflow '{workflow_id}' was of type '{prev}' in "
+                        f"the history, the code now starts '{workflow_type}'"
+                    )
                 )
-            )
-        c = rs.idx.children.get(workflow_id)
-        if c is not None:
-            self._after_cancel(c.seq)
-            self._advance(c.ts)
-            if c.ok:
-                return c.result
-            raise ChildWorkflowError(
-                f"child workflow '{workflow_id}' failed: {c.error}",
-                workflow_id=workflow_id,
-                error=str(c.error),
-            )
-        cmd: Command = {"type": CommandType.StartChildWorkflow, "workflow_id": workflow_id, "workflow_type": workflow_type,
-                        "input": freeze(f"input of child workflow '{workflow_id}'", input)}  # fmt: skip
-        if task_queue is not None:
-            cmd["task_queue"] = str(task_queue)
-        return self._suspend([cmd])
+            c = rs.idx.children.get(workflow_id)
+            if c is not None:
+                self._after_cancel(c.seq)
+                self._advance(c.ts)
+                if c.ok:
+                    return c.result
+                raise ChildWorkflowError(
+                    f"child workflow '{workflow_id}' failed: {c.error}",
+                    workflow_id=workflow_id,
+                    error=str(c.error),
+                )
+            cmd: Command = {"type": CommandType.StartChildWorkflow, "workflow_id": workflow_id,
+                            "workflow_type": workflow_type,
+                            "input": freeze(f"input of child workflow '{workflow_id}'", input)}  # fmt: skip
+            if task_queue is not None:
+                cmd["task_queue"] = str(task_queue)
+            self._suspend([cmd])
 
     def continue_as_new(self, input: Any = None) -> None:
         """End this run and start a fresh one (same id, empty history) with `input`."""
         self._suspend([{"type": CommandType.ContinueAsNew, "input": freeze("continue_as_new input", input)}])
+        raise _Suspend([])  # a sticky run never comes back from a continue-as-new (see sticky.py)
 
     # -- recorded values -------------------------------------------------------------------------------
     def side_effect(self, name: Any, fn: Callable[[], Any] | None = None) -> Any:
@@ -488,54 +509,69 @@ def run(
     hist = task.get("history") if history is None else history
     rs = _RunState(task, index(hist))
     ctx = WorkflowContext(rs)
-    tail: list[Command]
     if handler is None:
-        tail, summary = (
+        return ReplayResult(
             [_fail(f"no workflow handler registered for type: {task.get('workflow_type')}")],
-            (f"{CommandType.FailWorkflow.value} (unknown type)"),
+            f"{CommandType.FailWorkflow.value} (unknown type)",
         )
+    try:
+        value = handler(ctx, task.get("input"))
+    except (_Suspend, WorkflowTaskError, Exception) as e:
+        out = ending(rs, ctx, exc=e)
     else:
-        try:
-            value = handler(ctx, task.get("input"))
-        except _Suspend as s:
-            tail, summary = s.commands, "suspended"
-        except WorkflowTaskError as e:
-            return ReplayResult([], "task failed", rs.task_error or str(e))
-        except Exception as e:
-            if rs.task_error is not None:
-                return ReplayResult([], "task failed", rs.task_error)
-            if rs.cancelled or isinstance(e, Cancelled):
-                tail, summary = [{"type": CommandType.CancelWorkflow}], CommandType.CancelWorkflow.value
-            elif rs.suspended is not None:  # the handler caught our suspension and raised something else
-                tail, summary = rs.suspended, "suspended"
-            else:
-                msg = _errtext(e)
-                log.warning(
-                    "workflow %s (%s) failed: %s\n%s",
-                    ctx.workflow_id,
-                    ctx.workflow_type,
-                    msg,
-                    "".join(traceback.format_exception(e)).rstrip(),
-                )
-                tail, summary = [_fail(msg)], CommandType.FailWorkflow.value
-        else:
-            if rs.task_error is not None:
-                return ReplayResult([], "task failed", rs.task_error)
-            if rs.suspended is not None:  # a handler swallowed the suspension: still suspended
-                tail, summary = rs.suspended, "suspended"
-            elif rs.cancelled:
-                tail, summary = [{"type": CommandType.CancelWorkflow}], CommandType.CancelWorkflow.value
-            else:
-                try:
-                    result = freeze("result", value)
-                    tail, summary = (
-                        [{"type": CommandType.CompleteWorkflow, "result": result}],
-                        CommandType.CompleteWorkflow.value,
-                    )
-                except TypeError as e:
-                    tail = [_fail(f"workflow '{ctx.workflow_type}' returned a value that cannot be encoded as "
-                                  f"JSON: {str(e).removeprefix('result cannot be encoded as JSON: ')}")]  # fmt: skip
-                    summary = CommandType.FailWorkflow.value
+        out = ending(rs, ctx, value=value)
+    if isinstance(out, ReplayResult):
+        return out
+    res = ReplayResult(batch(rs, ctx, *out), out[1])
+    div = divergence.first(hist or (), rs, res)
+    if div is not None:  # the code took another path than the history: fail the task, keep the workflow
+        return ReplayResult([], "task failed", div["message"], div)
+    return res
+
+
+def ending(
+    rs: _RunState, ctx: WorkflowContext, *, exc: BaseException | None = None, value: Any = None
+) -> tuple[list[Command], str] | ReplayResult:
+    """How a handler run ended (`exc` raised, else `value` returned): (the last commands, summary), or a
+    failed task."""
+    if isinstance(exc, _Suspend):
+        return exc.commands, "suspended"
+    if isinstance(exc, WorkflowTaskError):
+        return ReplayResult([], "task failed", rs.task_error or str(exc))
+    if exc is not None:
+        if rs.task_error is not None:
+            return ReplayResult([], "task failed", rs.task_error)
+        if rs.cancelled or isinstance(exc, Cancelled):
+            return [{"type": CommandType.CancelWorkflow}], CommandType.CancelWorkflow.value
+        if rs.suspended is not None:  # the handler caught our suspension and raised something else
+            return rs.suspended, "suspended"
+        msg = _errtext(exc)
+        log.warning(
+            "workflow %s (%s) failed: %s\n%s",
+            ctx.workflow_id,
+            ctx.workflow_type,
+            msg,
+            "".join(traceback.format_exception(exc)).rstrip(),
+        )
+        return [_fail(msg)], CommandType.FailWorkflow.value
+    if rs.task_error is not None:
+        return ReplayResult([], "task failed", rs.task_error)
+    if rs.suspended is not None:  # a handler swallowed the suspension: still suspended
+        return rs.suspended, "suspended"
+    if rs.cancelled:
+        return [{"type": CommandType.CancelWorkflow}], CommandType.CancelWorkflow.value
+    try:
+        result = freeze("result", value)
+        return [{"type": CommandType.CompleteWorkflow, "result": result}], CommandType.CompleteWorkflow.value
+    except TypeError as e:
+        why = str(e).removeprefix("result cannot be encoded as JSON: ")
+        msg = f"workflow '{ctx.workflow_type}' returned a value that cannot be encoded as JSON: {why}"
+        return [_fail(msg)], CommandType.FailWorkflow.value
+
+
+def batch(rs: _RunState, ctx: WorkflowContext, tail: list[Command], summary: str) -> list[Command]:
+    """The task's commands: the query snapshot, the inline commands (side effects, version markers), the
+    search-attribute upserts, then `tail`."""
     cmds: list[Command] = []
     # query handlers see the state this run reached; their snapshot goes first in the batch
     if rs.queries:
@@ -560,8 +596,4 @@ def run(
     if rs.upserts:
         cmds.append({"type": CommandType.UpsertSearchAttributes, "patch": dict(sorted(rs.upserts.items()))})
     cmds.extend(tail)
-    if handler is not None:
-        div = divergence.first(hist or (), rs, ReplayResult(cmds, summary))
-        if div is not None:  # the code took another path than the history: fail the task, keep the workflow
-            return ReplayResult([], "task failed", div["message"], div)
-    return ReplayResult(cmds, summary)
+    return cmds

@@ -207,6 +207,10 @@ def test_engine_archives_on_its_own_with_env_settings(tmp_path, s3):
         assert rec["archive_uri"] == f"s3://{bucket}/assay/main/e1.json"
         st, events, _ = http("GET", api + "/workflows/e1/events")
         assert st == 200 and [e["event_type"] for e in events] == ["WorkflowStarted", "WorkflowFailed"]
+        st, page, _ = http("GET", api + "/workflows/e1/events?after=0&limit=1")  # paged from the archive
+        assert st == 200 and page == events[:1]
+        st, page, _ = http("GET", api + "/workflows/e1/events?after=1&limit=1")
+        assert st == 200 and page == events[1:]
         st, health, _ = http("GET", api + "/health")
         assert health["loops"]["archiver"]["archived"] >= 1
     finally:

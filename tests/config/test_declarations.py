@@ -167,7 +167,7 @@ def test_readme_lists_every_component():
 
 
 def test_python_worker_reads_the_declared_settings(monkeypatch):
-    from assay.workflow import worker as pyworker
+    from assay.workflow import process as pyworker
     from assay.workflow.errors import WorkerError
 
     monkeypatch.setenv("ASSAY_BUILD_ID", "b" * 200)

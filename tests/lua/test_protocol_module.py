@@ -47,3 +47,19 @@ def test_the_commands_lua_writes_are_the_protocol_types(lua) -> None:
         """
     ).get("OUT")
     assert out == {"type": protocol.CommandType.FailWorkflow.value, "error": "boom"}
+
+
+def test_lua_gets_the_sticky_history_fields(lua) -> None:
+    out = lua(
+        """
+        local P = require("assay.protocol")
+        OUT = { P.STICKY, P.HISTORY_AFTER, P.HISTORY_NEXT_AFTER, P.HISTORY_LAST_SEQ, P.HISTORY_PAGE_MAX }
+        """
+    ).get("OUT")
+    assert out == [
+        protocol.STICKY,
+        protocol.HISTORY_AFTER,
+        protocol.HISTORY_NEXT_AFTER,
+        protocol.HISTORY_LAST_SEQ,
+        protocol.HISTORY_PAGE_MAX,
+    ]

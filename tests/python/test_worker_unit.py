@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from assay import workflow
-from assay.workflow.worker import default_build_id
+from assay.workflow.process import default_build_id
 from tests.lua.conftest import assay_run
 
 

@@ -397,13 +397,31 @@ class WorkflowVerbs(SqlBase):
         )
         return int(seq)
 
-    def list_events(self, wf_id: str, after_seq: int = 0) -> list[Record]:
-        return self._rows(
-            "workflow_events",
+    def list_events(
+        self,
+        wf_id: str,
+        after_seq: int = 0,
+        *,
+        upto: int | None = None,
+        limit: int | None = None,
+        event_type: str | None = None,
+    ) -> list[Record]:
+        sql = (
             "SELECT id, workflow_id, seq, event_type, payload, timestamp "
-            "FROM workflow_events WHERE workflow_id = ? AND seq > ? ORDER BY seq",
-            (wf_id, after_seq),
+            "FROM workflow_events WHERE workflow_id = ? AND seq > ?"
         )
+        params: list[Any] = [wf_id, after_seq]
+        if upto is not None:
+            sql += " AND seq <= ?"
+            params.append(upto)
+        if event_type is not None:
+            sql += " AND event_type = ?"
+            params.append(event_type)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self._rows("workflow_events", sql, params)
 
 
 def _side_value(value: Any) -> tuple[str, Any] | None:
