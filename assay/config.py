@@ -356,7 +356,8 @@ class WorkerSettings:
     sticky_cache: int = setting(
         500,
         "ASSAY_WORKER_STICKY_CACHE",
-        "workflows whose replay state a worker keeps between tasks (LRU)",
+        "Workflows whose replay state a Lua or Python worker keeps between tasks (least recently used "
+        "dropped first); 0 turns sticky workflows off.",
     )
     build_id: str | None = setting(
         None,

@@ -21,7 +21,9 @@ sequential activities, engine CPU and wall per step near step 10 and near step N
 sticky+eager raw-HTTP worker.
 
 `--reuse` keeps an existing database file of the right size (building 1M rows takes a few minutes).
-`--postgres` runs the same reads on a throwaway Postgres cluster (tests/pg.py) filled the same way.
+`--postgres` builds the same rows in a throwaway Postgres cluster on loopback (tests/pg.py; COPY, triggers
+off during the load, counters recounted after) and measures its reads and bursts beside SQLite's; with
+`ASSAY_TEST_POSTGRES_URL` set, its server is used instead. `--pg-url` reuses a database built so.
 """
 
 from __future__ import annotations
@@ -154,13 +156,23 @@ def build_sqlite(path: str, n: int, n_events: int) -> float:
 
 
 def build_postgres(url: str, n: int, n_events: int) -> float:
+    """COPY the same rows in, with triggers (foreign-key checks and counters) off for the load when the role
+    may do so; the counters are then recounted from the rows, as the migration that made them does."""
     import psycopg
 
     from assay.store import open_store
 
+    try:
+        from assay.store.migrations import PG_RECOUNT
+    except ImportError:  # a version without Postgres counters (measuring "before")
+        PG_RECOUNT = []
     t0 = time.perf_counter()
     open_store(url, min_size=1, max_size=2).close()
     with psycopg.connect(url, autocommit=False) as conn:
+        try:
+            conn.execute("SET session_replication_role = replica")  # superuser only: then triggers stay on
+        except psycopg.Error:
+            conn.rollback()
         for ns, _ in NAMESPACES:
             conn.execute(
                 "INSERT INTO namespaces (name, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING", (ns, T0)
@@ -170,11 +182,10 @@ def build_postgres(url: str, n: int, n_events: int) -> float:
             "created_at, updated_at, completed_at, needs_dispatch, ready_at, last_seq"
         )
         with conn.cursor() as cur:
-            with (
-                cur.copy(f"COPY workflows ({cols_wf}) FROM STDIN") as cw,
-            ):
+            with cur.copy(f"COPY workflows ({cols_wf}) FROM STDIN") as cw:
                 for wf, _, _ in rows(n, n_events):
                     cw.write_row(wf)
+            print(f"  copied workflows ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
             with cur.copy(
                 "COPY workflow_activities (workflow_id, seq, name, task_queue, status, scheduled_at) FROM STDIN"
             ) as ca:
@@ -186,6 +197,9 @@ def build_postgres(url: str, n: int, n_events: int) -> float:
                 for _, _, ev in rows(n, n_events):
                     for e in ev:
                         ce.write_row(e)
+            print(f"  copied activities and events ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+            for stmt in PG_RECOUNT:
+                cur.execute(stmt)
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
@@ -207,6 +221,9 @@ def reads(n: int) -> list[tuple[str, str]]:
         ("search rare", "/workflows?limit=50&search_attrs=" + sa({"vip": True})),
         ("search none", "/workflows?limit=50&search_attrs=" + sa({"customer": "nobody"})),
         ("deep offset", f"/workflows?limit=50&offset={int(n * 0.85 * 0.9)}"),
+        ("mid offset (worst)", f"/workflows?limit=50&offset={int(n * 0.85 * 0.5)}"),
+        ("status deep offset", f"/workflows?status=COMPLETED&limit=50&offset={int(n * 0.85 * 0.8 * 0.9)}"),
+        ("type deep offset", f"/workflows?type=Type00&limit=50&offset={int(n * 0.85 * 20 / 210 * 0.9)}"),
         ("deep cursor", "CURSOR"),
         ("GET /queues", "/queues"),
         ("GET /namespaces/main", "/namespaces/main"),
@@ -214,7 +231,11 @@ def reads(n: int) -> list[tuple[str, str]]:
     ]
 
 
-def measure_reads(app, n: int, reps: int) -> list[tuple[str, float, float, int]]:
+def measure_reads(
+    app, n: int, reps: int, only: str | None = None, server_cpu=None
+) -> list[tuple[str, float, float, int, float]]:
+    """(label, p50 ms, p95 ms, rows, CPU ms per read). CPU: this process (the engine runs in it) plus
+    `server_cpu()` (Postgres server processes): unlike wall times, it does not grow with the machine's load."""
     from tests.wsgi import Client
 
     c = Client(app)
@@ -225,15 +246,21 @@ def measure_reads(app, n: int, reps: int) -> list[tuple[str, float, float, int]]
     if nxt:
         cursor_path = "/workflows?limit=50&cursor=" + quote(nxt)
     for label, path in reads(n):
+        if only and only not in label:
+            continue
         if path == "CURSOR":
             if cursor_path is None:
-                out.append((label, float("nan"), float("nan"), -1))
+                out.append((label, float("nan"), float("nan"), -1, float("nan")))
                 continue
             path = cursor_path
         p, _, qs = path.partition("?")
         times = []
         rows_n = -1
+        cpu0 = srv0 = 0.0
         for i in range(reps + 2):
+            if i == 2:
+                srv0 = server_cpu() if server_cpu else 0.0
+                cpu0 = time.process_time()  # after the /proc scan of server_cpu(), which is not the read's
             t = time.perf_counter()
             resp = _get_qs(c, p, qs)
             dt = (time.perf_counter() - t) * 1000
@@ -243,10 +270,39 @@ def measure_reads(app, n: int, reps: int) -> list[tuple[str, float, float, int]]
                 times.append(dt)
             body = resp.json
             rows_n = len(body) if isinstance(body, list) else 1
+        cpu = time.process_time() - cpu0 + ((server_cpu() - srv0) if server_cpu else 0.0)
         times.sort()
         p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-        out.append((label, statistics.median(times), p95, rows_n))
+        out.append((label, statistics.median(times), p95, rows_n, cpu / reps * 1000))
     return out
+
+
+def pg_server_cpu(url: str):
+    """A function giving the CPU seconds used so far by the Postgres server's processes (the postmaster's
+    children, found through its data directory; needs a local server this user may read), or None."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            data = conn.execute("SHOW data_directory").fetchone()[0]
+        postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
+    except (psycopg.Error, OSError, ValueError):
+        return None
+
+    def total() -> float:
+        secs = 0.0
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                secs += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return secs
+
+    return total
 
 
 def _get_qs(c, path: str, qs: str):
@@ -326,16 +382,44 @@ def run_burst(db_backend: str, total: int, tag: str, tmp: Path):
 
     eng = start_engine(tmp, db=db_backend, timeout=120)
     try:
-        return burst(eng.port, total, 8, tag)
+        c0 = _cpu_secs(eng.proc.pid)
+        rate, p50, p99, mx = burst(eng.port, total, 8, tag)
+        return rate, p50, p99, mx, (_cpu_secs(eng.proc.pid) - c0) / total * 1000
     finally:
         eng.stop()
 
 
-def print_table(title: str, rows_: list[tuple[str, float, float, int]]) -> None:
-    print(f"\n{title}")
-    print(f"{'read':24} {'p50 ms':>8} {'p95 ms':>8} {'rows':>6}  ok(p95<=50)")
-    for label, p50, p95, k in rows_:
-        print(f"{label:24} {p50:8.1f} {p95:8.1f} {k:6d}  {'yes' if p95 <= 50 else 'NO'}")
+def _cpu_secs(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc): a load-independent cost figure."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def print_table(n: int, results: dict[str, list[tuple[str, float, float, int, float]]]) -> None:
+    """One table: p50/p95 wall ms and CPU ms (engine + database server) per read per backend."""
+    names = list(results)
+    print(f"\nreads on {n:,} workflows (in-process WSGI), ms; cpu = engine + database server CPU per read")
+    head = f"{'read':22}" + "".join(f" {b + ' p50':>13} {b + ' p95':>13} {b + ' cpu':>13}" for b in names)
+    print(head + "  rows  p95<=50")
+    labels = [r[0] for r in next(iter(results.values()))]
+    for i, label in enumerate(labels):
+        line, ok, k = f"{label:22}", True, -1
+        for b in names:
+            _, p50, p95, k, cpu = results[b][i]
+            line += f" {p50:13.1f} {p95:13.1f} {cpu:13.1f}"
+            ok = ok and p95 <= 50
+        print(f"{line} {k:5d}  {'yes' if ok else 'NO'}")
+
+
+def print_bursts(total: int, rows_: list[tuple[str, float, float, float, float, float]]) -> None:
+    print(f"\nbursts: {total} starts from 8 threads, real port (keep-alive)")
+    print(
+        f"{'database':24} {'starts/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'engine CPU ms/start':>20}"
+        "  ok(>=500/s, p99<=50)"
+    )
+    for label, rate, p50, p99, mx, cpu in rows_:
+        ok = rate >= 500 and p99 <= 50
+        print(f"{label:24} {rate:9.0f} {p50:8.1f} {p99:8.1f} {mx:8.1f} {cpu:20.2f}  {'yes' if ok else 'NO'}")
 
 
 def main() -> None:
@@ -346,8 +430,11 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse --db if it already holds --workflows rows")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--burst", type=int, default=5000, help="starts per burst (0: skip bursts)")
-    ap.add_argument("--postgres", action="store_true", help="also run the reads on a throwaway Postgres")
+    ap.add_argument("--postgres", action="store_true", help="also build and measure a throwaway Postgres")
+    ap.add_argument("--pg-url", help="a Postgres database already built by --postgres (skips the build)")
+    ap.add_argument("--no-sqlite", action="store_true", help="measure Postgres only")
     ap.add_argument("--skip-reads", action="store_true")
+    ap.add_argument("--only", help="measure only the reads whose label contains this text")
     ap.add_argument(
         "--long-history",
         type=int,
@@ -364,58 +451,64 @@ def main() -> None:
     from assay.engine import Engine
     from assay.store import open_store
 
-    have = 0
-    if a.reuse and os.path.exists(a.db):
-        try:
-            have = sqlite3.connect(a.db).execute("SELECT COUNT(*) FROM workflows").fetchone()[0]
-        except sqlite3.Error:
-            have = 0
-    if have < a.workflows:
-        secs = build_sqlite(a.db, a.workflows, a.events)
-        print(
-            f"built {a.workflows:,} workflows / {a.workflows * a.events:,} events in {secs:.0f} s -> {a.db}"
-        )
-    else:
-        print(f"reusing {a.db} ({have:,} workflows)")
-        open_store("sqlite:///" + a.db).close()  # apply any pending migration
-    if not a.skip_reads:
-        store = open_store("sqlite:///" + a.db)
+    def measure(url: str, **kw) -> list[tuple[str, float, float, int, float]]:
+        store = open_store(url, **kw)
         eng = Engine(store)
         try:
-            print_table(
-                f"SQLite, {a.workflows:,} workflows (in-process WSGI)",
-                measure_reads(make_app(eng), a.workflows, a.reps),
-            )
+            srv = pg_server_cpu(url) if "://" in url and not url.startswith("sqlite") else None
+            return measure_reads(make_app(eng), a.workflows, a.reps, a.only, srv)
         finally:
             eng.notifier.close()
             store.close()
-    if a.postgres:
+
+    results: dict[str, list[tuple[str, float, float, int, float]]] = {}
+    if not a.no_sqlite:
+        have = 0
+        if a.reuse and os.path.exists(a.db):
+            try:
+                have = sqlite3.connect(a.db).execute("SELECT COUNT(*) FROM workflows").fetchone()[0]
+            except sqlite3.Error:
+                have = 0
+        if have < a.workflows:
+            secs = build_sqlite(a.db, a.workflows, a.events)
+            print(
+                f"SQLite: built {a.workflows:,} workflows / {a.workflows * a.events:,} events in {secs:.0f} s"
+            )
+        else:
+            print(f"SQLite: reusing {a.db} ({have:,} workflows)")
+            open_store("sqlite:///" + a.db).close()  # apply any pending migration
+        if not a.skip_reads:
+            results["SQLite"] = measure("sqlite:///" + a.db)
+    pg_url = a.pg_url
+    if a.postgres and pg_url is None:
         from tests import pg
 
-        url = pg.fresh_database()
-        secs = build_postgres(url, a.workflows, a.events)
-        print(f"\nbuilt Postgres copy in {secs:.0f} s")
-        store = open_store(url, min_size=1, max_size=4)
-        eng = Engine(store)
-        try:
-            print_table(
-                f"Postgres, {a.workflows:,} workflows", measure_reads(make_app(eng), a.workflows, a.reps)
-            )
-        finally:
-            eng.notifier.close()
-            store.close()
+        pg_url = pg.fresh_database()
+        secs = build_postgres(pg_url, a.workflows, a.events)
+        print(
+            f"Postgres: built {a.workflows:,} workflows / {a.workflows * a.events:,} events in {secs:.0f} s"
+            f" ({pg_url})"
+        )
+    if pg_url is not None and not a.skip_reads:
+        open_store(pg_url, min_size=1, max_size=2).close()  # apply any pending migration
+        results["Postgres"] = measure(pg_url, min_size=1, max_size=4)
+    if results:
+        print_table(a.workflows, results)
     if a.burst:
-        print(f"\nbursts: {a.burst} starts from 8 threads, real port")
-        print(f"{'database':24} {'starts/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        out = []
         with tempfile.TemporaryDirectory() as d:
-            for label, db in (("empty SQLite", str(Path(d) / "empty.db")), (f"{a.workflows:,} SQLite", a.db)):
-                rate, p50, p99, mx = run_burst(db, a.burst, f"{int(time.time())}", Path(d))
-                print(f"{label:24} {rate:9.0f} {p50:8.1f} {p99:8.1f} {mx:8.1f}")
-            if a.postgres:
+            tag = f"{int(time.time())}"
+            big = f"{a.workflows:,}"
+            dbs = (
+                [] if a.no_sqlite else [("empty SQLite", str(Path(d) / "empty.db")), (big + " SQLite", a.db)]
+            )
+            if pg_url is not None:
                 from tests import pg
 
-                rate, p50, p99, mx = run_burst(pg.fresh_database(), a.burst, "pg", Path(d))
-                print(f"{'empty Postgres':24} {rate:9.0f} {p50:8.1f} {p99:8.1f} {mx:8.1f}")
+                dbs += [("empty Postgres", pg.fresh_database()), (big + " Postgres", pg_url)]
+            for label, db in dbs:
+                out.append((label, *run_burst(db, a.burst, tag, Path(d))))
+        print_bursts(a.burst, out)
     if a.long_history:
         import long_history  # bench/long_history.py (this file's folder is on sys.path when run as a script)
 

@@ -311,9 +311,109 @@ SQLITE: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (5, STICKY_MIGRATION_NAME, STICKY_DDL),
+    (6, "counters for namespace and queue stats kept with the writes (Postgres; SQLite: migration 4)", []),
 ]
 
 # Postgres: the same DDL (translated) and this backfill (JSONB instead of json_extract).
 PG_TERMINATED_BACKFILL = """UPDATE workflows SET terminated = 1 WHERE status = 'FAILED' AND EXISTS (
             SELECT 1 FROM workflow_events e WHERE e.workflow_id = workflows.id
             AND e.event_type = 'WorkflowFailed' AND e.payload->>'terminated' = 'true')"""
+
+# Migration 6 (Postgres): the counters SQLite keeps since migration 4 (namespace stats, queue stats, deep
+# offsets), kept by triggers with every write. Each counter is spread over COUNT_SHARDS rows picked by the
+# writing connection, so concurrent transactions do not queue on one hot row lock; readers sum the shards.
+COUNTERS_MIGRATION_NAME = "counters for namespace and queue stats kept with the writes (Postgres)"
+COUNT_SHARDS = 16
+_PG_UPSERT = """INSERT INTO {table} ({cols}, shard, n) VALUES ({vals}, s, {d})
+            ON CONFLICT ({cols}, shard) DO UPDATE SET n = {table}.n + {d};"""
+PG_COUNTERS = [
+    # no write of another instance (an older version, during a rolling upgrade) between the backfill and the
+    # triggers: it waits for this migration's commit, then fires the triggers
+    "LOCK TABLE workflows, workflow_activities IN SHARE ROW EXCLUSIVE MODE",
+    """CREATE TABLE workflow_counts (
+    namespace TEXT NOT NULL,
+    status TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (namespace, status, shard))""",
+    """INSERT INTO workflow_counts (namespace, status, shard, n)
+    SELECT namespace, status, 0, COUNT(*) FROM workflows GROUP BY namespace, status""",
+    f"""CREATE FUNCTION assay_wf_count() RETURNS trigger LANGUAGE plpgsql AS $body$
+    DECLARE s INTEGER := mod(pg_backend_pid(), {COUNT_SHARDS});
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            """
+    + _PG_UPSERT.format(
+        table="workflow_counts", cols="namespace, status", vals="OLD.namespace, OLD.status", d="-1"
+    )
+    + """
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            """
+    + _PG_UPSERT.format(
+        table="workflow_counts", cols="namespace, status", vals="NEW.namespace, NEW.status", d="1"
+    )
+    + """
+        END IF;
+        RETURN NULL;
+    END $body$""",
+    "CREATE TRIGGER wf_count_ins_del AFTER INSERT OR DELETE ON workflows FOR EACH ROW EXECUTE FUNCTION assay_wf_count()",
+    """CREATE TRIGGER wf_count_upd AFTER UPDATE OF namespace, status ON workflows FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.namespace IS DISTINCT FROM NEW.namespace)
+    EXECUTE FUNCTION assay_wf_count()""",
+    """CREATE TABLE activity_counts (
+    namespace TEXT NOT NULL,
+    task_queue TEXT NOT NULL,
+    status TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (namespace, task_queue, status, shard))""",
+    """INSERT INTO activity_counts (namespace, task_queue, status, shard, n)
+    SELECT w.namespace, a.task_queue, a.status, 0, COUNT(*) FROM workflow_activities a
+    JOIN workflows w ON w.id = a.workflow_id WHERE a.status IN ('PENDING', 'RUNNING')
+    GROUP BY w.namespace, a.task_queue, a.status""",
+    f"""CREATE FUNCTION assay_act_count() RETURNS trigger LANGUAGE plpgsql AS $body$
+    DECLARE s INTEGER := mod(pg_backend_pid(), {COUNT_SHARDS}); ns TEXT;
+    BEGIN
+        IF TG_OP <> 'INSERT' AND OLD.status IN ('PENDING', 'RUNNING') THEN
+            SELECT namespace INTO ns FROM workflows WHERE id = OLD.workflow_id;
+            IF ns IS NOT NULL THEN
+                """
+    + _PG_UPSERT.format(
+        table="activity_counts",
+        cols="namespace, task_queue, status",
+        vals="ns, OLD.task_queue, OLD.status",
+        d="-1",
+    )
+    + """
+            END IF;
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.status IN ('PENDING', 'RUNNING') THEN
+            SELECT namespace INTO ns FROM workflows WHERE id = NEW.workflow_id;
+            IF ns IS NOT NULL THEN
+                """
+    + _PG_UPSERT.format(
+        table="activity_counts",
+        cols="namespace, task_queue, status",
+        vals="ns, NEW.task_queue, NEW.status",
+        d="1",
+    )
+    + """
+            END IF;
+        END IF;
+        RETURN NULL;
+    END $body$""",
+    "CREATE TRIGGER act_count_ins_del AFTER INSERT OR DELETE ON workflow_activities FOR EACH ROW "
+    "EXECUTE FUNCTION assay_act_count()",
+    """CREATE TRIGGER act_count_upd AFTER UPDATE OF status, task_queue ON workflow_activities FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.task_queue IS DISTINCT FROM NEW.task_queue)
+    EXECUTE FUNCTION assay_act_count()""",
+]
+#: recount every counter from the rows (after a bulk load with triggers off, or to repair)
+PG_RECOUNT = [
+    PG_COUNTERS[0],
+    "DELETE FROM workflow_counts",
+    PG_COUNTERS[2],
+    "DELETE FROM activity_counts",
+    PG_COUNTERS[7],
+]

@@ -25,8 +25,10 @@ from assay.protocol import WorkflowStatus
 from assay.store.base import Store
 from assay.store.foreign import SCHEMA_TABLE, refusal, verdict
 from assay.store.migrations import (
+    COUNTERS_MIGRATION_NAME,
     KEYSET_INDEXES,
     LIVE_QUEUE_INDEX,
+    PG_COUNTERS,
     PG_TERMINATED_BACKFILL,
     SQLITE,
     STICKY_DDL,
@@ -90,6 +92,7 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
         KEYSET_INDEXES + [LIVE_QUEUE_INDEX],
     ),
     (5, STICKY_MIGRATION_NAME, STICKY_DDL),
+    (6, COUNTERS_MIGRATION_NAME, PG_COUNTERS),
 ]
 
 
@@ -105,6 +108,7 @@ class PgTx(SqlTx):
     def __init__(self, conn: Any, write: bool) -> None:
         super().__init__(conn)
         self.write = write
+        self.snapshot_reads = not write  # read transactions are REPEATABLE READ; writes READ COMMITTED
 
     def q(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
@@ -185,7 +189,8 @@ class PostgresStore(Store):
     @contextmanager
     def read(self) -> Iterator[PgTx]:
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION READ ONLY")
+            # one snapshot for the whole read (a count and the page it positions agree)
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield PgTx(conn, write=False)
 
     def migrate(self) -> list[int]:

@@ -28,7 +28,10 @@ READS = [
     ("search none", {"search": {"customer": "nobody"}}),
     ("search+status", {"search": {"tier": "gold"}, "status": "COMPLETED"}),
     ("offset", {"offset": 40}),
-    ("status offset", {"status": "COMPLETED", "offset": 40}),
+    ("status offset", {"status": "COMPLETED", "offset": 4}),
+    ("deep offset", {"offset": 100}),  # nearer the oldest end: walks from there (N from the counters)
+    ("status deep offset", {"status": "COMPLETED", "offset": 20}),
+    ("type deep offset", {"workflow_type": "T3", "offset": 15}),
     ("cursor", {"after": (T0 + 50, "wf-050")}),
     ("status cursor", {"status": "COMPLETED", "after": (T0 + 50, "wf-050")}),
     ("search cursor", {"search": {"tier": "gold"}, "after": (T0 + 50, "wf-050")}),
@@ -131,6 +134,15 @@ def test_stats_queries_use_indexes(store, verb):
     assert stmts
     for sql, lines in stmts:
         assert not full_scans(store, lines), f"{verb}: full scan in\n{sql}\n" + "\n".join(lines)
+
+
+def test_metrics_gauges_use_indexes(store):
+    """The dashboard's history samples these every 10 s and /metrics on each scrape: never a full scan."""
+    fill(store)
+    stmts = recorded(store, lambda tx: tx.metrics_gauges(T0 + 1000))
+    assert stmts
+    for sql, lines in stmts:
+        assert not full_scans(store, lines), f"metrics_gauges: full scan in\n{sql}\n" + "\n".join(lines)
 
 
 def test_the_detector_sees_a_full_scan(store):

@@ -26,16 +26,20 @@ local function decode(p)
 end
 
 -- The parts of a history this module needs: version markers and the commands the code must reach.
-function D.index(history)
-  local d = { versions = {}, cmds = {}, act_ev = {}, finish = nil }
-  local signals = {} -- name -> signals received so far
+-- `d`: an index to add `history` (the events after the ones it has seen) to; nil: a new one.
+function D.index(history, d)
+  d = d or { versions = {}, cmds = {}, act_ev = {}, finish = nil, signals = {}, scan = 1 }
+  local signals = d.signals -- name -> signals received so far
   for _, ev in ipairs(history or {}) do
     local t, seq = ev.event_type, ev.seq or 0
     local p = t == E.WorkflowCompleted and ev.payload or decode(ev.payload)
     local pt = type(p) == "table" and p or {}
     if t == E.VersionMarkerRecorded then
-      if type(pt.change_id) == "string" and d.versions[pt.change_id] == nil then
+      local cur = type(pt.change_id) == "string" and d.versions[pt.change_id]
+      if cur == nil then
         d.versions[pt.change_id] = { version = math.tointeger(pt.version) or pt.version, seq = seq }
+      elseif cur and cur.seq == nil then
+        cur.seq = seq -- the marker a run of this state recorded (a sticky worker's state lives on)
       end
     elseif t == E.ActivityScheduled and math.tointeger(pt.activity_seq) then
       local k = math.tointeger(pt.activity_seq)
@@ -84,15 +88,21 @@ local function reached(rs, c)
   return rs.children[c.key] == true
 end
 
+-- The first command of the history this run has not reached (nil: all reached). What a run reached
+-- only grows, so the scan resumes where the last one stopped (a sticky run state is not O(history)).
+local function first_unreached(rs)
+  local d = rs.d
+  local cmds, i = d.cmds, d.scan
+  while cmds[i] and reached(rs, cmds[i]) do i = i + 1 end
+  d.scan = i
+  return cmds[i]
+end
+
 -- True when the history already holds something this run of the code has not reached yet: the
 -- execution was started by code that went further, so a new branch point must take the old path.
 local function behind(rs)
-  local d = rs.d
-  if d.finish then return true end
-  for _, c in ipairs(d.cmds) do
-    if not reached(rs, c) then return true end
-  end
-  return false
+  if rs.d.finish then return true end
+  return first_unreached(rs) ~= nil
 end
 
 function D.message(f)
@@ -137,12 +147,11 @@ function D.check(rs, summary, tail)
   if rs.cancelled then return nil end
   local d = rs.d
   local kind, did = outcome(summary, tail)
-  for _, c in ipairs(d.cmds) do
-    if not reached(rs, c) then
-      local f = { event_seq = c.seq, history = c.desc, code = did }
-      f.message = D.message(f)
-      return f
-    end
+  local c = first_unreached(rs)
+  if c then
+    local f = { event_seq = c.seq, history = c.desc, code = did }
+    f.message = D.message(f)
+    return f
   end
   if d.finish and kind ~= d.finish.want then
     local f = { event_seq = d.finish.seq, history = d.finish.desc, code = did }

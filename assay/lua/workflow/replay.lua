@@ -1,8 +1,11 @@
 -- assay.workflow.replay: the workflow handler context (ctx) and the replay runner.
 --
--- Every workflow task re-runs the handler from the start inside a coroutine. ctx calls whose outcome
--- is already in the history return it at once; the first call that needs the engine (an activity, a
--- timer, a signal, a child) suspends the coroutine with the commands to send, and the run ends.
+-- A workflow task runs the handler inside a coroutine. ctx calls whose outcome is already in the
+-- history return it at once; the first call that needs the engine (an activity, a timer, a signal, a
+-- child) suspends the coroutine with the commands to send, and the run ends. R.run replays from the
+-- start; R.start + R.resume keep the suspended state (sticky workers): the next task's new events are
+-- added to the index and the coroutine resumed, so the waiting call looks again exactly as a replay
+-- from the start would at that point (every waiting call is a loop: look, else suspend).
 -- Side effects, search-attribute upserts and query snapshots do not suspend: they ride with the
 -- batch that ends the run. Commands are JSON-encoded when they are made (later mutation of a Lua
 -- table cannot change what was recorded). Internal module; scripts use require("assay.workflow").
@@ -47,9 +50,10 @@ end
 ---------------------------------------------------------------------------------------------------
 local RAW_PAYLOAD = { [E.WorkflowStarted] = true, [E.WorkflowCompleted] = true }
 
-function R.index(history)
-  local idx = { scheduled = {}, acts = {}, timers = {}, effects = {}, signals = {}, children = {},
-    cancel = nil, started_at = nil, events = 0 }
+-- Add `events` (ascending seq) to the index `idx` (a new one when nil); returns it.
+function R.index(history, idx)
+  idx = idx or { scheduled = {}, acts = {}, timers = {}, effects = {}, signals = {}, children = {},
+    cancel = nil, started_at = nil, events = 0, last_seq = 0 }
   for _, ev in ipairs(history or {}) do
     local t = ev.event_type
     local p = ev.payload
@@ -57,6 +61,7 @@ function R.index(history)
     local pt = type(p) == "table" and p or {}
     local seq = ev.seq or 0
     idx.events = idx.events + 1
+    if seq > idx.last_seq then idx.last_seq = seq end
     if t == E.ActivityScheduled then
       if pt.activity_seq then idx.scheduled[pt.activity_seq] = pt.name end
     elseif t == E.ActivityCompleted or t == E.ActivityFailed then
@@ -104,7 +109,8 @@ local function cancel_error(rs, reason)
 end
 
 -- A waiting call that is not answered by the history: raise the cancellation if one was requested,
--- else suspend the handler with `cmds` (a list of encoded commands).
+-- else suspend the handler with `cmds` (a list of encoded commands). Returns when a sticky worker
+-- resumes the run with more history: the caller then looks at the history again.
 local function suspend(rs, cmds)
   if rs.idx.cancel then error(cancel_error(rs, rs.idx.cancel.reason), 0) end
   if co_running() ~= rs.co then
@@ -112,7 +118,6 @@ local function suspend(rs, cmds)
       "itself, not inside a nested coroutine or a query handler", 3)
   end
   co_yield(YIELD, cmds)
-  error("ctx: workflow run resumed after it was suspended", 0)
 end
 
 -- An outcome recorded after the cancellation request is not delivered: the call raises the
@@ -126,101 +131,9 @@ local function need_name(fn, what, v, level)
   if type(v) ~= "string" or v == "" then error(sfmt("ctx:%s: %s must be a non-empty string", fn, what), level + 1) end
 end
 
-local ACTIVITY_OPTS = { "max_attempts", "initial_interval_secs", "backoff_coefficient", "maximum_interval_secs",
-  "start_to_close_secs", "heartbeat_timeout_secs", "schedule_to_close_secs", "non_retryable_errors" }
-
--- Activity options: the native names, plus Temporal's (seed 004) translated to them. Each entry:
--- native name, kind. "pos" = number > 0, "nonneg" = number >= 0, "coef" = number >= 1, "attempts" =
--- integer >= 0 (Temporal's maximum_attempts: 0 = unlimited), "strings" = list of strings.
-local NATIVE_KIND = { max_attempts = "count", initial_interval_secs = "nonneg", backoff_coefficient = "coef",
-  maximum_interval_secs = "nonneg", start_to_close_secs = "pos", heartbeat_timeout_secs = "pos",
-  schedule_to_close_secs = "pos", non_retryable_errors = "strings" }
-local TEMPORAL_TOP = { start_to_close_timeout = "start_to_close_secs",
-  schedule_to_close_timeout = "schedule_to_close_secs", heartbeat_timeout = "heartbeat_timeout_secs" }
-local TEMPORAL_RETRY = { initial_interval = "initial_interval_secs", backoff_coefficient = "backoff_coefficient",
-  maximum_interval = "maximum_interval_secs", maximum_attempts = "max_attempts",
-  non_retryable_errors = "non_retryable_errors", non_retryable_error_types = "non_retryable_errors" }
-local UNLIMITED_ATTEMPTS = 10000 -- the engine's ceiling for max_attempts
-local warned = {}
-
-local function warn_unknown(key)
-  if warned[key] then return end
-  warned[key] = true
-  native.log("warn", "assay.lua.worker", sfmt("ctx:execute_activity: unknown option '%s' ignored (known: " ..
-    "task_queue, %s, start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, retry_policy)",
-    key, concat(ACTIVITY_OPTS, ", ")))
-end
-
-local function check_opt(field, kind, v, level)
-  local bad
-  if kind == "strings" then
-    if type(v) ~= "table" then
-      bad = "a list of strings"
-    else
-      for i, s in ipairs(v) do
-        if type(s) ~= "string" then error(sfmt("ctx:execute_activity: %s[%d] must be a string, got %s", field, i,
-          type(s)), level + 1) end
-      end
-    end
-  elseif type(v) ~= "number" or v ~= v or v == math.huge then
-    bad = "a number"
-  elseif kind == "pos" and v <= 0 then
-    bad = "a positive number of seconds"
-  elseif kind == "nonneg" and v < 0 then
-    bad = "a non-negative number of seconds"
-  elseif kind == "coef" and v < 1 then
-    bad = "a number >= 1"
-  elseif (kind == "count" or kind == "attempts") and (v < 0 or v ~= math.floor(v)) then
-    bad = "a non-negative integer"
-  end
-  if bad then
-    error(sfmt("ctx:execute_activity: %s must be %s, got %s", field, bad,
-      type(v) == "number" and tostring(v) or type(v)), level + 1)
-  end
-end
-
--- opts (native and/or Temporal spellings) -> table of native option values. Raises naming the field.
-function R.activity_options(opts, level)
-  local out = {}
-  local function put(native_key, field, v)
-    if out[native_key] ~= nil then
-      error(sfmt("ctx:execute_activity: %s is given twice (as %s and another spelling)", native_key, field), level + 2)
-    end
-    out[native_key] = v
-  end
-  for k, v in pairs(opts) do
-    local field = "opts." .. tostring(k)
-    if k == "task_queue" then
-      if type(v) ~= "string" or v == "" then
-        error("ctx:execute_activity: opts.task_queue must be a non-empty string", level + 1)
-      end
-      out.task_queue = v
-    elseif NATIVE_KIND[k] then
-      put(k, field, v) -- native names go to the engine as given (it validates them and names the field)
-    elseif TEMPORAL_TOP[k] then
-      check_opt(field, "pos", v, level + 1)
-      put(TEMPORAL_TOP[k], field, v)
-    elseif k == "retry_policy" then
-      if type(v) ~= "table" then error("ctx:execute_activity: opts.retry_policy must be a table, got " .. type(v), level + 1) end
-      for rk, rv in pairs(v) do
-        local rfield = "opts.retry_policy." .. tostring(rk)
-        local nk = TEMPORAL_RETRY[rk]
-        if not nk then
-          warn_unknown("retry_policy." .. tostring(rk))
-        else
-          local kind = NATIVE_KIND[nk]
-          if rk == "maximum_attempts" then kind = "attempts" end
-          check_opt(rfield, kind, rv, level + 1)
-          if rk == "maximum_attempts" and rv == 0 then rv = UNLIMITED_ATTEMPTS end
-          put(nk, rfield, rv)
-        end
-      end
-    else
-      warn_unknown(tostring(k))
-    end
-  end
-  return out
-end
+local options = require("assay.workflow.options")
+local ACTIVITY_OPTS = options.NAMES
+R.activity_options = options.activity_options
 
 local function schedule_activity(rs, seq, name, input, opts, level)
   if opts ~= nil and type(opts) ~= "table" then error("ctx:execute_activity: opts must be a table", level + 1) end
@@ -253,13 +166,17 @@ function Ctx:execute_activity(name, input, opts)
   need_name("execute_activity", "activity name", name, 2)
   rs.n_act = rs.n_act + 1
   local seq = rs.n_act
-  local r = activity_outcome(rs, seq, name, 2)
-  if r then
-    after_cancel(rs, r.seq)
-    if r.ok then return r.result end
-    error(sfmt("activity '%s' failed: %s", name, tostring(r.error)), 2)
+  local cmd
+  while true do
+    local r = activity_outcome(rs, seq, name, 2)
+    if r then
+      after_cancel(rs, r.seq)
+      if r.ok then return r.result end
+      error(sfmt("activity '%s' failed: %s", name, tostring(r.error)), 2)
+    end
+    cmd = cmd or schedule_activity(rs, seq, name, input, opts, 2)
+    suspend(rs, { cmd })
   end
-  suspend(rs, { schedule_activity(rs, seq, name, input, opts, 2) })
 end
 
 function Ctx:execute_parallel(list)
@@ -267,29 +184,36 @@ function Ctx:execute_parallel(list)
   if type(list) ~= "table" or #list == 0 then
     error("ctx:execute_parallel: expects a non-empty list of { name, input, opts }", 2)
   end
-  local results, pending, failure = {}, {}, nil
+  local items, encoded = {}, {}
   for i, spec in ipairs(list) do
     if type(spec) ~= "table" then error(sfmt("ctx:execute_parallel: item %d must be a table", i), 2) end
     local name = spec.name or spec[1]
     local input = spec.input
     if input == nil then input = spec[2] end
-    local opts = spec.opts or spec[3]
     need_name("execute_parallel", sfmt("item %d name", i), name, 2)
     rs.n_act = rs.n_act + 1
-    local seq = rs.n_act
-    local r = activity_outcome(rs, seq, name, 2)
-    if r then after_cancel(rs, r.seq) end
-    if r == nil then
-      pending[#pending + 1] = schedule_activity(rs, seq, name, input, opts, 2)
-    elseif r.ok then
-      results[i] = r.result
-    elseif not failure then
-      failure = sfmt("activity '%s' failed: %s", name, tostring(r.error))
-    end
+    items[i] = { name = name, input = input, opts = spec.opts or spec[3], seq = rs.n_act }
   end
-  if #pending > 0 then suspend(rs, pending) end
-  if failure then error(failure, 2) end
-  return results
+  while true do
+    local results, pending, failure = {}, {}, nil
+    for i, it in ipairs(items) do
+      local r = activity_outcome(rs, it.seq, it.name, 2)
+      if r then after_cancel(rs, r.seq) end
+      if r == nil then
+        encoded[i] = encoded[i] or schedule_activity(rs, it.seq, it.name, it.input, it.opts, 2)
+        pending[#pending + 1] = encoded[i]
+      elseif r.ok then
+        results[i] = r.result
+      elseif not failure then
+        failure = sfmt("activity '%s' failed: %s", it.name, tostring(r.error))
+      end
+    end
+    if #pending == 0 then
+      if failure then error(failure, 2) end
+      return results
+    end
+    suspend(rs, pending)
+  end
 end
 
 function Ctx:sleep(seconds)
@@ -299,11 +223,10 @@ function Ctx:sleep(seconds)
   end
   rs.n_timer = rs.n_timer + 1
   local seq = rs.n_timer
-  if rs.idx.timers[seq] then
-    after_cancel(rs, rs.idx.timers[seq])
-    return
+  while not rs.idx.timers[seq] do
+    suspend(rs, { sfmt('{"duration_secs":%s,"seq":%d,%s}', enc(seconds * 1.0), seq, T.ScheduleTimer) })
   end
-  suspend(rs, { sfmt('{"duration_secs":%s,"seq":%d,%s}', enc(seconds * 1.0), seq, T.ScheduleTimer) })
+  after_cancel(rs, rs.idx.timers[seq])
 end
 
 -- Waits for the next signal `name`; returns received (boolean), payload. `level` is the error level
@@ -315,33 +238,40 @@ local function wait_signal(rs, fname, name, timeout, level)
   end
   rs.waits[name] = (rs.waits[name] or 0) + 1
   local cur = (rs.sig_cursor[name] or 0) + 1
-  local list = rs.idx.signals[name]
-  local sig = list and list[cur]
+  local function next_signal()
+    local list = rs.idx.signals[name]
+    return list and list[cur]
+  end
   if timeout == nil then
-    if sig then
+    while true do
+      local sig = next_signal()
+      if sig then
+        after_cancel(rs, sig.seq)
+        rs.sig_cursor[name] = cur
+        return true, sig.payload
+      end
+      suspend(rs, { '{"name":' .. enc(name) .. ',' .. T.WaitForSignal .. '}' })
+    end
+  end
+  rs.n_timer = rs.n_timer + 1
+  local tseq = rs.n_timer
+  while true do
+    local sig, fired = next_signal(), rs.idx.timers[tseq]
+    -- Signal and timer both in history: the one with the lower event seq won the race.
+    if sig and (not fired or sig.seq < fired) then
       after_cancel(rs, sig.seq)
       rs.sig_cursor[name] = cur
       return true, sig.payload
     end
-    suspend(rs, { '{"name":' .. enc(name) .. ',' .. T.WaitForSignal .. '}' })
+    if fired then
+      after_cancel(rs, fired)
+      return false, nil
+    end
+    suspend(rs, {
+      sfmt('{"duration_secs":%s,"seq":%d,%s}', enc(timeout * 1.0), tseq, T.ScheduleTimer),
+      sfmt('{"name":%s,"timer_seq":%d,%s}', enc(name), tseq, T.WaitForSignal),
+    })
   end
-  rs.n_timer = rs.n_timer + 1
-  local tseq = rs.n_timer
-  local fired = rs.idx.timers[tseq]
-  -- Signal and timer both in history: the one with the lower event seq won the race.
-  if sig and (not fired or sig.seq < fired) then
-    after_cancel(rs, sig.seq)
-    rs.sig_cursor[name] = cur
-    return true, sig.payload
-  end
-  if fired then
-    after_cancel(rs, fired)
-    return false, nil
-  end
-  suspend(rs, {
-    sfmt('{"duration_secs":%s,"seq":%d,%s}', enc(timeout * 1.0), tseq, T.ScheduleTimer),
-    sfmt('{"name":%s,"timer_seq":%d,%s}', enc(name), tseq, T.WaitForSignal),
-  })
 end
 
 -- The payload of the next signal `name` (nil when the optional timeout fired first).
@@ -372,16 +302,22 @@ function Ctx:start_child_workflow(workflow_type, opts)
   need_name("start_child_workflow", "opts.workflow_id", opts.workflow_id, 2)
   local id = opts.workflow_id
   rs.children[tostring(id)] = true
-  local c = rs.idx.children[id]
-  if c then
-    after_cancel(rs, c.seq)
-    if c.ok then return c.result end
-    error(sfmt("child workflow '%s' failed: %s", id, tostring(c.error)), 2)
+  local cmd
+  while true do
+    local c = rs.idx.children[id]
+    if c then
+      after_cancel(rs, c.seq)
+      if c.ok then return c.result end
+      error(sfmt("child workflow '%s' failed: %s", id, tostring(c.error)), 2)
+    end
+    if not cmd then
+      local parts = { '"input":' .. encode_for(sfmt("input of child workflow '%s'", id), opts.input, 2),
+        T.StartChildWorkflow, '"workflow_id":' .. enc(id), '"workflow_type":' .. enc(workflow_type) }
+      if opts.task_queue ~= nil then parts[#parts + 1] = '"task_queue":' .. enc(tostring(opts.task_queue)) end
+      cmd = "{" .. concat(parts, ",") .. "}"
+    end
+    suspend(rs, { cmd })
   end
-  local parts = { '"input":' .. encode_for(sfmt("input of child workflow '%s'", id), opts.input, 2),
-    T.StartChildWorkflow, '"workflow_id":' .. enc(id), '"workflow_type":' .. enc(workflow_type) }
-  if opts.task_queue ~= nil then parts[#parts + 1] = '"task_queue":' .. enc(tostring(opts.task_queue)) end
-  suspend(rs, { "{" .. concat(parts, ",") .. "}" })
 end
 
 function Ctx:side_effect(name, fn)
@@ -391,13 +327,15 @@ function Ctx:side_effect(name, fn)
   if type(fn) ~= "function" then error("ctx:side_effect: fn must be a function", 2) end
   rs.n_effect = rs.n_effect + 1
   local seq = rs.n_effect
-  local cached = rs.idx.effects[seq]
-  if cached then
-    after_cancel(rs, cached.seq)
-    return cached.value
-  end
-  if rs.idx.cancel then error(cancel_error(rs, rs.idx.cancel.reason), 0) end
-  if rs.replay then -- replaying without side effects: the history ends here
+  while true do
+    local cached = rs.idx.effects[seq]
+    if cached then
+      after_cancel(rs, cached.seq)
+      return cached.value
+    end
+    if rs.idx.cancel then error(cancel_error(rs, rs.idx.cancel.reason), 0) end
+    if not rs.replay then break end
+    -- replaying without side effects: the history ends here
     suspend(rs, { sfmt('{"name":%s,"seq":%d,"type":%s}', enc(name), seq, enc(C.RecordSideEffect)) })
   end
   local v = fn()
@@ -426,7 +364,9 @@ end
 
 function Ctx:continue_as_new(input)
   local rs = self._rs
-  suspend(rs, { '{"input":' .. encode_for("continue_as_new input", input, 2) .. ',' .. T.ContinueAsNew .. '}' })
+  local cmd = '{"input":' .. encode_for("continue_as_new input", input, 2) .. ',' .. T.ContinueAsNew .. '}'
+  rs.continued = true -- this run ends here: a sticky worker does not keep it
+  while true do suspend(rs, { cmd }) end
 end
 
 -- Cancel this workflow from inside; the reason is recorded on WorkflowCancelled and as its error.
@@ -463,56 +403,56 @@ local function cancel_cmd(rs)
   return '{"reason":' .. enc(rs.cancel_reason) .. ',' .. T.CancelWorkflow .. '}'
 end
 
--- Run one workflow task. Returns the list of encoded commands, a short summary for the logs, and the
--- divergence (nil, or { event_seq, history, code, message }) when the code did not follow the history:
--- a worker then fails the workflow task instead of sending the commands. `replay` (assay replay): side
--- effects are not run, the run stops where the history ends.
-function R.run(task, handler, log, replay)
-  local idx = R.index(task.history)
-  local rs = { task = task, idx = idx, n_act = 0, n_timer = 0, n_effect = 0, sig_cursor = {}, queries = {},
-    query_order = {}, upserts = {}, effects = {}, cancelled = false, children = {}, waits = {},
+-- A new run state for `task` (its history complete). `replay` (assay replay): side effects are not
+-- run, the run stops where the history ends.
+local function new_state(task, replay)
+  return { task = task, idx = R.index(task.history), n_act = 0, n_timer = 0, n_effect = 0, sig_cursor = {},
+    queries = {}, query_order = {}, upserts = {}, effects = {}, cancelled = false, children = {}, waits = {},
     d = deploy.index(task.history), replay = replay == true }
-  local input = task.input
-  if client.state.legacy then input = client.maybe_json(input) end
-  local ctx = setmetatable({ _rs = rs, workflow_id = task.workflow_id, workflow_type = task.workflow_type,
-    namespace = task.namespace, task_queue = task.task_queue, run_id = task.run_id }, Ctx)
-  local tail, summary
+end
+
+-- Resume (or start: `args` = { ctx, input }) the handler coroutine once; returns tail, summary.
+local function advance(rs, handler, log, args)
+  local task = rs.task
   if type(handler) ~= "function" then
-    tail = { fail_cmd("no workflow handler registered for type: " .. tostring(task.workflow_type)) }
-    summary = C.FailWorkflow .. " (unknown type)"
-  else
-    local co = coroutine.create(handler)
-    rs.co = co
-    local ok, a, b = coroutine.resume(co, ctx, input)
-    if not ok then
-      if rs.cancelled or R.is_cancel(a) then
-        tail, summary = { cancel_cmd(rs) }, C.CancelWorkflow
-      else
-        local msg = errtext(a)
-        log("warn", sfmt("workflow %s (%s) failed: %s\n%s", tostring(task.workflow_id), tostring(task.workflow_type),
-          msg, debug.traceback(co, nil, 0)))
-        tail, summary = { fail_cmd(msg) }, C.FailWorkflow
-      end
-    elseif coroutine.status(co) == "suspended" then
-      if a == YIELD then
-        tail, summary = b, "suspended"
-      else
-        tail = { fail_cmd("workflow handler called coroutine.yield outside ctx (not allowed in a handler)") }
-        summary = C.FailWorkflow
-      end
-    elseif rs.cancelled then
-      tail, summary = { cancel_cmd(rs) }, C.CancelWorkflow
-    else
-      local okE, res = pcall(json.encode, a)
-      if okE then
-        tail, summary = { '{"result":' .. res .. ',' .. T.CompleteWorkflow .. '}' }, C.CompleteWorkflow
-      else
-        tail = { fail_cmd(sfmt("workflow '%s' returned a value that cannot be encoded as JSON: %s",
-          tostring(task.workflow_type), strip_prefix(res))) }
-        summary = C.FailWorkflow
-      end
-    end
+    return { fail_cmd("no workflow handler registered for type: " .. tostring(task.workflow_type)) },
+      C.FailWorkflow .. " (unknown type)"
   end
+  local co = rs.co
+  local ok, a, b
+  if args then
+    co = coroutine.create(handler)
+    rs.co = co
+    ok, a, b = coroutine.resume(co, args[1], args[2])
+  else
+    ok, a, b = coroutine.resume(co)
+  end
+  if not ok then
+    if rs.cancelled or R.is_cancel(a) then return { cancel_cmd(rs) }, C.CancelWorkflow end
+    local msg = errtext(a)
+    log("warn", sfmt("workflow %s (%s) failed: %s\n%s", tostring(task.workflow_id), tostring(task.workflow_type),
+      msg, debug.traceback(co, nil, 0)))
+    return { fail_cmd(msg) }, C.FailWorkflow
+  elseif coroutine.status(co) == "suspended" then
+    if a == YIELD then
+      rs.suspended = not rs.continued
+      return b, "suspended"
+    end
+    return { fail_cmd("workflow handler called coroutine.yield outside ctx (not allowed in a handler)") },
+      C.FailWorkflow
+  elseif rs.cancelled then
+    return { cancel_cmd(rs) }, C.CancelWorkflow
+  end
+  local okE, res = pcall(json.encode, a)
+  if okE then return { '{"result":' .. res .. ',' .. T.CompleteWorkflow .. '}' }, C.CompleteWorkflow end
+  return { fail_cmd(sfmt("workflow '%s' returned a value that cannot be encoded as JSON: %s",
+    tostring(task.workflow_type), strip_prefix(res))) }, C.FailWorkflow
+end
+
+-- The command batch of a run that reached `tail` (queries' snapshot, side effects and version markers,
+-- search attributes, then the tail), and the divergence check.
+local function batch(rs, handler, log, tail, summary)
+  local task = rs.task
   local cmds = {}
   -- Query handlers see the state this run reached; their snapshot goes first in the batch.
   if #rs.query_order > 0 then
@@ -547,6 +487,46 @@ function R.run(task, handler, log, replay)
   local divergence = nil
   if type(handler) == "function" then divergence = deploy.check(rs, summary, tail) end
   return cmds, summary, divergence
+end
+
+local function begin(task, handler, log, replay)
+  local rs = new_state(task, replay)
+  local input = task.input
+  if client.state.legacy then input = client.maybe_json(input) end
+  local ctx = setmetatable({ _rs = rs, workflow_id = task.workflow_id, workflow_type = task.workflow_type,
+    namespace = task.namespace, task_queue = task.task_queue, run_id = task.run_id }, Ctx)
+  local tail, summary = advance(rs, handler, log, { ctx, input })
+  local cmds, _, divergence = batch(rs, handler, log, tail, summary)
+  return cmds, summary, divergence, rs
+end
+
+-- Run one workflow task from the start of its (complete) history. Returns the list of encoded
+-- commands, a short summary for the logs, and the divergence (nil, or { event_seq, history, code,
+-- message }) when the code did not follow the history: a worker then fails the workflow task instead
+-- of sending the commands. `replay` (assay replay): side effects are not run, the run stops where the
+-- history ends.
+function R.run(task, handler, log, replay)
+  local cmds, summary, divergence = begin(task, handler, log, replay)
+  return cmds, summary, divergence
+end
+
+-- Like R.run, and also returns the run state: when rs.suspended is true (the handler waits for the
+-- engine; not ended, not continued as new) R.resume can carry it on with the next task's new events.
+function R.start(task, handler, log)
+  return begin(task, handler, log, false)
+end
+
+-- Carry a suspended run state on with `task`, whose history holds only the events after the ones the
+-- state has seen (the caller checked that). Returns cmds, summary, divergence like R.run: the same
+-- commands a replay from the start of the whole history would produce.
+function R.resume(rs, task, handler, log)
+  if not rs.suspended then error("replay.resume: the run state is not suspended", 2) end
+  rs.suspended = false
+  rs.task, rs.effects = task, {}
+  R.index(task.history, rs.idx)
+  deploy.index(task.history, rs.d)
+  local tail, summary = advance(rs, handler, log, nil)
+  return batch(rs, handler, log, tail, summary)
 end
 
 return R

@@ -3,6 +3,7 @@
 local native = require("assay._native")
 local client = require("assay.workflow.client")
 local replay = require("assay.workflow.replay")
+local sticky = require("assay.workflow.sticky")
 local P = require("assay.protocol")
 local KIND = P.TaskKind
 local json = json
@@ -85,29 +86,72 @@ local function fail_task(task, message)
   return true
 end
 
+-- A sticky worker (W.sticky = its cache, see assay.workflow.sticky) carries a kept run state on with
+-- the task's new events; else it replays from the start of the whole history (fetched when the task
+-- carries only part of it). Returns cmds, summary, divergence, the run state (nil: not kept), how.
+local function replay_task(task, handler, what)
+  local cache, id = W.sticky, task.workflow_id
+  local entry = cache and cache:get(id)
+  if cache then cache:drop(id) end -- taken out while it runs: kept again only once the engine took the commands
+  local after = math.tointeger(tonumber(task[sticky.F.history_after]))
+  if entry and after ~= nil and entry.last_seq == after and entry.rs.task.run_id == task.run_id
+    and task[sticky.F.history_next_after] == nil and type(handler) == "function" then
+    local cmds, summary, divergence = replay.resume(entry.rs, task, handler, log)
+    return cmds, summary, divergence, entry.rs, sfmt("sticky, %d new event(s)", #(task.history or {}))
+  end
+  local how = "replayed"
+  if sticky.partial(task) then
+    local history, err = sticky.full_history(task, function(path) return deliver(what, "GET", path) end)
+    if not history then return nil, err end
+    if after ~= nil then
+      how = entry and sfmt("state at event %s, task after %d: full history fetched", tostring(entry.last_seq), after)
+        or "no state kept: full history fetched"
+    else
+      how = "history pages fetched"
+    end
+    task.history = history
+  end
+  local cmds, summary, divergence, rs = replay.start(task, handler, log)
+  return cmds, summary, divergence, rs, sfmt("%s, %d event(s)", how, #(task.history or {}))
+end
+
 local function run_workflow_task(task)
   local handler = W.workflows[task.workflow_type]
-  local cmds, summary
+  local what = sfmt("workflow %s", tostring(task.workflow_id))
+  local cmds, summary, rs, how
   local r = rejected[task.workflow_id]
   rejected[task.workflow_id] = nil
-  if r and r.events == #(task.history or {}) then
+  local last = sticky.last_seq(task)
+  if r and r.events == last then
+    if W.sticky then W.sticky:drop(task.workflow_id) end
     cmds = { replay.fail_cmd("the engine rejected the workflow's commands: " .. r.error) }
     summary = P.CommandType.FailWorkflow .. " (commands rejected)"
   else
     local divergence
-    cmds, summary, divergence = replay.run(task, handler, log)
-    if divergence and fail_task(task, divergence.message) then return end
+    cmds, summary, divergence, rs, how = replay_task(task, handler, what)
+    if cmds == nil then -- the history could not be fetched: the engine hands the task out again
+      log("error", sfmt("%s: %s; the task is left to time out", what, tostring(summary)))
+      return
+    end
+    if divergence then
+      rs = nil
+      if fail_task(task, divergence.message) then return end
+    end
   end
   -- eager dispatch (opt-in; an engine without it ignores the fields and answers an empty 200): the
   -- engine may hand back an activity this batch schedules (this slot is free once we are done) and
   -- the workflow's next task, so they run here without a poll.
   local eager = state.legacy and "" or ',"eager_activities":1,"eager_workflow_task":true'
   local body = '{"commands":[' .. concat(cmds, ",") .. "]" .. eager .. ',"worker_id":' .. json.encode(W.worker_id) .. "}"
-  local what = sfmt("workflow %s", tostring(task.workflow_id))
   local status, value, raw = deliver(what, "POST", "/workflow-tasks/" .. pct(task.workflow_id) .. "/commands", body)
   if status == nil then return end
   if status == 200 or status == 201 or status == 204 then
-    log("debug", sfmt("%s (%s): %d command(s), %s", what, tostring(task.workflow_type), #cmds, summary))
+    log("debug", sfmt("%s (%s): %d command(s), %s (%s)", what, tostring(task.workflow_type), #cmds, summary,
+      how or "not replayed"))
+    -- keep the suspended run for the workflow's next task (only when the engine hands us partial histories)
+    if W.sticky and rs and rs.suspended and task[sticky.F.history_last_seq] ~= nil then
+      W.sticky:put(task.workflow_id, rs, last)
+    end
     if type(value) == "table" then
       local more = {}
       for _, a in ipairs(type(value.activity_tasks) == "table" and value.activity_tasks or {}) do
@@ -121,7 +165,7 @@ local function run_workflow_task(task)
   else
     local msg = tostring(type(value) == "table" and value.error or raw)
     log("error", sfmt("%s: engine rejected the commands (HTTP %d): %s", what, status, msg))
-    if status == 400 then rejected[task.workflow_id] = { events = #(task.history or {}), error = msg } end
+    if status == 400 then rejected[task.workflow_id] = { events = last, error = msg } end
   end
 end
 
@@ -209,9 +253,13 @@ end
 ---------------------------------------------------------------------------------------------------
 -- polling
 ---------------------------------------------------------------------------------------------------
+local RETRY_AFTER = "retry_after" -- empty poll answers: seconds to wait before polling again (opt-in)
+local MAX_RETRY_AFTER = 60
+
 local function poll_combined(cfg)
   local t0 = mono()
-  local body = sfmt('{"activities":%s,"max_tasks":%d,"queue":%s,"wait_secs":%s,"worker_id":%s,"workflows":%s}',
+  local body = sfmt('{"activities":%s,"max_tasks":%d,"queue":%s,"retry_after":true,"wait_secs":%s,"worker_id":%s,' ..
+    '"workflows":%s}',
     tostring(#W.activity_names > 0), cfg.max_tasks, json.encode(cfg.queue), json.encode(cfg.wait_secs * 1.0),
     json.encode(W.worker_id), tostring(#W.workflow_names > 0))
   local status, value, raw = call("POST", "/poll", body, { timeout = cfg.wait_secs + 15, interruptible = true })
@@ -233,6 +281,13 @@ local function poll_combined(cfg)
   if type(value) == "table" and value.kind ~= nil and type(value.task) == "table" then
     cfg.quick_empty = 0
     return { { value.kind, value.task } }
+  end
+  -- The engine says when to come back (it holds no more polls): wait that long, or until we stop.
+  local back = type(value) == "table" and tonumber(value[RETRY_AFTER]) or nil
+  if back and back > 0 and back == back then
+    cfg.quick_empty = 0
+    wait(math.min(back, MAX_RETRY_AFTER))
+    return nil
   end
   -- An empty answer long before wait_secs: the engine is saving threads. Do not spin.
   if mono() - t0 < math.min(0.05, cfg.wait_secs) then
@@ -318,6 +373,7 @@ local function register(cfg)
     max_concurrent_activities = cfg.max_concurrent_activities,
     heartbeat_interval_secs = cfg.heartbeat_interval * 1.0,
     build_id = W.build_id(),
+    [P.STICKY] = cfg.sticky or nil, -- opt-in: partial histories (an engine without it ignores the field)
   })
   local backoff = cfg.min_backoff
   while true do
@@ -396,7 +452,12 @@ function W.listen(opts)
     quick_empty = 0,
     -- tasks claimed per poll (opt-in batch; an engine without it answers one task as before)
     max_tasks = math.max(1, math.min(100, math.floor(tonumber(opts.max_tasks) or defaults.max_tasks))),
+    -- workflows whose suspended run this worker keeps between tasks (sticky; 0: off). Extra slots
+    -- (concurrency > 1) share one worker id but not Lua states, so such a worker is not sticky.
+    sticky_cache = math.max(0, math.floor(tonumber(opts.sticky_cache) or defaults.sticky_cache)),
   }
+  cfg.sticky = cfg.sticky_cache > 0 and concurrency == 1 and #W.workflow_names > 0
+  W.sticky = cfg.sticky and sticky.cache(cfg.sticky_cache) or nil
   cfg.wait_secs = math.max(0, math.min(60, cfg.wait_secs))
   local _, replica = native.replica_info()
   if replica then

@@ -102,29 +102,12 @@ class AdminVerbs(SqlBase):
 
     def activity_counts(self, namespace: str) -> list[tuple[str, str, int]]:
         """(queue, status, n) of the namespace's PENDING and RUNNING activities."""
-        if self.side_tables:  # SQLite: counts kept by triggers (migration 4)
-            return [
-                (q, st, int(n))
-                for q, st, n in self._exec(
-                    "SELECT task_queue, status, n FROM activity_counts WHERE namespace = ? AND n > 0",
-                    (namespace,),
-                ).fetchall()
-            ]
-        out: list[tuple[str, str, int]] = []
-        for st in (
-            ActivityStatus.PENDING,
-            ActivityStatus.RUNNING,
-        ):  # status equality: each count walks its partial index
-            out += [
-                (q, st, int(n))
-                for q, n in self._exec(
-                    f"""SELECT a.task_queue, COUNT(*) FROM workflow_activities a
-                    JOIN workflows w ON w.id = a.workflow_id WHERE a.status = '{st}' AND w.namespace = ?
-                    GROUP BY a.task_queue""",
-                    (namespace,),
-                ).fetchall()
-            ]
-        return out
+        rows = self._exec(  # counters kept with the writes (SQLite: migration 4; Postgres: 6, in shards)
+            "SELECT task_queue, status, SUM(n) FROM activity_counts WHERE namespace = ? "
+            "GROUP BY task_queue, status HAVING SUM(n) > 0",
+            (namespace,),
+        ).fetchall()
+        return [(q, st, int(n)) for q, st, n in rows]
 
     def queue_stats(self, namespace: str) -> list[Record]:
         stats: dict[str, Record] = {}

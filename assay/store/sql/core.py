@@ -76,9 +76,11 @@ class SqlBase(Tx):
 
     #: appended to single-row claim selects (Postgres: FOR UPDATE SKIP LOCKED)
     lock_clause = ""
-    #: SQLite keeps per-status / per-queue counts and a search-attribute side table with triggers
-    #: (migration 4); Postgres counts through indexes and filters with its GIN index
+    #: SQLite keeps a search-attribute side table with triggers (migration 4); Postgres filters with its GIN
+    #: index. (Both keep per-status and per-queue counters with triggers: SQLite migration 4, Postgres 6.)
     side_tables = True
+    #: every statement of this transaction sees one snapshot (SQLite: always; Postgres: read transactions)
+    snapshot_reads = True
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn

@@ -13,8 +13,10 @@ class MetricsVerbs(SqlBase):
         workflows = [
             (ns, q, t, st, int(n))
             for ns, q, t, st, n in self._exec(
-                """SELECT namespace, task_queue, workflow_type, status, COUNT(*) FROM workflows
-                   WHERE status IN (?, ?) GROUP BY namespace, task_queue, workflow_type, status""",
+                # NOT IN TERMINAL: walk the partial index of live rows (wf_live_queue), not every workflow
+                f"""SELECT namespace, task_queue, workflow_type, status, COUNT(*) FROM workflows
+                   WHERE status NOT IN {_TERMINAL_SQL} AND status IN (?, ?)
+                   GROUP BY namespace, task_queue, workflow_type, status""",
                 (WorkflowStatus.PENDING.value, WorkflowStatus.RUNNING.value),
             ).fetchall()
         ]

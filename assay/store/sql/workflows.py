@@ -26,10 +26,8 @@ class WorkflowVerbs(SqlBase):
 
     def status_counts(self, namespace: str) -> dict[str, int]:
         """Workflows per status in a namespace."""
-        sql = (
-            "SELECT status, n FROM workflow_counts WHERE namespace = ? AND n > 0"
-            if self.side_tables
-            else "SELECT status, COUNT(*) FROM workflows WHERE namespace = ? GROUP BY status"
+        sql = (  # counters kept with the writes (SQLite: migration 4; Postgres: 6, in shards)
+            "SELECT status, SUM(n) FROM workflow_counts WHERE namespace = ? GROUP BY status HAVING SUM(n) > 0"
         )
         return {st: int(n) for st, n in self._exec(sql, (namespace,)).fetchall()}
 
@@ -110,6 +108,17 @@ class WorkflowVerbs(SqlBase):
         after: tuple[float, str] | None = None,
     ) -> list[Record]:
         """`after`: a keyset cursor (created_at, id) of the last row of the previous page."""
+        counted = (  # a filter whose row count the counters hold: a deep offset may walk from the oldest end
+            namespace is not None
+            and not search
+            and after is None
+            and (status is None or isinstance(status, str))
+            and all(
+                v is None
+                for v in (terminated, continued, workflow_type, parent_id, claimed_by, task_queue)
+                + (build_id, stuck, workflow_id)
+            )
+        )
         conds: list[str] = []
         params: list[Any] = []
         if terminated is not None:
@@ -167,12 +176,40 @@ class WorkflowVerbs(SqlBase):
             params += [after[0], after[1]]
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         order = " ORDER BY created_at DESC, id DESC"
+        if offset and counted and self.snapshot_reads:
+            assert namespace is not None and not isinstance(status, list)
+            total = self._counted(namespace, status)
+            if 2 * offset > total:  # nearer the oldest end: skip the fewer rows from there
+                return self._page_from_oldest(where, params, total, limit, offset)
         if offset:  # skip along the covering list index, then fetch only the page's rows
             inner = "SELECT id FROM workflows" + where + order + self._limit_sql(limit, offset, params)
             return self._rows("workflows", f"SELECT * FROM workflows WHERE id IN ({inner})" + order, params)
         return self._rows(
             "workflows", "SELECT * FROM workflows" + where + order + self._limit_sql(limit, 0, params), params
         )
+
+    def _counted(self, namespace: str, status: str | None) -> int:
+        """Workflows of a namespace (and status), from the counters kept with the writes."""
+        sql = "SELECT SUM(n) FROM workflow_counts WHERE namespace = ?" + (" AND status = ?" if status else "")
+        return int(self._scalar(sql, [namespace] + ([status] if status else [])) or 0)
+
+    def _page_from_oldest(
+        self, where: str, params: list[Any], total: int, limit: int | None, offset: int
+    ) -> list[Record]:
+        """The newest-first page at `offset` of `total` rows is the oldest-first rows [total-offset-limit,
+        total-offset): walk the covering list index from the oldest end. `total` comes from the counters,
+        which the writes keep equal to the rows, read in the same snapshot as the page (`snapshot_reads`),
+        so the page is the one OFFSET gives."""
+        end = total - offset
+        if end <= 0:
+            return []
+        start = 0 if limit is None else max(0, end - limit)
+        inner = f"SELECT id FROM workflows{where} ORDER BY created_at, id LIMIT ? OFFSET ?"
+        return self._rows("workflows", self.rows_of_page_sql(inner), [*params, end - start, start])
+
+    def rows_of_page_sql(self, ids_sql: str) -> str:
+        """The workflows whose ids `ids_sql` selects (one page), newest first."""
+        return f"SELECT * FROM workflows WHERE id IN ({ids_sql}) ORDER BY created_at DESC, id DESC"
 
     def _limit_sql(self, limit: int | None, offset: int, params: list[Any]) -> str:
         if limit is not None:
