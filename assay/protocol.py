@@ -177,6 +177,10 @@ HISTORY_LAST_SEQ = "history_last_seq"
 #: GET /workflows/{id}/events?limit=
 HISTORY_PAGE_MAX = 1000
 
+#: Idle polls (opt-in): a poll's request field `retry_after: true` ("I wait myself"); an empty answer to
+#: such a poll that the engine could not hold carries `retry_after`: seconds to wait before polling again.
+RETRY_AFTER = "retry_after"
+
 #: the namespace used when a request names none (created by the first migration, cannot be deleted)
 DEFAULT_NAMESPACE = "main"
 #: the task queue used when a start / schedule / worker names none

@@ -16,7 +16,7 @@ from assay.engine.deploy import opt_build_id
 from assay.engine.dispatch import MAX_TASKS, WF, Claimed
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
 from assay.errors import BadRequest
-from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, STICKY, TaskKind, error_text
+from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, RETRY_AFTER, STICKY, TaskKind, error_text
 
 
 def _gone_check() -> Callable[[], bool] | None:
@@ -43,8 +43,8 @@ def _empty_answer(upstream: Any, got: Claimed, b: dict[str, Any]) -> str:
     if secs is None:
         return json_response(upstream)
     bottle.response.set_header("Retry-After", str(math.ceil(secs)))
-    if opt_bool(b, "retry_after", False):
-        return json_response({**(upstream or {}), "retry_after": secs})
+    if opt_bool(b, RETRY_AFTER, False):
+        return json_response({**(upstream or {}), RETRY_AFTER: secs})
     delay = bottle.request.environ.get(DELAY_ANSWER)
     if callable(delay):
         delay(secs)
@@ -65,7 +65,7 @@ def _batch_poll(engine: Engine, b: dict[str, Any], workflows: bool, activities: 
     n = opt_int(b, "max_tasks", None, min_value=1, max_value=MAX_TASKS)
     if n is None:
         return None
-    opt_bool(b, "retry_after", False)  # a wrong type is a 400 before the poll is held
+    opt_bool(b, RETRY_AFTER, False)  # a wrong type is a 400 before the poll is held
     queue, wid, wait = _poll_args(b, engine.settings.long_poll_max_secs)
     got = engine.poll_tasks(
         queue, wid, wait, workflows=workflows, activities=activities, gone=_gone_check(), max_tasks=n
@@ -162,7 +162,7 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, False, True)
         if batch is not None:
             return batch
-        opt_bool(b, "retry_after", False)
+        opt_bool(b, RETRY_AFTER, False)
         got = _poll_one(engine, b, False, True)
         return json_response(records.activity(got[0][1])) if got else _empty_answer({"task": None}, got, b)
 
@@ -275,7 +275,7 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, True, False)
         if batch is not None:
             return batch
-        opt_bool(b, "retry_after", False)
+        opt_bool(b, RETRY_AFTER, False)
         got = _poll_one(engine, b, True, False)
         return json_response(records.workflow_task(got[0][1])) if got else _empty_answer(None, got, b)
 
@@ -343,7 +343,7 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
         if batch is not None:
             return batch
-        opt_bool(b, "retry_after", False)
+        opt_bool(b, RETRY_AFTER, False)
         got = _poll_one(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
         if not got:
             return _empty_answer({"kind": None, "task": None}, got, b)

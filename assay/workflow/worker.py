@@ -27,6 +27,7 @@ from assay.protocol import (
     HISTORY_LAST_SEQ,
     HISTORY_PAGE_MAX,
     REJECTED_COMMAND,
+    RETRY_AFTER,
     STICKY,
     CommandType,
     TaskKind,
@@ -269,7 +270,7 @@ class Worker:
                 "wait_secs": float(cfg["wait_secs"]), "worker_id": self.worker_id,
                 "workflows": bool(registry.WORKFLOWS)}  # fmt: skip
         if cfg["wait_secs"] > 0:
-            body["retry_after"] = True  # opt-in: a poll the engine cannot hold says when to come back
+            body[RETRY_AFTER] = True  # opt-in: a poll the engine cannot hold says when to come back
         status, value, raw = self.t.call("POST", "/poll", body, timeout=cfg["wait_secs"] + 15, abortable=True)
         if status == 0:
             return []
@@ -294,7 +295,7 @@ class Worker:
         if got:
             state["quick_empty"] = 0
             return got
-        ra = value.get("retry_after") if isinstance(value, dict) else None
+        ra = value.get(RETRY_AFTER) if isinstance(value, dict) else None
         if isinstance(ra, int | float) and not isinstance(ra, bool) and ra > 0:
             # the engine could not hold the poll: come back when it says (a stop cuts the wait short)
             state["quick_empty"] = 0

@@ -253,14 +253,15 @@ end
 ---------------------------------------------------------------------------------------------------
 -- polling
 ---------------------------------------------------------------------------------------------------
-local RETRY_AFTER = "retry_after" -- empty poll answers: seconds to wait before polling again (opt-in)
+local RETRY_AFTER = P.RETRY_AFTER -- empty poll answers: seconds to wait before polling again (opt-in)
 local MAX_RETRY_AFTER = 60
 
 local function poll_combined(cfg)
   local t0 = mono()
-  local body = sfmt('{"activities":%s,"max_tasks":%d,"queue":%s,"retry_after":true,"wait_secs":%s,"worker_id":%s,' ..
+  local body = sfmt('{"activities":%s,"max_tasks":%d,"queue":%s,%s:true,"wait_secs":%s,"worker_id":%s,' ..
     '"workflows":%s}',
-    tostring(#W.activity_names > 0), cfg.max_tasks, json.encode(cfg.queue), json.encode(cfg.wait_secs * 1.0),
+    tostring(#W.activity_names > 0), cfg.max_tasks, json.encode(cfg.queue), json.encode(RETRY_AFTER),
+    json.encode(cfg.wait_secs * 1.0),
     json.encode(W.worker_id), tostring(#W.workflow_names > 0))
   local status, value, raw = call("POST", "/poll", body, { timeout = cfg.wait_secs + 15, interruptible = true })
   if status == 0 then return nil end -- aborted: stopping
