@@ -4,7 +4,8 @@ does?
 One workflow of N (default 1,000) sequential activities against a real `assay serve` (SQLite), run by one
 `assay run` Lua worker. The activity stops at the edges of two windows of steps (near step 10 and near
 step N) until the bench lets it go, so the worker's CPU time (/proc/PID/stat, utime+stime, all threads) is
-read while it is idle; the bench prints the worker's CPU ms per step in each window and the ratio end/start.
+read while it is idle; the bench prints the worker's and the engine's CPU ms per step in each window and the
+ratios end/start.
 
 Variants: `sticky` (the default worker: keeps the suspended handler, gets only the new events) and
 `replay` (ASSAY_WORKER_STICKY_CACHE=0: not sticky, every task replays the full history, as before).
@@ -71,11 +72,12 @@ def run_variant(steps: int, window: int, variant: str) -> dict:
             start(
                 engine, "Long", "long-1", {"n": steps, "stops": {str(k): True for k in edges}}, queue="long"
             )
-            cpu = {}
+            cpu, eng_cpu = {}, {}
             t0 = time.monotonic()
             for k in edges:
                 wait_until(lambda k=k: (d / f"at-{k}").exists(), 600, interval=0.005, what=f"step {k}")
                 cpu[k] = cpu_s(w.proc.pid)
+                eng_cpu[k] = cpu_s(engine.proc.pid)
                 (d / f"go-{k}").write_text("")
             wf = wait_status(engine, "long-1", timeout=60)
             assert wf["status"] == "COMPLETED" and wf["result"] == steps, wf
@@ -86,7 +88,17 @@ def run_variant(steps: int, window: int, variant: str) -> dict:
             engine.stop()
     start_ms = (cpu[a0 + window] - cpu[a0]) * 1000 / window
     end_ms = (cpu[steps] - cpu[steps - window]) * 1000 / window
-    return {"variant": variant, "start_ms": start_ms, "end_ms": end_ms, "events": len(evs), "wall_s": wall}
+    eng_start = (eng_cpu[a0 + window] - eng_cpu[a0]) * 1000 / window
+    eng_end = (eng_cpu[steps] - eng_cpu[steps - window]) * 1000 / window
+    return {
+        "variant": variant,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "eng_start_ms": eng_start,
+        "eng_end_ms": eng_end,
+        "events": len(evs),
+        "wall_s": wall,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,12 +108,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variant", choices=["sticky", "replay", "all"], default="all")
     a = ap.parse_args(argv)
     variants = ["replay", "sticky"] if a.variant == "all" else [a.variant]
-    print(f"Lua worker CPU per step, {a.steps} sequential activities, windows of {a.window} steps")
-    print(f"{'variant':8} {'steps 10..':>12} {'last steps':>12} {'ratio':>7} {'events':>7} {'wall s':>7}")
+    print(f"CPU per step, {a.steps} sequential activities, windows of {a.window} steps (worker | engine)")
+    print(
+        f"{'variant':8} {'worker 10..':>12} {'last steps':>12} {'ratio':>7} "
+        f"{'engine 10..':>12} {'last steps':>12} {'ratio':>7} {'events':>7} {'wall s':>7}"
+    )
     for v in variants:
         r = run_variant(a.steps, a.window, v)
         print(
             f"{v:8} {r['start_ms']:10.2f}ms {r['end_ms']:10.2f}ms {r['end_ms'] / r['start_ms']:6.2f}x "
+            f"{r['eng_start_ms']:10.2f}ms {r['eng_end_ms']:10.2f}ms {r['eng_end_ms'] / r['eng_start_ms']:6.2f}x "
             f"{r['events']:7d} {r['wall_s']:7.1f}"
         )
 
