@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from assay.config import SETTINGS, settings_markdown
+from assay.config import SETTINGS
+from assay.config.markdown import settings_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -27,7 +27,9 @@ def _gone_check() -> Callable[[], bool] | None:
 
 
 def _poll_args(b: dict[str, Any], max_wait: float) -> tuple[str, str, float]:
-    """queue, worker_id, wait_secs of a poll body; wait_secs may go up to ASSAY_LONG_POLL_MAX_SECS."""
+    """queue, worker_id, wait_secs of a poll body; wait_secs may go up to ASSAY_LONG_POLL_MAX_SECS. The
+    opt-in `retry_after` flag is checked here too: a wrong type is a 400 before the poll is held."""
+    opt_bool(b, RETRY_AFTER, False)
     queue = opt_str(b, "queue", DEFAULT_TASK_QUEUE) or DEFAULT_TASK_QUEUE
     worker_id = req_str(b, "worker_id")
     wait = opt_num(b, "wait_secs", 0.0, min_value=0, max_value=max_wait) or 0.0
@@ -65,7 +67,6 @@ def _batch_poll(engine: Engine, b: dict[str, Any], workflows: bool, activities: 
     n = opt_int(b, "max_tasks", None, min_value=1, max_value=MAX_TASKS)
     if n is None:
         return None
-    opt_bool(b, RETRY_AFTER, False)  # a wrong type is a 400 before the poll is held
     queue, wid, wait = _poll_args(b, engine.settings.long_poll_max_secs)
     got = engine.poll_tasks(
         queue, wid, wait, workflows=workflows, activities=activities, gone=_gone_check(), max_tasks=n
@@ -162,7 +163,6 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, False, True)
         if batch is not None:
             return batch
-        opt_bool(b, RETRY_AFTER, False)
         got = _poll_one(engine, b, False, True)
         return json_response(records.activity(got[0][1])) if got else _empty_answer({"task": None}, got, b)
 
@@ -275,7 +275,6 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, True, False)
         if batch is not None:
             return batch
-        opt_bool(b, RETRY_AFTER, False)
         got = _poll_one(engine, b, True, False)
         return json_response(records.workflow_task(got[0][1])) if got else _empty_answer(None, got, b)
 
@@ -343,7 +342,6 @@ def register(r: Router, engine: Engine) -> None:
         batch = _batch_poll(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
         if batch is not None:
             return batch
-        opt_bool(b, RETRY_AFTER, False)
         got = _poll_one(engine, b, opt_bool(b, "workflows", True), opt_bool(b, "activities", True))
         if not got:
             return _empty_answer({"kind": None, "task": None}, got, b)

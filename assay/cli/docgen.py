@@ -73,7 +73,7 @@ def _splice(current: str, begin: str, end: str, body: str) -> str:
 
 
 def render_doc(current: str) -> str:
-    from assay.config import client_options_markdown
+    from assay.config.markdown import client_options_markdown
 
     if OPTIONS_BEGIN in current and OPTIONS_END in current:
         current = _splice(current, OPTIONS_BEGIN, OPTIONS_END, client_options_markdown())
@@ -92,7 +92,7 @@ def outputs() -> dict[Path, str]:
     current = DOC.read_text(encoding="utf-8") if DOC.exists() else "# assay CLI\n"
     files[DOC] = render_doc(current)
     if DASHBOARD_DOC.exists():
-        from assay.config import dashboard_markdown
+        from assay.config.markdown import dashboard_markdown
 
         dash = DASHBOARD_DOC.read_text(encoding="utf-8")
         if WHITELABEL_BEGIN in dash and WHITELABEL_END in dash:
