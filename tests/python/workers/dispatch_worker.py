@@ -1,8 +1,10 @@
 """Python test worker for eager dispatch, batch polls and batch results (tests/python/test_e2e_dispatch.py)."""
 
+import json
 import os
 import threading
 import time
+import urllib.request
 
 from assay import workflow
 
@@ -43,9 +45,20 @@ def py_late(ctx, input):
 
 @workflow.activity("late_once")
 def late_once(actx, input):
-    if actx.attempt == 1:
-        time.sleep(2.5)
+    if actx.attempt == 1:  # outlive the timeout: return only once attempt 2 has completed the workflow
+        _await_completed(actx.workflow_id)
     return {"attempt": actx.attempt}
+
+
+def _await_completed(wf_id: str, deadline_secs: float = 60.0) -> None:
+    url = f"{os.environ['ASSAY_ENGINE_URL']}/api/v1/workflows/{wf_id}"
+    deadline = time.monotonic() + deadline_secs
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            if json.loads(r.read()).get("status") == "COMPLETED":
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{wf_id} did not complete within {deadline_secs} s")
 
 
 # sticky replay state: several tasks per workflow, a signal at the end
