@@ -28,7 +28,7 @@ from tests.wsgi import Client  # noqa: E402
 
 def run(n: int, metrics: bool, tmp: str, tag: str) -> float:
     """CPU seconds per workflow."""
-    env = {"ASSAY_METRICS": "1" if metrics else "0", "ASSAY_SQLITE_SYNCHRONOUS": "OFF"}
+    env = {"ASSAY_METRICS": "1" if metrics else "0", "ASSAY_SQLITE_SYNCHRONOUS": "NORMAL"}
     settings = load_settings({"backend": "sqlite::memory:"}, environ=env)
     store = open_store(f"sqlite:///{tmp}/{tag}.db", synchronous="OFF")
     engine = Engine(store, settings=settings)
