@@ -97,16 +97,18 @@ def _use_channel_class(wsgi: Any) -> None:
       channel is not writable until the lock is free, and a task that leaves bytes behind wakes the
       loop after releasing the lock.
     """
-    from waitress.channel import ClientDisconnected, HTTPChannel
+    from waitress.channel import ClientDisconnected
 
-    class Channel(HTTPChannel):
+    from assay.httploop import TrackedChannel
+
+    class Channel(TrackedChannel):
         answer_at = 0.0  # monotonic time before which the queued answer is not sent (delay_answer)
 
         def delay_answer(self, secs: float) -> None:
             """Send the answer being written `secs` from now, without keeping the task thread: the bytes
             wait in the out-buffer and the main loop sends them when the time comes (its poll wakes at
-            least every second). Used for empty long-poll answers to clients that may not honour
-            retry_after, so they cannot come straight back."""
+            least every second; assay.httploop's loop at the time itself). Used for empty long-poll
+            answers to clients that may not honour retry_after, so they cannot come straight back."""
             self.answer_at = time.monotonic() + max(0.0, secs)
 
         def check_client_disconnected(self) -> bool:
@@ -147,6 +149,31 @@ def _use_channel_class(wsgi: Any) -> None:
             srv.channel_class = Channel
 
 
+def create_http_server(application: Any, **adjustments: Any) -> Any:
+    """waitress.create_server(application, **adjustments) with assay's channel (above) on the loop of
+    assay/httploop.py (where epoll or poll exist; waitress's own loop elsewhere). The server's
+    `.channels` is that loop's socket map (None on waitress's loop)."""
+    import waitress
+
+    from assay import httploop
+
+    channels = httploop.ChannelMap() if httploop.available() else None
+    adjustments = {
+        "asyncore_use_poll": True,  # select() fails past 1024 descriptors; a thousand workers need more
+        # 0: while a request runs, waitress's loop does not watch its socket. (1 made the loop spin on the
+        # busy channel: ~30 loop turns per request instead of 2.) Held long-polls still notice a hang-up:
+        # Channel.check_client_disconnected peeks at the socket itself.
+        "channel_request_lookahead": 0,
+        **adjustments,
+    }
+    srv = waitress.create_server(application, map=channels, **adjustments)
+    _use_channel_class(srv)
+    if channels is not None:  # an idle connection costs the loop nothing per turn
+        httploop.install(srv, channels)
+    srv.channels = channels
+    return srv
+
+
 def connection_limit(s: Settings) -> int:
     """Connections waitress keeps open: every held poll the pool may grow to, the workers past it (told to
     come back later, their connections kept alive) and ordinary callers; never more than the open-files
@@ -180,6 +207,7 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._wsgi = None
+        self._channels: Any = None
         self._stopping = threading.Event()
         self.app: Any = None
         # The port first: a port in use must fail before the database is created, migrated or locked.
@@ -260,23 +288,18 @@ class Server:
         return self._wsgi
 
     def _create(self, waitress: Any, s: Settings) -> Any:
-        srv = waitress.create_server(
+        srv = create_http_server(
             self._application,
             host=s.host,
             port=s.port,
             threads=s.threads,
-            asyncore_use_poll=True,  # select() fails past 1024 descriptors; a thousand workers need more
             ident="assay",
             max_request_body_size=s.max_body_bytes * 2 + 65536,
             channel_timeout=300,
             connection_limit=connection_limit(s),
             clear_untrusted_proxy_headers=True,
-            # 0: while a request runs, waitress's loop does not watch its socket. (1 made the loop spin on
-            # the busy channel: ~30 loop turns per request instead of 2.) Held long-polls still notice a
-            # hang-up: _Channel.check_client_disconnected peeks at the socket itself.
-            channel_request_lookahead=0,
         )
-        _use_channel_class(srv)
+        self._channels = getattr(srv, "channels", None)
         return srv
 
     def _close_listener(self) -> None:
@@ -290,6 +313,8 @@ class Server:
             self._wsgi.close()
         except Exception:  # pragma: no cover
             pass
+        if self._channels is not None:
+            self._channels.close_poller()
 
     @property
     def port(self) -> int:
@@ -347,6 +372,8 @@ class Server:
                 self._wsgi.close()
             except Exception:  # pragma: no cover
                 pass
+            if self._channels is not None:
+                self._channels.close_poller()
         self.supervisor.stop()
         if self.locked:
             try:
