@@ -4,7 +4,8 @@ Each simulated worker is one keep-alive HTTP connection from this process (a sel
 worker) that registers, then polls `POST /api/v1/poll {"wait_secs": W, "retry_after": true}` forever:
 on an empty answer it polls again at once, or after `retry_after` seconds when the answer carries it
 (`--ignore-retry-after`: an upstream-shaped client that never sends the opt-in nor reads the field).
-After a warm-up, the engine's CPU (utime+stime from /proc/PID/stat) is taken over a window while another
+The first polls are spread over one wait (workers started at different times), so the polls do not end
+in one wave. After a warm-up (one wait and 2 s: every poller in its steady rhythm), the engine's CPU (utime+stime from /proc/PID/stat) is taken over a window while another
 thread times `GET /health` every 100 ms.
 
     .venv/bin/python bench/idle.py [--workers 50,200,1000] [--window 20] [--wait 20] [--postgres]
@@ -20,6 +21,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import selectors
 import socket
 import statistics
@@ -99,14 +101,18 @@ def register(port: int, n: int, offset: int) -> list[str]:
     return ids
 
 
-def run_pollers(pollers: list[Poller], stop: threading.Event, honour: bool) -> None:
+def run_pollers(pollers: list[Poller], stop: threading.Event, honour: bool, spread: float) -> None:
+    """Connect every poller, send each one's first poll at a random time within `spread` seconds (workers
+    that started at different times: their polls do not end together), then poll forever."""
     sel = selectors.DefaultSelector()
+    rng = random.Random(17)
+    t0 = time.monotonic()
     for p in pollers:
         p.connect()
         assert p.sock is not None
         sel.register(p.sock, selectors.EVENT_READ, p)
-        p.send()
-    waiting: list[Poller] = []
+        p.next_at = t0 + rng.uniform(0, spread)
+    waiting: list[Poller] = list(pollers)
     while not stop.is_set():
         now = time.monotonic()
         if waiting:
@@ -157,7 +163,7 @@ def health_times(ports: list[int], stop: threading.Event, out: list[float]) -> N
         stop.wait(0.1)
 
 
-def measure(engines, n: int, window: float, wait: float, honour: bool, warmup: float) -> dict:
+def measure(engines, n: int, window: float, wait: float, honour: bool, warmup: float | None) -> dict:
     ports = [e.port for e in engines]
     pollers: list[Poller] = []
     for k, port in enumerate(ports):
@@ -168,9 +174,9 @@ def measure(engines, n: int, window: float, wait: float, honour: bool, warmup: f
                 body["retry_after"] = True
             pollers.append(Poller(port, wid, json.dumps(body).encode()))
     stop = threading.Event()
-    t = threading.Thread(target=run_pollers, args=(pollers, stop, honour), daemon=True)
+    t = threading.Thread(target=run_pollers, args=(pollers, stop, honour, wait), daemon=True)
     t.start()
-    time.sleep(warmup)
+    time.sleep(wait + 2 if warmup is None else warmup)  # by then every poller is in its steady rhythm
     lat: list[float] = []
     hstop = threading.Event()
     h = threading.Thread(target=health_times, args=(ports, hstop, lat), daemon=True)
@@ -219,7 +225,7 @@ def run(
     honour: bool,
     postgres: bool,
     engine_args: list[str],
-    warmup: float,
+    warmup: float | None = None,
     keep: str | None = None,
     env: dict[str, str] | None = None,
 ) -> None:
@@ -255,7 +261,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", default="50,200,1000")
     ap.add_argument("--window", type=float, default=20.0)
-    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument(
+        "--warmup", type=float, default=None, help="seconds before the window (default: wait + 2)"
+    )
     ap.add_argument("--wait", type=float, default=20.0, help="wait_secs of each poll")
     ap.add_argument("--postgres", action="store_true")
     ap.add_argument("--ignore-retry-after", action="store_true")
