@@ -272,3 +272,17 @@ def test_requests_back_to_back_on_one_connection_are_all_answered(served):
             assert get(c, "/hello") == b"hello"
     finally:
         c.close()
+
+
+def test_a_small_answer_leaves_in_one_send(served):
+    """Head and body in one send: the client's first read returns the whole answer (waitress alone sends
+    the head and the body apart, and a read between the two gets only the head)."""
+    app, srv, port = served
+    c = connect(port)
+    try:
+        for _ in range(50):
+            send(c, "/hello")
+            data = recv(c)
+            assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\nhello"), data
+    finally:
+        c.close()
