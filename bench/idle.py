@@ -8,7 +8,7 @@ The first polls are spread over one wait (workers started at different times), s
 in one wave. After a warm-up (one wait and 2 s: every poller in its steady rhythm), the engine's CPU (utime+stime from /proc/PID/stat) is taken over a window while another
 thread times `GET /health` every 100 ms.
 
-    .venv/bin/python bench/idle.py [--workers 50,200,1000] [--window 20] [--wait 20] [--postgres]
+    .venv/bin/python bench/idle.py [--workers 50,200,1000] [--window 20] [--wait 50] [--postgres]
                                    [--ignore-retry-after] [--heartbeat 5] [--engine-arg=--threads=64 ...]
 
 `--heartbeat S`: each worker also sends `POST /workers/heartbeat` every S seconds (on 4 shared connections
@@ -304,6 +304,13 @@ def run(
         print_rows(title + (f", engine: {extra}" if extra else ""), rows)
 
 
+def default_wait() -> float:
+    """The bundled workers' poll wait (ASSAY_WORKER_POLL_WAIT_SECS's declared default)."""
+    from assay.config import WorkerSettings, declared
+
+    return float(declared(WorkerSettings)["poll_wait_secs"].default)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", default="50,200,1000")
@@ -311,7 +318,9 @@ def main() -> None:
     ap.add_argument(
         "--warmup", type=float, default=None, help="seconds before the window (default: wait + 2)"
     )
-    ap.add_argument("--wait", type=float, default=20.0, help="wait_secs of each poll")
+    ap.add_argument(
+        "--wait", type=float, default=default_wait(), help="wait_secs of each poll (default: the workers')"
+    )
     ap.add_argument("--postgres", action="store_true")
     ap.add_argument(
         "--heartbeat", type=float, default=0.0, help="each worker's POST /workers/heartbeat period (0: none)"
