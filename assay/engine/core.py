@@ -37,6 +37,77 @@ T = TypeVar("T")
 TRANSIENT_ATTEMPTS = 4
 
 
+class Registry:
+    """Rows the hot path looks up on nearly every request and that change only through this engine
+    (single-instance stores): worker rows and the names of existing namespaces.
+
+    A worker row's registration (namespace, queue, names served, sticky, build id) never changes: the row
+    is inserted, touched (last_heartbeat, which is not kept here) and deleted. Every deletion goes
+    through the engine (deregister, reap), which forgets the row after its commit; a read that began
+    before that cannot put it back (a generation check). Namespaces are remembered once a committed
+    transaction saw them, and forgotten by delete_namespace inside its own transaction.
+
+    On a store several instances share (Postgres), another instance may delete or re-register a worker
+    or delete a namespace at any time: the registry is off and every lookup reads the row, as before."""
+
+    MAX_WORKERS = 10_000
+    #: columns of a worker row that change after registration (not kept: read them from the store)
+    MUTABLE = ("last_heartbeat", "active_tasks")
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._gen = 0
+        self._workers: dict[str, Record] = {}
+        self._namespaces: set[str] = set()
+
+    def worker(self, tx: Tx, worker_id: str) -> Record | None:
+        """The worker's registration (None: no such worker). Read-only: callers never change it."""
+        if not self.enabled:
+            return tx.get_worker(worker_id)
+        w = self._workers.get(worker_id)
+        if w is not None:
+            return w
+        gen = self._gen
+        row = tx.get_worker(worker_id)
+        if row is None:
+            return None
+        w = {k: v for k, v in row.items() if k not in self.MUTABLE}
+        with self._lock:
+            if self._gen == gen:  # no deletion since the read began
+                if len(self._workers) >= self.MAX_WORKERS:
+                    self._workers.clear()
+                self._workers[worker_id] = w
+        return w
+
+    def forget_workers(self, worker_id: str | None = None) -> None:
+        """After a commit that deleted a worker row (None: some rows, unknown which)."""
+        with self._lock:
+            self._gen += 1
+            if worker_id is None:
+                self._workers.clear()
+            else:
+                self._workers.pop(worker_id, None)
+
+    def has_namespace(self, name: str) -> bool:
+        return self.enabled and name in self._namespaces
+
+    def saw_namespace(self, name: str, gen: int) -> None:
+        """After the commit of a transaction that found or created the namespace."""
+        with self._lock:
+            if self._gen == gen and len(self._namespaces) < self.MAX_WORKERS:
+                self._namespaces.add(name)
+
+    def forget_namespace(self, name: str) -> None:
+        with self._lock:
+            self._gen += 1
+            self._namespaces.discard(name)
+
+    @property
+    def generation(self) -> int:
+        return self._gen
+
+
 class EngineCore:
     def __init__(
         self,
@@ -63,6 +134,8 @@ class EngineCore:
         #: set by Engine: reads the histories of the workflow tasks a transaction claimed, after it commits
         self.load_histories: Callable[[list[Record]], None] | None = None
         self.metrics: NullMetrics = for_engine(self)  # assay/metrics.py (NullMetrics when ASSAY_METRICS=0)
+        #: worker rows and namespace names remembered between requests (single-instance stores only)
+        self.registry = Registry(enabled=not store.multi_instance)
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
@@ -195,7 +268,17 @@ class Service:
             raise NotFound(f"not found: workflow {wf_id}")
         return wf
 
-    @staticmethod
-    def _ensure_namespace(tx: Tx, namespace: str, now: float) -> None:
+    def _ensure_namespace(self, tx: Tx, namespace: str, now: float, fx: Effects | None = None) -> None:
+        """Create the namespace if it does not exist (known ones are not read again: Registry)."""
+        reg = self.core.registry
+        if reg.has_namespace(namespace):
+            return
+        gen = reg.generation
         if tx.get_namespace(namespace) is None:
             tx.insert_namespace(namespace, now)
+        if fx is not None and reg.enabled:
+            fx.after.append((reg.saw_namespace, (namespace, gen)))
+
+    def _worker(self, tx: Tx, worker_id: str) -> Record | None:
+        """The worker's registration (Registry: not read again on single-instance stores)."""
+        return self.core.registry.worker(tx, worker_id)

@@ -83,8 +83,8 @@ class TaskOps(Service):
         self._departed.discard(wid)
         # lost after three missed beats (at least 1 s, to ride out a scheduling hiccup)
         lost_after = max(3 * heartbeat_interval_secs, 1.0) if heartbeat_interval_secs else None
-        with self._tx() as (tx, _fx):
-            self._ensure_namespace(tx, namespace, now)
+        with self._tx() as (tx, fx):
+            self._ensure_namespace(tx, namespace, now, fx)
             tx.insert_worker(
                 {
                     "id": wid,
@@ -104,6 +104,7 @@ class TaskOps(Service):
                     "sticky": 1 if sticky else 0,
                 }
             )
+        self.core.registry.forget_workers(wid)  # (nothing to forget: a deletion forgot it; kept cheap)
         return wid
 
     def heartbeat_worker(self, worker_id: str, reregister: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -126,16 +127,19 @@ class TaskOps(Service):
             self._departed.clear()
             self._departed.add(worker_id)
         self.notifier.bump(["worker-gone:" + worker_id])
-        with self._tx() as (tx, fx):
-            leases = tx.release_worker_leases(worker_id, self.now())
-            for q in tx.dispatchable_queues():
-                fx.wake_workflows(q, len(leases) or 1)
-            acts = 0
-            for act_id in tx.activities_held_by(worker_id):
-                act = tx.get_activity(act_id)
-                if act is not None:
-                    acts += self._expire_one(tx, fx, act, f"worker {worker_id} stopped before finishing")
-            known = tx.delete_worker(worker_id)
+        try:
+            with self._tx() as (tx, fx):
+                leases = tx.release_worker_leases(worker_id, self.now())
+                for q in tx.dispatchable_queues():
+                    fx.wake_workflows(q, len(leases) or 1)
+                acts = 0
+                for act_id in tx.activities_held_by(worker_id):
+                    act = tx.get_activity(act_id)
+                    if act is not None:
+                        acts += self._expire_one(tx, fx, act, f"worker {worker_id} stopped before finishing")
+                known = tx.delete_worker(worker_id)
+        finally:
+            self.core.registry.forget_workers(worker_id)
         return {"known": known, "leases_released": len(leases), "activities_released": acts}
 
     def list_workers(self, namespace: str | None) -> list[Record]:
@@ -145,10 +149,6 @@ class TaskOps(Service):
     def queue_stats(self, namespace: str) -> list[Record]:
         with self.store.read() as tx:
             return tx.queue_stats(namespace)
-
-    def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
-        w = tx.get_worker(worker_id)
-        return w["namespace"] if w else None
 
     # --- claims ---------------------------------------------------------------------------------
     def schedule_activity(self, wf_id: str, spec: protocol.ScheduleActivity) -> Record:
@@ -160,9 +160,6 @@ class TaskOps(Service):
             return self._schedule_activity(tx, fx, wf, spec)
 
     def _schedule_activity(self, tx: Tx, fx: Effects, wf: Record, spec: protocol.ScheduleActivity) -> Record:
-        existing = tx.get_activity_by_seq(wf["id"], spec.seq)
-        if existing is not None:
-            return existing
         now = self.now()
         given = {k: getattr(spec, k) for k in ACTIVITY_DEFAULTS}
         rec = {k: (given[k] if given[k] is not None else v) for k, v in ACTIVITY_DEFAULTS.items()}
@@ -181,7 +178,14 @@ class TaskOps(Service):
             if rec["schedule_to_close_secs"] is None
             else now + rec["schedule_to_close_secs"],
         )
-        act_id = tx.insert_activity(rec)
+        act = tx.insert_activity_if_new(
+            rec
+        )  # idempotent on (workflow, seq): a replayed command changes nothing
+        if act is None:
+            existing = tx.get_activity_by_seq(wf["id"], spec.seq)
+            assert existing is not None
+            return existing
+        act_id = act["id"]
         tx.append_event(
             wf["id"],
             EventType.ActivityScheduled,
@@ -201,8 +205,6 @@ class TaskOps(Service):
         fx.ready_activity(act_id, spec.name, queue, wf["namespace"])
         if rec["deadline_at"] is not None:
             fx.wake_loop("activities")  # a deadline that may pass while the activity is still queued
-        act = tx.get_activity(act_id)
-        assert act is not None
         return act
 
     def get_activity(self, act_id: int) -> Record:
@@ -263,8 +265,8 @@ class TaskOps(Service):
                 "error": None,
             },
             now,
+            dispatchable=True,
         )
-        tx.mark_dispatchable(wf["id"], now)
         fx.ready_workflow(wf)
         fx.sse(SseEvent.task_completed, wf, activity_id=act_id, activity=act["name"])
         self.metrics.activity_finished(fx, act, wf, now)
@@ -345,8 +347,8 @@ class TaskOps(Service):
                 "final_attempt": act["attempt"],
             },
             now,
+            dispatchable=True,
         )
-        tx.mark_dispatchable(wf["id"], now)
         fx.ready_workflow(wf)
         fx.sse(SseEvent.task_failed, wf, activity_id=act["id"], activity=act["name"])
 
@@ -361,10 +363,8 @@ class TaskOps(Service):
                 wf = tx.get_workflow(t["workflow_id"])
                 if wf is None or states.is_terminal(wf["status"]):
                     continue
-                tx.append_event(
-                    wf["id"], EventType.TimerFired, {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now
-                )
-                tx.mark_dispatchable(wf["id"], now)
+                payload = {"timer_seq": t["seq"], "fire_at": t["fire_at"]}
+                tx.append_event(wf["id"], EventType.TimerFired, payload, now, dispatchable=True)
                 fx.ready_workflow(wf)
                 fired += 1
         return fired
@@ -456,7 +456,10 @@ class TaskOps(Service):
 
     def reap_workers(self) -> int:
         with self._tx() as (tx, _fx):
-            return tx.reap_workers(self.now() - self.settings.worker_reap_secs)
+            n = tx.reap_workers(self.now() - self.settings.worker_reap_secs)
+        if n:
+            self.core.registry.forget_workers()  # which rows went is not known: forget them all
+        return n
 
     def next_worker_reap(self) -> float | None:
         with self.store.read() as tx:

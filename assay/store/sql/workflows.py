@@ -46,8 +46,14 @@ class WorkflowVerbs(SqlBase):
         }
 
     # --- workflows ----------------------------------------------------------------------------
-    def insert_workflow(self, rec: Record) -> bool:
-        return self._insert("workflows", rec, on_conflict_nothing=True) == 1
+    def insert_workflow(self, rec: Record, *, first_event: tuple[str, Any] | None = None) -> bool:
+        if first_event is None:
+            return self._insert("workflows", rec, on_conflict_nothing=True) == 1
+        if self._insert("workflows", {**rec, "last_seq": 1}, on_conflict_nothing=True) != 1:
+            return False
+        event_type, payload = first_event
+        self._insert_event(rec["id"], 1, event_type, payload, rec["created_at"])
+        return True
 
     def get_workflow(self, wf_id: str) -> Record | None:
         return self._row("workflows", "SELECT * FROM workflows WHERE id = ?", (wf_id,))
@@ -257,8 +263,8 @@ class WorkflowVerbs(SqlBase):
             (now, wf_id),
         )
 
-    def _dispatch_sql(self, namespace: str | None) -> str:
-        sql = f"""SELECT id FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
+    def _dispatch_sql(self, namespace: str | None, cols: str = "id") -> str:
+        sql = f"""SELECT {cols} FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
                   AND task_queue = ? AND status NOT IN {_TERMINAL_SQL} AND (ready_at IS NULL OR ready_at <= ?)"""
         return sql + (" AND namespace = ?" if namespace is not None else "")
 
@@ -272,14 +278,11 @@ class WorkflowVerbs(SqlBase):
         self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
     ) -> list[Record]:
         params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
-        sql = self._dispatch_sql(namespace) + " ORDER BY ready_at, id LIMIT ?" + self.lock_clause
-        ids = [r[0] for r in self._exec(sql, [*params, int(limit)]).fetchall()]
-        out = []
-        for wf_id in ids:
-            rec = self.get_workflow(wf_id)
-            assert rec is not None
-            out.append(self._lease(rec, worker_id, now))
-        return out
+        # the rows themselves (locked, on Postgres), not their ids and then each row again
+        sql = self._dispatch_sql(namespace, "*") + " ORDER BY ready_at, id LIMIT ?" + self.lock_clause
+        return [
+            self._lease(rec, worker_id, now) for rec in self._rows("workflows", sql, [*params, int(limit)])
+        ]
 
     def claim_workflow_by_id(self, wf_id: str, worker_id: str, now: float) -> Record | None:
         rec = self.get_workflow(wf_id)
@@ -314,10 +317,11 @@ class WorkflowVerbs(SqlBase):
         rec["previous_status"] = prev
         return rec
 
-    def release_lease(self, wf_id: str, worker_id: str) -> None:
-        self._exec(
+    def release_lease(self, wf_id: str, worker_id: str) -> Record | None:
+        return self._row(
+            "workflows",
             "UPDATE workflows SET dispatch_claimed_by = NULL, dispatch_last_heartbeat = NULL "
-            "WHERE id = ? AND dispatch_claimed_by = ?",
+            "WHERE id = ? AND dispatch_claimed_by = ? RETURNING status, needs_dispatch",
             (wf_id, worker_id),
         )
 
@@ -379,23 +383,41 @@ class WorkflowVerbs(SqlBase):
         ]
 
     # --- events -----------------------------------------------------------------------------
-    def append_event(self, wf_id: str, event_type: str, payload: Any, now: float) -> int:
+    def append_event(
+        self,
+        wf_id: str,
+        event_type: str,
+        payload: Any,
+        now: float,
+        *,
+        fields: Record | None = None,
+        dispatchable: bool = False,
+    ) -> int:
+        sets = ["last_seq = last_seq + 1"]
+        params: list[Any] = []
+        if fields:  # the workflow's own changes ride on the seq's UPDATE
+            enc = self._encode("workflows", fields)
+            sets += [f"{c} = ?" for c in enc]
+            params += list(enc.values())
+        if dispatchable:  # mark_dispatchable in the same UPDATE (CASE sees the row before it)
+            assert not fields or not {"needs_dispatch", "ready_at", "status"} & set(fields)
+            live = f"status NOT IN {_TERMINAL_SQL}"
+            sets.append(f"ready_at = CASE WHEN {live} AND needs_dispatch = 0 THEN ? ELSE ready_at END")
+            sets.append(f"needs_dispatch = CASE WHEN {live} THEN 1 ELSE needs_dispatch END")
+            params.append(now)
         seq = self._scalar(
-            "UPDATE workflows SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (wf_id,)
+            f"UPDATE workflows SET {', '.join(sets)} WHERE id = ? RETURNING last_seq", [*params, wf_id]
         )
         if seq is None:
             raise KeyError(wf_id)
-        self._insert(
-            "workflow_events",
-            {
-                "workflow_id": wf_id,
-                "seq": seq,
-                "event_type": event_type,
-                "payload": payload,
-                "timestamp": now,
-            },
-        )
+        self._insert_event(wf_id, int(seq), event_type, payload, now)
         return int(seq)
+
+    def _insert_event(self, wf_id: str, seq: int, event_type: str, payload: Any, now: float) -> None:
+        self._exec(
+            "INSERT INTO workflow_events (workflow_id, seq, event_type, payload, timestamp) VALUES (?, ?, ?, ?, ?)",
+            (wf_id, seq, event_type, self.encode_json(payload), now),
+        )
 
     def list_events(
         self,
