@@ -7,6 +7,9 @@ Drives the API through the WSGI app, as a worker would, and counts what the stor
   eager  the opt-in fields: start, /poll (max_tasks), commands with eager_activities + eager_workflow_task
          (answers the activity task), complete with eager_workflow_task (answers the workflow task),
          commands = 5 requests
+  held   the plain worker as bench/engine_cpu.py and the shared harness run it: a workflow-task and an
+         activity long-poll held (threads) while the workflow is started, so each task is handed over by
+         the transaction that made it ready (7 requests, no empty polls)
 
 Counted per workflow: every SQL statement the connections execute (a trigger's statements are counted
 apart), write transactions (logical: one `store.tx()` each) and read transactions, and the statements
@@ -23,6 +26,8 @@ import re
 import sqlite3
 import sys
 import tempfile
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,13 +52,14 @@ class Counter:
         self.triggers = 0
         self.writes = 0
         self.reads = 0
-        self.last = ""
+        self.last: dict[int, str] = {}
 
     def trace(self, sql: str) -> None:
         if not self.on:
             return
         s = " ".join(sql.split())
-        last, self.last = self.last, s
+        tid = threading.get_ident()
+        last, self.last[tid] = self.last.get(tid), s
         if s == last:
             # a trigger's statement: Python's trace callback reports each with the text of the statement
             # that fired it (the expanded text carries the bound values, so two real statements in a row
@@ -141,6 +147,51 @@ def eager(api: Client, wid: str, i: int, tag: str) -> None:
     assert r.status == 200, r.text
 
 
+class Held:
+    """A plain worker with held long-polls (two threads), driven one workflow at a time."""
+
+    def __init__(self, api: Client, engine: Engine, wid: str) -> None:
+        self.api, self.engine, self.wid = api, engine, wid
+        self.stop = threading.Event()
+        self.done = threading.Semaphore(0)
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self.wf_loop, self.act_loop)]
+        for t in self.threads:
+            t.start()
+
+    def wf_loop(self) -> None:
+        poll = {"queue": "q", "worker_id": self.wid, "wait_secs": 1}
+        while not self.stop.is_set():
+            t = self.api.post("/workflow-tasks/poll", poll).json
+            if not t:
+                continue
+            finished = any(e["event_type"] == "ActivityCompleted" for e in t["history"])
+            cmd = (
+                {"type": "CompleteWorkflow", "result": 1}
+                if finished
+                else {"type": "ScheduleActivity", "seq": 1, "name": "a"}
+            )
+            body = {"worker_id": self.wid, "commands": [cmd]}
+            r = self.api.post(f"/workflow-tasks/{t['workflow_id']}/commands", body)
+            assert r.status == 200, r.text
+            if finished:
+                self.done.release()
+
+    def act_loop(self) -> None:
+        poll = {"queue": "q", "worker_id": self.wid, "wait_secs": 1}
+        while not self.stop.is_set():
+            a = self.api.post("/tasks/poll", poll).json
+            if a and a.get("id") is not None:
+                self.api.post(f"/tasks/{a['id']}/complete", {"result": 1, "worker_id": self.wid})
+
+    def __call__(self, api: Client, wid: str, i: int, tag: str) -> None:
+        deadline = time.monotonic() + 10
+        while not all(self.engine.notifier.has_waiters(k) for k in ("wf:q", "act:q")):  # both polls held
+            assert time.monotonic() < deadline, "the polls were not held"
+            time.sleep(0.0005)
+        api.post("/workflows", {"workflow_type": "B", "workflow_id": f"{tag}-{i}", "task_queue": "q"})
+        assert self.done.acquire(timeout=10), f"{tag}-{i} did not complete"
+
+
 def measure(flow: str, n: int, tmp: str) -> Counter:
     counter = Counter()
     store = open_counted(f"{tmp}/{flow}.db", counter)
@@ -149,7 +200,8 @@ def measure(flow: str, n: int, tmp: str) -> Counter:
     api = Client(make_app(engine), prefix="/api/v1")
     reg = {"identity": "b", "queue": "q", "workflows": ["B"], "activities": ["a"]}
     wid = api.post("/workers/register", reg).json["worker_id"]
-    run = plain if flow == "plain" else eager
+    held = Held(api, engine, wid) if flow == "held" else None
+    run = held or (plain if flow == "plain" else eager)
     for i in range(5):  # warm: first-use statements (namespace rows, reader connections)
         run(api, wid, i, "warm")
     counter.on = True
@@ -158,6 +210,10 @@ def measure(flow: str, n: int, tmp: str) -> Counter:
     counter.on = False
     status = engine.get_workflow(f"{flow}-{n - 1}")["status"]
     assert status == "COMPLETED", status
+    if held is not None:
+        held.stop.set()
+        for t in held.threads:
+            t.join(5)
     engine.notifier.close()
     store.close()
     return counter
@@ -170,7 +226,7 @@ def main() -> None:
     args = ap.parse_args()
     n = args.workflows
     with tempfile.TemporaryDirectory() as tmp:
-        for flow in ("plain", "eager"):
+        for flow in ("plain", "eager", "held"):
             c = measure(flow, n, tmp)
             total = sum(c.stmts.values())
             print(

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from assay.protocol import TERMINAL_STATUSES, WorkflowStatus
+from assay.protocol import WorkflowStatus
 from assay.store.base import Record
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase, opt_float
+
+#: what leasing a workflow task sets (parameters: worker id, now, worker id)
+_LEASE_SET = (
+    "dispatch_claimed_by = ?, dispatch_last_heartbeat = ?, needs_dispatch = 0, claimed_by = ?, "
+    "dispatch_count = dispatch_count + 1"
+)
 
 
 class WorkflowVerbs(SqlBase):
@@ -277,45 +283,46 @@ class WorkflowVerbs(SqlBase):
     def claim_workflow_tasks(
         self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
     ) -> list[Record]:
-        params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
-        # the rows themselves (locked, on Postgres), not their ids and then each row again
-        sql = self._dispatch_sql(namespace, "*") + " ORDER BY ready_at, id LIMIT ?" + self.lock_clause
-        return [
-            self._lease(rec, worker_id, now) for rec in self._rows("workflows", sql, [*params, int(limit)])
-        ]
+        # one UPDATE ... RETURNING of the picked rows (a materialized CTE: evaluated once; on Postgres its
+        # rows are locked and rows another claim holds are skipped)
+        pick = self._dispatch_sql(namespace) + " ORDER BY ready_at, id LIMIT ?" + self.lock_clause
+        params: list[Any] = [queue, now] + ([namespace] if namespace is not None else []) + [int(limit)]
+        rows = self._rows(
+            "workflows",
+            f"WITH picked AS MATERIALIZED ({pick}) UPDATE workflows SET {_LEASE_SET} "
+            "WHERE id IN (SELECT id FROM picked) RETURNING *",
+            [*params, worker_id, now, worker_id],
+        )
+        rows.sort(key=lambda r: (r["ready_at"] is not None, r["ready_at"] or 0.0, r["id"]))
+        return self._leased(rows, now)
 
     def claim_workflow_by_id(self, wf_id: str, worker_id: str, now: float) -> Record | None:
-        rec = self.get_workflow(wf_id)
-        if (
-            rec is None
-            or not rec["needs_dispatch"]
-            or rec["dispatch_claimed_by"] is not None
-            or rec["status"] in TERMINAL_STATUSES
-            or (rec["ready_at"] is not None and rec["ready_at"] > now)
-        ):
-            return None
-        return self._lease(rec, worker_id, now)
+        # one conditional UPDATE: on Postgres it waits for a concurrent writer of the row and re-checks
+        rows = self._rows(
+            "workflows",
+            f"""UPDATE workflows SET {_LEASE_SET} WHERE id = ? AND needs_dispatch = 1
+                AND dispatch_claimed_by IS NULL AND status NOT IN {_TERMINAL_SQL}
+                AND (ready_at IS NULL OR ready_at <= ?) RETURNING *""",
+            (worker_id, now, worker_id, wf_id, now),
+        )
+        return self._leased(rows, now)[0] if rows else None
 
     def has_ready_workflow_task(self, queue: str, namespace: str | None, now: float) -> bool:
         params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
         return self._scalar(self._dispatch_sql(namespace) + " LIMIT 1", params) is not None
 
-    def _lease(self, rec: Record, worker_id: str, now: float) -> Record:
-        prev = rec["status"]
-        fields: dict[str, Any] = {
-            "dispatch_claimed_by": worker_id,
-            "dispatch_last_heartbeat": now,
-            "needs_dispatch": False,
-            "claimed_by": worker_id,
-            "dispatch_count": rec["dispatch_count"] + 1,
-        }
-        if prev == WorkflowStatus.PENDING:
-            fields.update(status=WorkflowStatus.RUNNING, updated_at=now)
-        self.update_workflow(rec["id"], **fields)
-        rec.update(fields)
-        rec["needs_dispatch"] = False
-        rec["previous_status"] = prev
-        return rec
+    def _leased(self, rows: list[Record], now: float) -> list[Record]:
+        """Rows just leased (RETURNING): a workflow's first task moves it from PENDING to RUNNING (once in
+        its life, so a second UPDATE then and only then); each record carries `previous_status`."""
+        for rec in rows:
+            rec["previous_status"] = rec["status"]
+            if rec["status"] == WorkflowStatus.PENDING:
+                self._exec(
+                    "UPDATE workflows SET status = ?, updated_at = ? WHERE id = ?",
+                    (WorkflowStatus.RUNNING.value, now, rec["id"]),
+                )
+                rec.update(status=WorkflowStatus.RUNNING, updated_at=now)
+        return rows
 
     def release_lease(self, wf_id: str, worker_id: str) -> Record | None:
         return self._row(
