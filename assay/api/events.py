@@ -8,11 +8,12 @@ from collections.abc import Iterator
 
 import bottle
 
+from assay import records
 from assay.api.http import Router, q_str
 from assay.engine import Engine
 from assay.engine.notify import sse_frame
-from assay.errors import ServiceUnavailable
-from assay.protocol import SseEvent
+from assay.errors import AssayError, ServiceUnavailable
+from assay.protocol import STREAM_RECORD, STREAM_WORKFLOW_ID, TERMINAL_SSE_EVENTS, SseEvent
 
 
 def register(r: Router, engine: Engine) -> None:
@@ -22,16 +23,29 @@ def register(r: Router, engine: Engine) -> None:
         "Live engine events (text/event-stream)",
         "events",
         stream=True,
-        query=[("namespace", "string", "only events of this namespace")],
+        query=[
+            ("namespace", "string", "only events of this namespace"),
+            (
+                STREAM_WORKFLOW_ID,
+                "string",
+                "only this workflow's events; its terminal event then carries the workflow's record "
+                f"(as GET /workflows/{{id}} returns it) in `{STREAM_RECORD}`",
+            ),
+        ],
         responses={200: None, 503: "Error"},
         description="Events: " + ", ".join(SseEvent) + ". Data: {event_type, workflow_id, namespace, "
-        "status, ...}. Keep-alive comments when idle.",
+        f"status, ...}}. Keep-alive comments when idle. With `?{STREAM_WORKFLOW_ID}=`, the terminal event "
+        f"also carries `{STREAM_RECORD}`: the workflow record, read after the commit (a waiter returns it "
+        "without another request).",
     )
     def stream() -> Iterator[bytes] | str:
+        only = q_str(STREAM_WORKFLOW_ID)
         if not engine.try_hold("sse"):
             raise ServiceUnavailable("too many open event streams; retry later", retry_after=5)
         try:
-            sub = engine.broadcaster.subscribe(q_str("namespace"))
+            check = bottle.request.environ.get("waitress.client_disconnected")
+            gone = (lambda: bool(check())) if callable(check) else None
+            sub = engine.broadcaster.subscribe(q_str("namespace"), workflow_id=only, gone=gone)
         except BaseException:
             engine.release_hold()
             raise
@@ -52,9 +66,19 @@ def register(r: Router, engine: Engine) -> None:
                     if item is None:
                         return
                     event_type, data = item
-                    yield sse_frame(event_type, dict(data, payload={"namespace": data.get("namespace")}))
+                    data = dict(data, payload={"namespace": data.get("namespace")})
+                    if only is not None and event_type in TERMINAL_SSE_EVENTS:
+                        data[STREAM_RECORD] = terminal_record(only)
+                    yield sse_frame(event_type, data)
             finally:
                 engine.broadcaster.unsubscribe(sub)
                 engine.release_hold()
 
         return gen()
+
+    def terminal_record(wf_id: str) -> dict | None:
+        """The record a describe would return now (the terminal commit has happened: it is in it)."""
+        try:
+            return records.workflow(engine.get_workflow(wf_id))
+        except AssayError:  # gone meanwhile (archived, purged): the waiter describes it itself
+            return None
