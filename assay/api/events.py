@@ -15,6 +15,19 @@ from assay.engine.notify import sse_frame
 from assay.errors import AssayError, ServiceUnavailable
 from assay.protocol import STREAM_RECORD, STREAM_WORKFLOW_ID, TERMINAL_SSE_EVENTS, SseEvent
 
+SSE_BATCH = 64  # frames joined into one write when a stream has fallen behind
+
+
+def hung_up() -> BaseException:
+    """What a stream raises when the reaper found its client gone: the server's own "client
+    disconnected" error, so the server ends the response the way it does when a write fails (and logs
+    it as such, once: a routine hang-up, at debug)."""
+    try:
+        from waitress.channel import ClientDisconnected
+    except ImportError:  # pragma: no cover - another server: any connection error will do
+        return ConnectionResetError("client hung up")
+    return ClientDisconnected()
+
 
 def register(r: Router, engine: Engine) -> None:
     @r(
@@ -54,6 +67,13 @@ def register(r: Router, engine: Engine) -> None:
         bottle.response.set_header("X-Accel-Buffering", "no")
         keepalive = engine.settings.sse_keepalive_secs
 
+        def frame(item: tuple[str, dict]) -> bytes:
+            event_type, data = item
+            data = dict(data, payload={"namespace": data.get("namespace")})
+            if only is not None and event_type in TERMINAL_SSE_EVENTS:
+                data[STREAM_RECORD] = terminal_record(only)
+            return sse_frame(event_type, data)
+
         def gen() -> Iterator[bytes]:
             try:
                 yield b": connected\nretry: 2000\n\n"
@@ -64,12 +84,23 @@ def register(r: Router, engine: Engine) -> None:
                         yield b": keep-alive\n\n"
                         continue
                     if item is None:
+                        if sub.reaped:
+                            raise hung_up()
                         return
-                    event_type, data = item
-                    data = dict(data, payload={"namespace": data.get("namespace")})
-                    if only is not None and event_type in TERMINAL_SSE_EVENTS:
-                        data[STREAM_RECORD] = terminal_record(only)
-                    yield sse_frame(event_type, data)
+                    # what else is queued goes out in the same write: one send for a burst, not one each
+                    frames = [frame(item)]
+                    while len(frames) < SSE_BATCH:
+                        try:
+                            item = sub.queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if item is None:
+                            if sub.reaped:
+                                raise hung_up()
+                            yield b"".join(frames)
+                            return
+                        frames.append(frame(item))
+                    yield b"".join(frames)
             finally:
                 engine.broadcaster.unsubscribe(sub)
                 engine.release_hold()

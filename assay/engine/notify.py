@@ -176,6 +176,7 @@ class Subscriber:
         self.namespace = namespace
         self.workflow_id = workflow_id  # only this workflow's events (a waiter's stream)
         self.gone = gone  # True once the stream's client hung up (None: cannot tell)
+        self.reaped = False  # ended by the Broadcaster's reaper: its client hung up
         self.queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=maxsize)
         self.dropped = 0
 
@@ -224,6 +225,7 @@ class Broadcaster:
                 except Exception:  # noqa: BLE001 - a broken check counts as gone
                     left = True
                 if left:
+                    sub.reaped = True
                     self.unsubscribe(sub)
                     self._end(sub)
 

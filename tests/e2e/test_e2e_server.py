@@ -216,3 +216,21 @@ def test_quiet_streams_whose_clients_left_free_their_place(tmp_path):
         s.close()
     finally:
         assert e.stop() == 0
+
+
+def test_a_burst_of_events_arrives_whole_and_in_order(tmp_path):
+    # events queued while the stream's thread was busy go out joined in one write: each still a frame
+    e = start_engine(tmp_path)
+    try:
+        s = SseConn(e.port)
+        assert s.status == 200
+        ids = [f"burst-{i:03d}" for i in range(150)]
+        for wid in ids:
+            status, _, _ = http("POST", e.api + "/workflows",
+                                {"workflow_type": "T", "workflow_id": wid, "task_queue": "q"})  # fmt: skip
+            assert status in (200, 201)
+        frames = s.events(len(ids))
+        assert [(k, d["workflow_id"]) for k, d in frames] == [("workflow_started", wid) for wid in ids]
+        s.close()
+    finally:
+        assert e.stop() == 0
