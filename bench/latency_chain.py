@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--workflows", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--gap-ms", type=float, default=20.0)
+    ap.add_argument("--show", type=int, default=0, help="also print every request of the first N samples")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         stamp_file = str(Path(tmp) / "stamps.txt")
@@ -187,10 +188,10 @@ def main() -> None:
             for w in workers:
                 w.wait(10)
             proc.wait(10)
-        report(stamp_file, samples)
+        report(stamp_file, samples, args.show)
 
 
-def report(stamp_file: str, samples: list[tuple[str, float, float]]) -> None:
+def report(stamp_file: str, samples: list[tuple[str, float, float]], show: int = 0) -> None:
     reqs: list[tuple[float, float, str, float]] = []
     commits: list[tuple[float, str]] = []
     for line in Path(stamp_file).read_text().splitlines():
@@ -199,6 +200,10 @@ def report(stamp_file: str, samples: list[tuple[str, float, float]]) -> None:
             reqs.append((float(parts[1]), float(parts[2]), f"{parts[3]} {parts[4]}", float(parts[5])))
         else:
             commits.append((float(parts[1]), parts[2]))
+    for _wid, t0, t1 in samples[:show]:
+        print(f"sample: {(t1 - t0) * 1000:.2f} ms")
+        for tin, tout, what, cpu in sorted(r for r in reqs if r[1] >= t0 and r[0] <= t1 + 0.005):
+            print(f"  in {(tin - t0) * 1000:8.2f}  out {(tout - t0) * 1000:8.2f}  cpu {cpu * 1000:5.2f}  {what}")
     steps: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
     totals = []
