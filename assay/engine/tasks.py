@@ -51,6 +51,10 @@ def schedule_to_close_error(act: Record) -> str:
     return f"activity timed out: schedule_to_close {act['schedule_to_close_secs']:g}s exceeded"
 
 
+def _moved_on(act_id: int) -> Conflict:
+    return Conflict(f"activity {act_id} is no longer running this attempt (lease lost)", activity_id=act_id)
+
+
 def is_non_retryable(act: Record, error: str) -> bool:
     return any(p and p in error for p in (act.get("non_retryable_errors") or []))
 
@@ -251,9 +255,10 @@ class TaskOps(Service):
     def _complete_in(self, tx: Tx, fx: Effects, act_id: int, result: Any, worker_id: str | None) -> Record:
         act, wf = self._running_activity(tx, act_id, worker_id)
         now = self.now()
-        tx.update_activity(
-            act_id, status=ActivityStatus.COMPLETED, result=result, error=None, completed_at=now
-        )
+        if not tx.update_activity_if(
+            act, status=ActivityStatus.COMPLETED, result=result, error=None, completed_at=now
+        ):
+            raise _moved_on(act_id)
         tx.append_event(
             wf["id"],
             EventType.ActivityCompleted,
@@ -295,7 +300,8 @@ class TaskOps(Service):
         self, tx: Tx, fx: Effects, act_id: int, error: str, worker_id: str | None, non_retryable: bool
     ) -> Record:
         act, wf = self._running_activity(tx, act_id, worker_id)
-        self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable)
+        if not self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable):
+            raise _moved_on(act_id)
         return wf
 
     def heartbeat_activity(self, act_id: int, details: Any, worker_id: str | None = None) -> dict[str, Any]:
@@ -309,7 +315,10 @@ class TaskOps(Service):
 
     def _retry_or_fail(
         self, tx: Tx, fx: Effects, act: Record, wf: Record, error: str, force_final: bool = False
-    ) -> None:
+    ) -> bool:
+        """Retry the activity (PENDING, next attempt, after its backoff) or fail it for good. False, and
+        nothing changed, when the activity is no longer as `act` shows it (another transaction moved it
+        on after it was read: on Postgres, a completion racing a timeout)."""
         now = self.now()
         final = force_final or act["attempt"] >= act["max_attempts"] or is_non_retryable(act, error)
         due = now + retry_delay(act)
@@ -319,10 +328,9 @@ class TaskOps(Service):
             error = (
                 f"{schedule_to_close_error(act)} (before attempt {act['attempt'] + 1}; last error: {error})"
             )
-        self.metrics.activity_failed(fx, act, wf, now, final)
         if not final:
-            tx.update_activity(
-                act["id"],
+            if not tx.update_activity_if(
+                act,
                 status=ActivityStatus.PENDING,
                 attempt=act["attempt"] + 1,
                 scheduled_at=due,
@@ -330,12 +338,16 @@ class TaskOps(Service):
                 started_at=None,
                 last_heartbeat=None,
                 error=error,
-            )
+            ):
+                return False
+            self.metrics.activity_failed(fx, act, wf, now, final)
             fx.wake_loop("activities")
-            return
-        tx.update_activity(
-            act["id"], status=ActivityStatus.FAILED, result=None, error=error, completed_at=now
-        )
+            return True
+        if not tx.update_activity_if(
+            act, status=ActivityStatus.FAILED, result=None, error=error, completed_at=now
+        ):
+            return False
+        self.metrics.activity_failed(fx, act, wf, now, final)
         tx.append_event(
             wf["id"],
             EventType.ActivityFailed,
@@ -351,6 +363,7 @@ class TaskOps(Service):
         )
         fx.ready_workflow(wf)
         fx.sse(SseEvent.task_failed, wf, activity_id=act["id"], activity=act["name"])
+        return True
 
     # --- periodic steps (driven by background loops with tick(now)) ----------------------------------
     def fire_due_timers(self) -> int:
@@ -402,10 +415,11 @@ class TaskOps(Service):
         if wf is None or states.is_terminal(wf["status"]):
             tx.update_activity(act["id"], status=ActivityStatus.CANCELLED, completed_at=self.now())
             return 0
+        if not self._retry_or_fail(tx, fx, act, wf, reason, force_final=final):
+            return 0  # completed (or moved on) since it was read
         log.info("activity %s (%s) of %s: %s", act["id"], act["name"], wf["id"], reason)
         if timeout is not None:
             self.metrics.activity_timed_out(fx, act, wf, timeout)
-        self._retry_or_fail(tx, fx, act, wf, reason, force_final=final)
         return 1
 
     def next_activity_deadline(self) -> float | None:

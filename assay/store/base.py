@@ -183,6 +183,11 @@ class Tx(abc.ABC):
     def get_activity(self, act_id: int) -> Record | None: ...
 
     @abc.abstractmethod
+    def update_activity_if(self, seen: Record, **fields: Any) -> bool:
+        """Update the activity only while it is as `seen` (a record read earlier) shows it: same status,
+        attempt and holder. False, nothing changed, when another transaction moved it on meanwhile."""
+
+    @abc.abstractmethod
     def get_activity_by_seq(self, wf_id: str, seq: int) -> Record | None: ...
 
     @abc.abstractmethod

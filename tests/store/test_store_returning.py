@@ -129,3 +129,21 @@ def test_insert_workflow_with_its_first_event(store):
             T0 + 3,
         )
         assert tx.append_event("w", "SignalReceived", None, T0 + 4) == 2
+
+
+def test_update_activity_if_changes_only_what_was_seen(store):
+    with store.tx() as tx:
+        tx.insert_workflow(wf("w", status="RUNNING"))
+        a = tx.insert_activity(activity("w", 1))
+        seen = tx.claim_activity_by_id(a, "wk", T0)
+    with store.tx() as tx:  # the attempt times out and is retried: the holder's record is stale now
+        assert tx.update_activity_if(seen, status="PENDING", attempt=2, claimed_by=None)
+    with store.tx() as tx:
+        assert not tx.update_activity_if(
+            seen, status="COMPLETED", result=1
+        )  # a stale attempt cannot complete
+        again = tx.claim_activity_by_id(a, "wk2", T0)
+        assert not tx.update_activity_if({**again, "claimed_by": "wk"}, status="COMPLETED")  # another holder
+        assert tx.update_activity_if(again, status="COMPLETED", result={"ok": True})
+        got = tx.get_activity(a)
+        assert (got["status"], got["attempt"], got["result"]) == ("COMPLETED", 2, {"ok": True})

@@ -41,6 +41,15 @@ class TaskVerbs(SqlBase):
     def update_activity(self, act_id: int, **fields: Any) -> None:
         self._update("workflow_activities", {"id": act_id}, fields)
 
+    def update_activity_if(self, seen: Record, **fields: Any) -> bool:
+        f = self._encode("workflow_activities", fields)
+        sets = ",".join(f"{c} = ?" for c in f)
+        held = "claimed_by IS NULL" if seen["claimed_by"] is None else "claimed_by = ?"
+        params = [*f.values(), seen["id"], seen["status"], seen["attempt"]]
+        params += [] if seen["claimed_by"] is None else [seen["claimed_by"]]
+        sql = f"UPDATE workflow_activities SET {sets} WHERE id = ? AND status = ? AND attempt = ? AND {held}"
+        return bool(self._exec(sql, params).rowcount == 1)
+
     def list_activities(self, wf_id: str, statuses: tuple[str, ...] | None = None) -> list[Record]:
         sql = "SELECT * FROM workflow_activities WHERE workflow_id = ?"
         params: list[Any] = [wf_id]
