@@ -140,7 +140,7 @@ class CommandOps(Service):
                 raise BadRequest("'commands' must be an array")
             parsed = [parse_command(i, c) for i, c in enumerate(commands)]
             with self._tx() as (tx, fx):
-                wf = self._get_wf(tx, wf_id)
+                wf = self._get_wf(tx, wf_id, payloads=False)  # no command reads its input or result
                 if wf["dispatch_claimed_by"] != worker_id:
                     raise Conflict(
                         f"worker {worker_id} does not hold the lease on workflow {wf_id}",

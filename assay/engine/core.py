@@ -262,8 +262,8 @@ class Service:
 
     # --- lookups ----------------------------------------------------------------------------
     @staticmethod
-    def _get_wf(tx: Tx, wf_id: str) -> Record:
-        wf = tx.get_workflow(wf_id)
+    def _get_wf(tx: Tx, wf_id: str, payloads: bool = True) -> Record:
+        wf = tx.get_workflow(wf_id, payloads=payloads)
         if wf is None:
             raise NotFound(f"not found: workflow {wf_id}")
         return wf

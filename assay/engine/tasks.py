@@ -182,9 +182,8 @@ class TaskOps(Service):
             if rec["schedule_to_close_secs"] is None
             else now + rec["schedule_to_close_secs"],
         )
-        act = tx.insert_activity_if_new(
-            rec
-        )  # idempotent on (workflow, seq): a replayed command changes nothing
+        # idempotent on (workflow, seq): a replayed command changes nothing
+        act = tx.insert_activity_if_new(rec)
         if act is None:
             existing = tx.get_activity_by_seq(wf["id"], spec.seq)
             assert existing is not None
@@ -230,7 +229,7 @@ class TaskOps(Service):
             )
         if worker_id is not None and act["claimed_by"] not in (None, worker_id):
             raise Conflict(f"activity {act_id} is held by another worker (lease lost)", activity_id=act_id)
-        wf = self._get_wf(tx, act["workflow_id"])
+        wf = self._get_wf(tx, act["workflow_id"], payloads=False)
         if states.is_terminal(wf["status"]):
             tx.update_activity(act_id, status=ActivityStatus.CANCELLED, completed_at=self.now())
             raise Conflict(

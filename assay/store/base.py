@@ -47,7 +47,9 @@ class Tx(abc.ABC):
         payload): its event 1 too, stamped `created_at` (the row starts at last_seq 1)."""
 
     @abc.abstractmethod
-    def get_workflow(self, wf_id: str) -> Record | None: ...
+    def get_workflow(self, wf_id: str, *, payloads: bool = True) -> Record | None:
+        """The workflow row (locked for the transaction, in a Postgres write). `payloads=False`: without
+        `input` and `result`, the caller's JSON that the engine's own steps never read (not decoded)."""
 
     @abc.abstractmethod
     def update_workflow(self, wf_id: str, **fields: Any) -> None: ...

@@ -147,3 +147,17 @@ def test_update_activity_if_changes_only_what_was_seen(store):
         assert tx.update_activity_if(again, status="COMPLETED", result={"ok": True})
         got = tx.get_activity(a)
         assert (got["status"], got["attempt"], got["result"]) == ("COMPLETED", 2, {"ok": True})
+
+
+def test_get_workflow_without_payloads(store):
+    big = {"blob": "x" * 10_000}
+    with store.tx() as tx:
+        tx.insert_workflow(wf("w", status="RUNNING", input=big, search_attributes={"k": 1}))
+        tx.update_workflow("w", result=[1, 2])
+        full = tx.get_workflow("w")
+        lean = tx.get_workflow("w", payloads=False)
+    assert full["input"] == big and full["result"] == [1, 2]
+    assert set(full) - set(lean) == {"input", "result"}  # every other column, decoded the same way
+    assert {k: full[k] for k in lean} == lean and lean["search_attributes"] == {"k": 1}
+    with store.read() as tx:
+        assert tx.get_workflow("missing", payloads=False) is None

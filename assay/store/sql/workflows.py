@@ -16,6 +16,10 @@ _LEASE_SET = (
 )
 
 
+#: a workflow's columns holding the caller's JSON (get_workflow(payloads=False) leaves them out)
+_PAYLOADS = ("input", "result")
+
+
 class WorkflowVerbs(SqlBase):
     # --- namespaces -------------------------------------------------------------------------
     def insert_namespace(self, name: str, now: float) -> bool:
@@ -61,8 +65,22 @@ class WorkflowVerbs(SqlBase):
         self._insert_event(rec["id"], 1, event_type, payload, rec["created_at"])
         return True
 
-    def get_workflow(self, wf_id: str) -> Record | None:
-        return self._row("workflows", "SELECT * FROM workflows WHERE id = ?", (wf_id,))
+    def get_workflow(self, wf_id: str, *, payloads: bool = True) -> Record | None:
+        return self._row(
+            "workflows", f"SELECT {self._workflow_columns(payloads)} FROM workflows WHERE id = ?", (wf_id,)
+        )
+
+    #: the workflows table's columns without the caller's payloads, per Tx class (read once from the schema)
+    _lean_columns: dict[type, str] = {}
+
+    def _workflow_columns(self, payloads: bool) -> str:
+        if payloads:
+            return "*"
+        cols = self._lean_columns.get(type(self))
+        if cols is None:
+            names = [d[0] for d in self._exec("SELECT * FROM workflows LIMIT 0").description]
+            cols = self._lean_columns[type(self)] = ", ".join(n for n in names if n not in _PAYLOADS)
+        return cols
 
     def update_workflow(self, wf_id: str, **fields: Any) -> None:
         self._update("workflows", {"id": wf_id}, fields)
