@@ -48,7 +48,9 @@ class Registry:
     transaction saw them, and forgotten by delete_namespace inside its own transaction.
 
     On a store several instances share (Postgres), another instance may delete or re-register a worker
-    or delete a namespace at any time: the registry is off and every lookup reads the row, as before."""
+    or delete a namespace at any time: the registry is off and every lookup reads the row, as before.
+    (A SQLite store has one engine: the engine lock says so for processes; in one process, one `Engine`
+    per store, as the server builds it.)"""
 
     MAX_WORKERS = 10_000
     #: columns of a worker row that change after registration (not kept: read them from the store)
