@@ -203,7 +203,9 @@ def report(stamp_file: str, samples: list[tuple[str, float, float]], show: int =
     for _wid, t0, t1 in samples[:show]:
         print(f"sample: {(t1 - t0) * 1000:.2f} ms")
         for tin, tout, what, cpu in sorted(r for r in reqs if r[1] >= t0 and r[0] <= t1 + 0.005):
-            print(f"  in {(tin - t0) * 1000:8.2f}  out {(tout - t0) * 1000:8.2f}  cpu {cpu * 1000:5.2f}  {what}")
+            print(
+                f"  in {(tin - t0) * 1000:8.2f}  out {(tout - t0) * 1000:8.2f}  cpu {cpu * 1000:5.2f}  {what}"
+            )
     steps: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
     totals = []

@@ -127,6 +127,7 @@ class EngineCore:
         self.instance_id = "assay-" + secrets.token_hex(8)
         self.started_at = self.clock.now()
         self._held = 0
+        self._peak_held = 0  # the most requests held at once since the last shrink_pool()
         self._held_lock = threading.Lock()
         #: the HTTP pool's size; `grow_pool(n)` (set by the server) resizes it for held requests
         self.pool_threads = self.settings.threads
@@ -188,6 +189,7 @@ class EngineCore:
             if self._held >= self.pool_threads - self.settings.reserve and not self._grow():
                 return False
             self._held += 1
+            self._peak_held = max(self._peak_held, self._held)
             return True
 
     def _grow(self) -> bool:
@@ -205,6 +207,26 @@ class EngineCore:
         log.info("HTTP thread pool grown to %d threads (%d held requests)", size, self._held + 1)
         self.pool_threads = size
         return True
+
+    def shrink_pool(self) -> int | None:
+        """Give back the threads a crowd of held requests made the pool grow by, once the crowd is gone:
+        the size the busiest moment since the last call needed (held + reserve + a quarter, at least the
+        configured ASSAY_THREADS), if that is at most half the current size. Returns the new size, or None
+        when it stays. (Idle threads exit at once; a busy one after its request.)"""
+        with self._held_lock:
+            peak, self._peak_held = max(self._peak_held, self._held), self._held
+            base = self.settings.threads
+            want = max(base, peak + self.settings.reserve + max(8, peak // 4))
+            if self.grow_pool is None or self.pool_threads <= base or want > self.pool_threads // 2:
+                return None
+            try:
+                self.grow_pool(want)
+            except Exception:  # pragma: no cover - keep the larger pool
+                log.exception("could not shrink the HTTP thread pool to %d", want)
+                return None
+            log.info("HTTP thread pool shrunk to %d threads (at most %d held requests lately)", want, peak)
+            self.pool_threads = want
+            return want
 
     def retry_after(self, wait_secs: float) -> float:
         """When a long-poll the server cannot hold should come back: about its own wait (0.5x-1x,
