@@ -118,6 +118,25 @@ class EngineLockLoop(Loop):
         return now + 15.0
 
 
+class LivenessLoop(Loop):
+    """Writes the heartbeats the engine noted in memory (each poll of a worker is one: POLL_IS_HEARTBEAT),
+    all of them in one transaction every LIVENESS_FLUSH_SECS, so an idle worker needs no heartbeat
+    requests and its held polls no writes."""
+
+    name = "liveness"
+
+    def tick(self, now: float) -> float | None:
+        seen = self.engine.core.take_alive()
+        if seen:
+            with self.engine.core.tx() as (tx, _fx):
+                tx.touch_workers(seen)
+        return now + LIVENESS_FLUSH_SECS
+
+
+#: how often LivenessLoop writes the workers seen polling (well inside ASSAY_WORKER_REAP_SECS)
+LIVENESS_FLUSH_SECS = 2.0
+
+
 class PoolLoop(Loop):
     """Shrinks the HTTP thread pool back after a crowd of held requests (long polls, event streams) made
     it grow (EngineCore.shrink_pool), looking every POOL_SHRINK_SECS."""
@@ -184,6 +203,7 @@ def default_loops(engine: Engine, *, engine_lock: bool = False) -> list[Loop]:
         DispatchRecoveryLoop(engine),
         WorkerReaperLoop(engine),
         SchedulerLoop(engine),
+        LivenessLoop(engine),
     ]
     if engine_lock:
         loops.append(EngineLockLoop(engine))

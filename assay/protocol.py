@@ -181,6 +181,11 @@ HISTORY_PAGE_MAX = 1000
 #: such a poll that the engine could not hold carries `retry_after`: seconds to wait before polling again.
 RETRY_AFTER = "retry_after"
 
+#: Idle workers (opt-in): POST /workers/register answers `poll_is_heartbeat: true` when the engine counts a
+#: worker's polls as its heartbeat. Such a worker needs POST /workers/heartbeat only while it holds work
+#: (leases, running activities); idle, it may beat rarely (ASSAY_WORKER_IDLE_HEARTBEAT_SECS).
+POLL_IS_HEARTBEAT = "poll_is_heartbeat"
+
 #: Waiting on one workflow (opt-in): GET /events/stream?workflow_id=<id> sends only that workflow's events,
 #: and its terminal event's data then carries the workflow's record (what GET /workflows/{id} returns)
 #: in `workflow`, read after the commit, so a waiter needs no describe round trip to return it.

@@ -283,7 +283,12 @@ SCHEMAS: dict[str, Any] = {
         },
         ("identity", "queue"),
     ),
-    "WorkerId": obj({"worker_id": STR}, ("worker_id",)),
+    "WorkerId": obj(
+        {"worker_id": STR, protocol.POLL_IS_HEARTBEAT: BOOL},
+        ("worker_id",),
+        description=f"`{protocol.POLL_IS_HEARTBEAT}`: this engine counts the worker's polls as heartbeats "
+        "(POST /workers/heartbeat is then needed only while the worker holds leases or running activities)",
+    ),
     "WorkerHeartbeat": obj(
         {"worker_id": STR, "identity": STR, "queue": STR, "namespace": STR, protocol.STICKY: STICKY_FIELD},
         ("worker_id",),

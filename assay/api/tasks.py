@@ -16,7 +16,15 @@ from assay.engine.deploy import opt_build_id
 from assay.engine.dispatch import MAX_TASKS, WF, Claimed
 from assay.engine.validate import as_object, opt_bool, opt_int, opt_num, opt_str, opt_str_list, req_str
 from assay.errors import BadRequest
-from assay.protocol import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, RETRY_AFTER, STICKY, TaskKind, error_text
+from assay.protocol import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TASK_QUEUE,
+    POLL_IS_HEARTBEAT,
+    RETRY_AFTER,
+    STICKY,
+    TaskKind,
+    error_text,
+)
 
 
 def _gone_check() -> Callable[[], bool] | None:
@@ -106,7 +114,7 @@ def register(r: Router, engine: Engine) -> None:
             build_id=opt_build_id(b),
             sticky=opt_bool(b, STICKY, False) or False,
         )
-        return json_response({"worker_id": wid})
+        return json_response({"worker_id": wid, POLL_IS_HEARTBEAT: True})
 
     @r(
         "POST",

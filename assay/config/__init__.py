@@ -349,6 +349,11 @@ class WorkerSettings:
         "Long-poll wait per poll request (capped at 60). An idle worker costs the engine one poll per wait.",
     )
     heartbeat_secs: float = setting(5.0, "ASSAY_WORKER_HEARTBEAT_SECS", "Interval of the worker's heartbeat.")
+    idle_heartbeat_secs: float = setting(
+        300.0,
+        "ASSAY_WORKER_IDLE_HEARTBEAT_SECS",
+        "Interval of the heartbeat of a worker that holds no work, on an engine that counts polls as heartbeats.",
+    )
     max_backoff_secs: float = setting(
         10.0, "ASSAY_WORKER_MAX_BACKOFF_SECS", "Longest wait between retries while the engine is unreachable."
     )

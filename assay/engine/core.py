@@ -128,6 +128,8 @@ class EngineCore:
         self.started_at = self.clock.now()
         self._held = 0
         self._peak_held = 0  # the most requests held at once since the last shrink_pool()
+        #: workers seen polling since the last flush (LivenessLoop writes them as heartbeats, in one go)
+        self._alive: dict[str, float] = {}
         self._held_lock = threading.Lock()
         #: the HTTP pool's size; `grow_pool(n)` (set by the server) resizes it for held requests
         self.pool_threads = self.settings.threads
@@ -207,6 +209,19 @@ class EngineCore:
         log.info("HTTP thread pool grown to %d threads (%d held requests)", size, self._held + 1)
         self.pool_threads = size
         return True
+
+    def note_alive(self, worker_id: str) -> None:
+        """A worker's poll arrived: it is alive now (written by LivenessLoop with the others, not here:
+        an idle poll opens no write transaction)."""
+        now = self.clock.now()
+        with self._held_lock:
+            self._alive[worker_id] = now
+
+    def take_alive(self) -> list[tuple[str, float]]:
+        """The workers seen since the last call, with when (and forget them)."""
+        with self._held_lock:
+            alive, self._alive = self._alive, {}
+        return list(alive.items())
 
     def shrink_pool(self) -> int | None:
         """Give back the threads a crowd of held requests made the pool grow by, once the crowd is gone:

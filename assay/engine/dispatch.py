@@ -265,6 +265,7 @@ class DispatchOps(Service):
         work, from this instance or another through the bridge) or, as a safety net for tasks that
         become ready with time alone, once a RECHECK_SECS per queue: polls of the same queue share that
         look (an idle poll opens no transaction at all, and N idle polls of a queue cost one read)."""
+        self.core.note_alive(worker_id)  # a poll is a heartbeat (POLL_IS_HEARTBEAT), written in batches
         kinds = ([WF] if workflows else []) + ([ACT] if activities else [])
         if len(kinds) == 2 and next(self.tasks._poll_turn) % 2:
             kinds.reverse()  # a combined poll alternates: a stream of workflow tasks cannot starve activities

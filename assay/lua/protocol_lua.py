@@ -64,6 +64,7 @@ def render() -> str:
         f"P.HISTORY_LAST_SEQ = {_lua_str(protocol.HISTORY_LAST_SEQ)}",
         f"P.HISTORY_PAGE_MAX = {int(protocol.HISTORY_PAGE_MAX)}",
         f"P.RETRY_AFTER = {_lua_str(protocol.RETRY_AFTER)}",
+        f"P.POLL_IS_HEARTBEAT = {_lua_str(protocol.POLL_IS_HEARTBEAT)}",
         "return P",
         "",
     ]

@@ -34,11 +34,41 @@ class EngineHandle:
         self.client = HttpClient(timeout=timeout, follow_redirects=False)
 
 
-class Heartbeat:
-    """POST the worker heartbeat every ``interval`` seconds until stopped."""
+class Polling:
+    """How many Lua states are inside a poll right now (engine calls marked interruptible are polls)."""
 
-    def __init__(self, url: str, headers: dict[str, str], body: bytes, interval: float) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.n = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self.n += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.n -= 1
+
+
+POLLING = Polling()
+
+
+class Heartbeat:
+    """POST the worker heartbeat every ``interval`` seconds until stopped. With ``idle_interval`` (the
+    engine counts polls as heartbeats), only every ``idle_interval`` while the worker is idle: all of its
+    ``states`` Lua states are inside a poll, so none holds a task."""
+
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        interval: float,
+        idle_interval: float | None = None,
+        states: int = 1,
+    ) -> None:
         self.url, self.headers, self.body, self.interval = url, headers, body, interval
+        self.idle_interval, self.states = idle_interval, states
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name="assay-heartbeat", daemon=True)
         self.beats = 0
@@ -49,7 +79,15 @@ class Heartbeat:
     def _run(self) -> None:
         client = HttpClient(timeout=max(2.0, min(10.0, self.interval * 2)), follow_redirects=False)
         failing = False
+        last = time.monotonic()
         while not self.done.wait(self.interval):
+            if (
+                self.idle_interval is not None
+                and POLLING.n >= self.states
+                and time.monotonic() - last < self.idle_interval
+            ):
+                continue
+            last = time.monotonic()
             try:
                 r = client.request("POST", self.url, self.body, self.headers)
                 self.beats += 1
@@ -171,14 +209,18 @@ class WorkerNatives:
         if body is not None:
             headers["Content-Type"] = "application/json"
         t = float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+        poll = interruptible is True
+        if poll:
+            POLLING.enter()
         try:
-            r = handle.client.request(
-                m, handle.base + p, body, headers, t, interruptible=interruptible is True
-            )
+            r = handle.client.request(m, handle.base + p, body, headers, t, interruptible=poll)
         except Aborted:
             return 0, b""
         except Exception as e:
             raise LuaRaise(f"{describe_error(e)} ({m} {handle.base}{p})", bare=True) from None
+        finally:
+            if poll:
+                POLLING.leave()
         return r.status, r.body
 
     @native("_stopping")
@@ -210,13 +252,21 @@ class WorkerNatives:
 
     @native("_heartbeat_start")
     def heartbeat_start(
-        self, handle: Any = None, path: Any = None, body: Any = None, interval: Any = None
+        self,
+        handle: Any = None,
+        path: Any = None,
+        body: Any = None,
+        interval: Any = None,
+        idle_interval: Any = None,
+        states: Any = None,
     ) -> Heartbeat:
         if not isinstance(handle, EngineHandle):
             raise LuaRaise("not connected")
         every = float(interval) if isinstance(interval, int | float) and interval > 0 else 5.0
+        idle = float(idle_interval) if isinstance(idle_interval, int | float) and idle_interval > 0 else None
+        n = int(states) if isinstance(states, int | float) and states >= 1 else 1
         headers = dict(handle.headers, **{"Content-Type": "application/json"})
-        hb = Heartbeat(handle.base + text(path), headers, raw(body), every)
+        hb = Heartbeat(handle.base + text(path), headers, raw(body), every, idle, n)
         hb.start()
         self.heartbeats.append(hb)
         return hb

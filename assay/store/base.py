@@ -321,6 +321,9 @@ class Tx(abc.ABC):
     def touch_worker(self, worker_id: str, now: float) -> bool: ...
 
     @abc.abstractmethod
+    def touch_workers(self, seen: list[tuple[str, float]]) -> int: ...
+
+    @abc.abstractmethod
     def list_workers(self, namespace: str | None) -> list[Record]: ...
 
     @abc.abstractmethod

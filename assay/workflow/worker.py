@@ -26,6 +26,7 @@ from assay.protocol import (
     DEFAULT_TASK_QUEUE,
     HISTORY_LAST_SEQ,
     HISTORY_PAGE_MAX,
+    POLL_IS_HEARTBEAT,
     REJECTED_COMMAND,
     RETRY_AFTER,
     STICKY,
@@ -68,6 +69,8 @@ class Worker:
         self.rejected: dict[str, tuple[int, str]] = {}
         self._rej_lock = threading.Lock()
         self.tasks_done = 0
+        self.held_tasks = 0  # claimed and not finished (with what the engine handed back for them)
+        self.poll_is_heartbeat = False  # the engine counts polls as heartbeats (register's answer)
         n = int(cfg.get("concurrency", 1))
         self.slots_free = threading.BoundedSemaphore(n)
         self.ready: _queue.SimpleQueue[Task | None] = _queue.SimpleQueue()
@@ -374,6 +377,8 @@ class Worker:
             for i, t in enumerate(got):
                 if i >= n:  # an engine that answered more than asked: still ours, run when a slot frees
                     self.slots_free.acquire()
+                with self._count_lock:
+                    self.held_tasks += 1
                 self.ready.put(t)
             self._free(n - min(n, len(got)))
 
@@ -390,6 +395,8 @@ class Worker:
             try:
                 self.run_chain(item)
             finally:
+                with self._count_lock:
+                    self.held_tasks -= 1
                 self.slots_free.release()
 
     def run_chain(self, first: Task) -> None:
@@ -420,6 +427,7 @@ class Worker:
                 status, value, raw = self.t.call("POST", "/workers/register", body)
                 if status in (200, 201) and isinstance(value, dict) and value.get("worker_id"):
                     self.worker_id = str(value["worker_id"])
+                    self.poll_is_heartbeat = value.get(POLL_IS_HEARTBEAT) is True
                     return True
                 if 400 <= status < 500:
                     err = (
@@ -442,7 +450,17 @@ class Worker:
         )
         body = dict(self.cfg["registration"], worker_id=self.worker_id)
         failing = False
+        last = time.monotonic()
         while not done.wait(self.cfg["heartbeat_interval"]):
+            # idle on an engine that counts polls as heartbeats: its polls keep it alive; beat rarely
+            # (the beat re-registers an id the engine forgot), and at once again when work is held
+            if (
+                self.poll_is_heartbeat
+                and self.held_tasks == 0
+                and time.monotonic() - last < self.cfg["idle_heartbeat_interval"]
+            ):
+                continue
+            last = time.monotonic()
             try:
                 status, _, raw = hb.call("POST", "/workers/heartbeat", body)
                 if status >= 400 and not failing:
@@ -493,6 +511,7 @@ def listen_with(
         "sticky_cache": max(0, int(defaults.sticky_cache)),
         "wait_secs": max(0.0, min(60.0, wait)),
         "heartbeat_interval": float(hb),
+        "idle_heartbeat_interval": float(max(hb, defaults.idle_heartbeat_secs)),
         "min_backoff": float(min_backoff_secs),
         "max_backoff": float(max_backoff_secs or defaults.max_backoff_secs),
     }

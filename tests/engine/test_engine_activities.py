@@ -371,3 +371,42 @@ def test_combined_poll_does_not_starve_activities_behind_workflow_tasks(engine, 
         if kind == "workflow_task":
             engine.submit_commands(task["id"], w.id, [])
     assert "activity_task" in got and "workflow_task" in got
+
+
+def test_a_worker_that_just_took_work_is_not_lost_for_its_old_silence(engine, clock):
+    """An idle worker on an engine that counts polls as heartbeats may have beaten long ago: it is lost for
+    a task only after lost_after of silence since it took that task (claim time), not before."""
+    start(engine, "wf")
+    start(engine, "wf2")
+    w = Worker(engine, heartbeat_interval_secs=5)  # lost after 15 s
+    w.run("wf", act("x", 1))
+    clock.advance(60)  # a minute without a heartbeat (idle, polling)
+    a = w.claim_activity()
+    assert w.claim()["id"] == "wf2"
+    clock.advance(10)
+    assert engine.expire_activities() == 0 and engine.recover_leases() == []
+    engine.heartbeat_worker(w.id)  # busy: it beats again
+    clock.advance(14)
+    assert engine.expire_activities() == 0 and engine.recover_leases() == []
+    clock.advance(2)  # 16 s since its last beat and 26 s since it took both: lost
+    assert engine.expire_activities() == 1 and "lost" in engine.get_activity(a["id"])["error"]
+    assert engine.recover_leases() == ["wf2"]
+
+
+def test_polls_are_heartbeats_written_in_one_go(engine, clock):
+    from assay.background import LIVENESS_FLUSH_SECS, LivenessLoop, WorkerReaperLoop, default_loops
+
+    assert any(isinstance(lp, LivenessLoop) for lp in default_loops(engine))
+    a, b, gone = Worker(engine), Worker(engine), Worker(engine)
+    loop = LivenessLoop(engine)
+    for _ in range(3):  # an idle minute: only polls, no heartbeat request
+        clock.advance(30)
+        engine.poll_tasks("default", a.id, 0.0)
+        engine.poll_tasks("default", b.id, 0.0)
+        assert loop.tick(clock.now()) == clock.now() + LIVENESS_FLUSH_SECS
+    beats = {x["id"]: x["last_heartbeat"] for x in engine.list_workers("main")}
+    assert beats[a.id] == beats[b.id] == clock.now() and beats[gone.id] == clock.now() - 90
+    clock.advance(1)
+    WorkerReaperLoop(engine).tick(clock.now())  # the silent one goes; the polling ones stay
+    assert {x["id"] for x in engine.list_workers("main")} == {a.id, b.id}
+    assert loop.tick(clock.now()) and engine.core.take_alive() == []  # nothing noted: nothing written

@@ -203,3 +203,84 @@ def test_a_stop_cuts_a_retry_after_wait_short(handlers):
     w.request_stop()
     th.join(10)
     assert not th.is_alive() and len(t.calls) == 1
+
+
+class _Ticks:
+    """A stand-in for the heartbeat's stop event: `n` intervals pass (on a fake clock), then it stops."""
+
+    def __init__(self, n: int, clock: list[float], on_tick=None) -> None:
+        self.n, self.clock, self.on_tick, self.k = n, clock, on_tick, 0
+
+    def wait(self, secs: float) -> bool:
+        if self.k == self.n:
+            return True
+        self.k += 1
+        self.clock[0] += secs
+        if self.on_tick:
+            self.on_tick(self.k)
+        return False
+
+
+@pytest.mark.parametrize(
+    ("poll_is_heartbeat", "held", "beats"),
+    [
+        (True, 0, 1),  # idle on an engine that counts polls: one beat in 500 s (every 300 s)
+        (True, 1, 100),  # holding work: every 5 s
+        (False, 0, 100),  # an engine that does not count polls: every 5 s, as always
+    ],
+)
+def test_an_idle_worker_beats_rarely_when_polls_are_heartbeats(monkeypatch, poll_is_heartbeat, held, beats):
+    from assay.workflow import worker as worker_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(worker_mod.time, "monotonic", lambda: clock[0])
+    sent: list[str] = []
+
+    class HbTransport:
+        def __init__(self, *a, **kw) -> None:
+            pass
+
+        def call(self, method, path, body=None, **kw):
+            sent.append(path)
+            return 200, {"known": True}, b""
+
+    monkeypatch.setattr(worker_mod, "Transport", HbTransport)
+    w = _worker(FakeTransport(lambda path, body: (200, None, b"")))
+    w.t.url, w.t.api_key = "http://127.0.0.1:1", None
+    w.cfg.update(
+        registration={"identity": "i", "queue": "q"}, heartbeat_interval=5.0, idle_heartbeat_interval=300.0
+    )
+    w.poll_is_heartbeat, w.held_tasks = poll_is_heartbeat, held
+    w.heartbeat_loop(_Ticks(100, clock))  # type: ignore[arg-type]
+    assert sent == ["/workers/heartbeat"] * beats
+
+
+def test_a_worker_that_takes_work_beats_again_at_once(monkeypatch):
+    from assay.workflow import worker as worker_mod
+
+    clock = [0.0]
+    monkeypatch.setattr(worker_mod.time, "monotonic", lambda: clock[0])
+    sent: list[float] = []
+
+    class HbTransport:
+        def __init__(self, *a, **kw) -> None:
+            pass
+
+        def call(self, method, path, body=None, **kw):
+            sent.append(clock[0])
+            return 200, {"known": True}, b""
+
+    monkeypatch.setattr(worker_mod, "Transport", HbTransport)
+    w = _worker(FakeTransport(lambda path, body: (200, None, b"")))
+    w.t.url, w.t.api_key = "http://127.0.0.1:1", None
+    w.cfg.update(
+        registration={"identity": "i", "queue": "q"}, heartbeat_interval=5.0, idle_heartbeat_interval=300.0
+    )
+    w.poll_is_heartbeat = True
+
+    def took_work(k: int) -> None:
+        if k == 4:  # 20 s in, a task was claimed
+            w.held_tasks = 1
+
+    w.heartbeat_loop(_Ticks(6, clock, took_work))  # type: ignore[arg-type]
+    assert sent == [20.0, 25.0, 30.0]  # silent while idle, then every interval from the next tick

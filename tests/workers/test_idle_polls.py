@@ -356,3 +356,13 @@ def test_held_polls_grow_the_servers_pool_past_its_start_size(tmp_path):
         for s in socks:
             s.close()
         assert e.stop() == 0
+
+
+def test_registration_says_polls_are_heartbeats_and_a_poll_is_noted_without_a_write(full, monkeypatch):
+    engine, client, _ = full
+    r = client.post("/workers/register", {"identity": "i", "queue": "q"})
+    assert r.status == 200 and r.json["poll_is_heartbeat"] is True
+    spy = StoreSpy(engine.store, monkeypatch)
+    assert client.post("/poll", {"queue": "q", "worker_id": r.json["worker_id"]}).status == 200
+    assert spy.writes == 0  # noted in memory; LivenessLoop writes the notes in batches
+    assert [w for w, _ in engine.core.take_alive()] == [r.json["worker_id"]]

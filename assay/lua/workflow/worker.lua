@@ -380,7 +380,7 @@ local function register(cfg)
   while true do
     local ok, status, value, raw = pcall(call, "POST", "/workers/register", body)
     if ok and (status == 200 or status == 201) and type(value) == "table" and value.worker_id then
-      return value.worker_id, body
+      return value.worker_id, body, value[P.POLL_IS_HEARTBEAT] == true
     end
     if ok and status >= 400 and status < 500 then
       error(sfmt("workflow.listen: worker registration refused (HTTP %d): %s", status,
@@ -467,15 +467,18 @@ function W.listen(opts)
     error(REPLICA_DONE, 0) -- an extra slot ends here: the rest of the script belongs to the main slot
   end
   native.install_stop()
-  local worker_id, reg = register(cfg)
+  local worker_id, reg, poll_is_heartbeat = register(cfg)
   if not worker_id then
     native.uninstall_stop()
     return false
   end
   W.worker_id = worker_id
   reg.worker_id = worker_id
+  -- On an engine that counts polls as heartbeats, an idle worker (every Lua state inside a poll) beats
+  -- only every idle_heartbeat_secs; holding work, every heartbeat_interval.
   local _, hb = native.heartbeat_start(state.handle, client.BASE .. "/workers/heartbeat", json.encode(reg),
-    cfg.heartbeat_interval)
+    cfg.heartbeat_interval, poll_is_heartbeat and math.max(cfg.heartbeat_interval, defaults.idle_heartbeat_secs)
+    or nil, concurrency)
   log("info", sfmt("worker %s listening on queue '%s' (namespace %s, %d workflow type(s), %d activity type(s)%s)",
     worker_id, cfg.queue, cfg.namespace, #W.workflow_names, #W.activity_names,
     concurrency > 1 and sfmt(", %d slots", concurrency) or ""))

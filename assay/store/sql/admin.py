@@ -77,6 +77,16 @@ class AdminVerbs(SqlBase):
             == 1
         )
 
+    def touch_workers(self, seen: list[tuple[str, float]]) -> int:
+        """Heartbeats the engine noted in memory (polls), written together; never moves a heartbeat back."""
+        n = 0
+        for worker_id, at in seen:
+            n += self._exec(
+                "UPDATE workflow_workers SET last_heartbeat = ? WHERE id = ? AND last_heartbeat < ?",
+                (at, worker_id, at),
+            ).rowcount
+        return n
+
     def list_workers(self, namespace: str | None) -> list[Record]:
         if namespace is None:
             return self._rows("workflow_workers", "SELECT * FROM workflow_workers ORDER BY registered_at, id")

@@ -167,8 +167,9 @@ class TaskVerbs(SqlBase):
             f"""SELECT a.* FROM workflow_activities a
                 JOIN workflow_workers w ON w.id = a.claimed_by
                 WHERE a.status = {_RUNNING} AND w.lost_after_secs IS NOT NULL
-                AND w.last_heartbeat + w.lost_after_secs < ? AND ? + w.lost_after_secs < ?""",
-            (now, grace_since, now),
+                AND w.last_heartbeat + w.lost_after_secs < ? AND ? + w.lost_after_secs < ?
+                AND COALESCE(a.started_at, 0) + w.lost_after_secs < ?""",
+            (now, grace_since, now, now),
         )
 
     def release_lost_worker_leases(self, now: float, grace_since: float) -> list[str]:
@@ -177,8 +178,9 @@ class TaskVerbs(SqlBase):
             for r in self._exec(
                 """SELECT wf.id FROM workflows wf JOIN workflow_workers w
                 ON w.id = wf.dispatch_claimed_by WHERE w.lost_after_secs IS NOT NULL
-                AND w.last_heartbeat + w.lost_after_secs < ? AND ? + w.lost_after_secs < ?""",
-                (now, grace_since, now),
+                AND w.last_heartbeat + w.lost_after_secs < ? AND ? + w.lost_after_secs < ?
+                AND COALESCE(wf.dispatch_last_heartbeat, 0) + w.lost_after_secs < ?""",
+                (now, grace_since, now, now),
             ).fetchall()
         ]
         self._release_for_redispatch(ids)
