@@ -22,9 +22,11 @@ from typing import Any
 
 from assay.errors import ConfigError
 from assay.protocol import WorkflowStatus
+from assay.store import buckets
 from assay.store.base import Store
 from assay.store.foreign import SCHEMA_TABLE, refusal, verdict
 from assay.store.migrations import (
+    COUNT_SHARDS,
     COUNTERS_MIGRATION_NAME,
     KEYSET_INDEXES,
     LIVE_QUEUE_INDEX,
@@ -93,6 +95,7 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
     ),
     (5, STICKY_MIGRATION_NAME, STICKY_DDL),
     (6, COUNTERS_MIGRATION_NAME, PG_COUNTERS),
+    (7, buckets.MIGRATION_NAME, buckets.postgres_ddl(COUNT_SHARDS)),
 ]
 
 

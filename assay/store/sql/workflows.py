@@ -6,8 +6,10 @@ from typing import Any
 
 from assay.protocol import TERMINAL_STATUSES, WorkflowStatus
 from assay.store.base import Record
+from assay.store.sql import paging
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase, opt_float
+from assay.store.sql.paging import bucket_filter
 
 
 class WorkflowVerbs(SqlBase):
@@ -108,17 +110,14 @@ class WorkflowVerbs(SqlBase):
         after: tuple[float, str] | None = None,
     ) -> list[Record]:
         """`after`: a keyset cursor (created_at, id) of the last row of the previous page."""
-        counted = (  # a filter whose row count the counters hold: a deep offset may walk from the oldest end
-            namespace is not None
-            and not search
-            and after is None
-            and (status is None or isinstance(status, str))
-            and all(
-                v is None
-                for v in (terminated, continued, workflow_type, parent_id, claimed_by, task_queue)
-                + (build_id, stuck, workflow_id)
+        bucketed = (  # a filter the page buckets count: a deep offset jumps to the nearest bucket edge
+            None
+            if namespace is None or search or after is not None
+            else bucket_filter(
+                status, workflow_type, task_queue,
+                (terminated, continued, parent_id, claimed_by, build_id, stuck, workflow_id),
             )
-        )
+        )  # fmt: skip
         conds: list[str] = []
         params: list[Any] = []
         if terminated is not None:
@@ -176,36 +175,15 @@ class WorkflowVerbs(SqlBase):
             params += [after[0], after[1]]
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         order = " ORDER BY created_at DESC, id DESC"
-        if offset and counted and self.snapshot_reads:
-            assert namespace is not None and not isinstance(status, list)
-            total = self._counted(namespace, status)
-            if 2 * offset > total:  # nearer the oldest end: skip the fewer rows from there
-                return self._page_from_oldest(where, params, total, limit, offset)
+        if bucketed is not None and offset > paging.SHALLOW and self.snapshot_reads:
+            assert namespace is not None  # counts read in the page's snapshot: the page OFFSET gives
+            return paging.page_by_buckets(self, where, params, [namespace, *bucketed], limit, offset)
         if offset:  # skip along the covering list index, then fetch only the page's rows
             inner = "SELECT id FROM workflows" + where + order + self._limit_sql(limit, offset, params)
             return self._rows("workflows", f"SELECT * FROM workflows WHERE id IN ({inner})" + order, params)
         return self._rows(
             "workflows", "SELECT * FROM workflows" + where + order + self._limit_sql(limit, 0, params), params
         )
-
-    def _counted(self, namespace: str, status: str | None) -> int:
-        """Workflows of a namespace (and status), from the counters kept with the writes."""
-        sql = "SELECT SUM(n) FROM workflow_counts WHERE namespace = ?" + (" AND status = ?" if status else "")
-        return int(self._scalar(sql, [namespace] + ([status] if status else [])) or 0)
-
-    def _page_from_oldest(
-        self, where: str, params: list[Any], total: int, limit: int | None, offset: int
-    ) -> list[Record]:
-        """The newest-first page at `offset` of `total` rows is the oldest-first rows [total-offset-limit,
-        total-offset): walk the covering list index from the oldest end. `total` comes from the counters,
-        which the writes keep equal to the rows, read in the same snapshot as the page (`snapshot_reads`),
-        so the page is the one OFFSET gives."""
-        end = total - offset
-        if end <= 0:
-            return []
-        start = 0 if limit is None else max(0, end - limit)
-        inner = f"SELECT id FROM workflows{where} ORDER BY created_at, id LIMIT ? OFFSET ?"
-        return self._rows("workflows", self.rows_of_page_sql(inner), [*params, end - start, start])
 
     def rows_of_page_sql(self, ids_sql: str) -> str:
         """The workflows whose ids `ids_sql` selects (one page), newest first."""
