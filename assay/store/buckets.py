@@ -20,6 +20,10 @@ SPANS = (FINE_SPAN, COARSE_SPAN)
 #: (dim, column): the list filters that have bucket counts
 DIMS = (("", None), ("s", "status"), ("t", "workflow_type"), ("q", "task_queue"))
 MIGRATION_NAME = "page buckets: per-filter row counts by created_at for deep offsets"
+#: search attributes whose key or string value is longer (characters) have no buckets (a btree entry of
+#: Postgres holds at most ~2.7 kB): their deep offsets walk from the newest end
+SEARCH_MAX = 256
+_SPAN_ROWS = [(span, float(2**span)) for span in SPANS]
 
 
 def _rows(rec: str, dims: tuple[tuple[str, str | None], ...], bucket_sql: str) -> list[tuple[str, ...]]:
@@ -85,6 +89,52 @@ SQLITE_DDL = [
     ON workflows WHEN NOT ({_SAME_PLACE}) BEGIN {_sq_upsert("OLD", -1)} {_sq_upsert("NEW", 1)} END""",
 ]
 
+# search_buckets: the same per scalar top-level search attribute (key, vtype, value as in workflow_search),
+# kept by triggers on the side table (whose rows follow the workflows' own triggers and cascades)
+_SQ_SEARCH_COLS = "namespace, key, vtype, value, span, bucket"
+
+
+def _sq_short(rec: str) -> str:
+    return (
+        f"length({rec}.key) <= {SEARCH_MAX} AND ({rec}.vtype <> 's' OR length({rec}.value) <= {SEARCH_MAX})"
+    )
+
+
+def _sq_search_upsert(delta: int) -> str:
+    rec = "NEW" if delta > 0 else "OLD"
+    values = ", ".join(
+        f"({rec}.namespace, {rec}.key, {rec}.vtype, {rec}.value, {span}, "
+        f"{_SQ_BUCKET.format(x=rec + '.created_at', w=w)}, {delta})"
+        for span, w in _SPAN_ROWS
+    )
+    return (
+        f"INSERT INTO search_buckets ({_SQ_SEARCH_COLS}, n) VALUES {values} "
+        f"ON CONFLICT ({_SQ_SEARCH_COLS}) DO UPDATE SET n = n + excluded.n;"
+    )
+
+
+SQLITE_DDL += [
+    """CREATE TABLE search_buckets (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    vtype TEXT NOT NULL,
+    value,
+    span INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (namespace, key, vtype, value, span, bucket)) WITHOUT ROWID""",
+    *(
+        f"INSERT INTO search_buckets ({_SQ_SEARCH_COLS}, n) SELECT namespace, key, vtype, value, {span}, "
+        f"{_SQ_BUCKET.format(x='created_at', w=w)}, COUNT(*) FROM workflow_search AS r WHERE {_sq_short('r')} "
+        f"GROUP BY namespace, key, vtype, value, {_SQ_BUCKET.format(x='created_at', w=w)}"
+        for span, w in _SPAN_ROWS
+    ),
+    f"CREATE TRIGGER search_bucket_ins AFTER INSERT ON workflow_search WHEN {_sq_short('NEW')} "
+    f"BEGIN {_sq_search_upsert(1)} END",
+    f"CREATE TRIGGER search_bucket_del AFTER DELETE ON workflow_search WHEN {_sq_short('OLD')} "
+    f"BEGIN {_sq_search_upsert(-1)} END",
+]
+
 # --- Postgres ------------------------------------------------------------------------------------
 _PG_BUCKET = "trunc({x} / {w})::bigint"
 _PG_COLS = "namespace, dim, val, span, bucket, shard"
@@ -118,6 +168,45 @@ def _pg_backfill() -> list[str]:
     return out
 
 
+_PG_SEARCH_COLS = "namespace, key, value, span, bucket, shard"
+#: (key, value) of a workflow's scalar top-level search attributes, at both widths
+_PG_SEARCH_ROWS = (
+    "SELECT {rec}.namespace, j.key, j.value, p.span, "
+    + _PG_BUCKET.format(x="{rec}.created_at", w="p.w")
+    + ", {shard}, {n} FROM jsonb_each(CASE WHEN jsonb_typeof({rec}.search_attributes) = 'object' "
+    "THEN {rec}.search_attributes ELSE '{{}}'::jsonb END) j, (VALUES "
+    + ", ".join(f"({span}, {w}::float8)" for span, w in _SPAN_ROWS)
+    + ") p(span, w) WHERE jsonb_typeof(j.value) IN ('string', 'number', 'boolean') AND length(j.key) <= "
+    + f"{SEARCH_MAX} AND (jsonb_typeof(j.value) <> 'string' OR length(j.value #>> '{{{{}}}}') <= {SEARCH_MAX})"
+)
+
+
+def _pg_search_upsert(rec: str, delta: int) -> str:
+    return (
+        f"INSERT INTO search_buckets AS b ({_PG_SEARCH_COLS}, n) "
+        + _PG_SEARCH_ROWS.format(rec=rec, shard="s", n=delta)
+        + f" ON CONFLICT ({_PG_SEARCH_COLS}) DO UPDATE SET n = b.n + excluded.n;"
+    )
+
+
+_PG_SEARCH_TABLE = """CREATE TABLE search_buckets (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value JSONB NOT NULL,
+    span INTEGER NOT NULL,
+    bucket BIGINT NOT NULL,
+    shard INTEGER NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (namespace, key, value, span, bucket, shard))"""
+_PG_SEARCH_BACKFILL = (
+    f"INSERT INTO search_buckets ({_PG_SEARCH_COLS}, n) SELECT namespace, key, value, span, bucket, 0, "
+    "COUNT(*) FROM ("
+    + _PG_SEARCH_ROWS.format(rec="w", shard=0, n=1).replace("jsonb_each(", "workflows w, jsonb_each(", 1)
+    + ") r(namespace, key, value, span, bucket, shard, n) "
+    "GROUP BY namespace, key, value, span, bucket"
+)
+
+
 def postgres_ddl(shards: int) -> list[str]:
     """Migration 7 on Postgres; `shards`: COUNT_SHARDS of the counters (migration 6)."""
     return [
@@ -133,6 +222,8 @@ def postgres_ddl(shards: int) -> list[str]:
     n BIGINT NOT NULL,
     PRIMARY KEY (namespace, dim, val, span, bucket, shard))""",
         *_pg_backfill(),
+        _PG_SEARCH_TABLE,
+        _PG_SEARCH_BACKFILL,
         f"""CREATE FUNCTION assay_wf_buckets() RETURNS trigger LANGUAGE plpgsql AS $body$
     DECLARE s INTEGER := mod(pg_backend_pid(), {shards});
     BEGIN
@@ -149,6 +240,23 @@ def postgres_ddl(shards: int) -> list[str]:
         END IF;
         RETURN NULL;
     END $body$""",
+        f"""CREATE FUNCTION assay_search_buckets() RETURNS trigger LANGUAGE plpgsql AS $body$
+    DECLARE s INTEGER := mod(pg_backend_pid(), {shards});
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            {_pg_search_upsert("OLD", -1)}
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            {_pg_search_upsert("NEW", 1)}
+        END IF;
+        RETURN NULL;
+    END $body$""",
+        "CREATE TRIGGER wf_search_bucket_ins_del AFTER INSERT OR DELETE ON workflows FOR EACH ROW "
+        "EXECUTE FUNCTION assay_search_buckets()",
+        """CREATE TRIGGER wf_search_bucket_upd AFTER UPDATE OF search_attributes, namespace, created_at ON workflows
+    FOR EACH ROW WHEN (OLD.search_attributes IS DISTINCT FROM NEW.search_attributes
+    OR OLD.namespace IS DISTINCT FROM NEW.namespace OR OLD.created_at IS DISTINCT FROM NEW.created_at)
+    EXECUTE FUNCTION assay_search_buckets()""",
         "CREATE TRIGGER wf_bucket_ins_del AFTER INSERT OR DELETE ON workflows FOR EACH ROW "
         "EXECUTE FUNCTION assay_wf_buckets()",
         """CREATE TRIGGER wf_bucket_upd AFTER UPDATE OF namespace, created_at, workflow_type, task_queue, status

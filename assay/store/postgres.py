@@ -138,6 +138,19 @@ class PgTx(SqlTx):
     def build_id_condition(self, build_id: str) -> tuple[str, list[Any]]:
         return ("(build_ids @> ?)", [self.encode_json([build_id])])
 
+    def search_buckets(self, namespace: str, key: str, value: Any) -> tuple[str, str, list[Any]]:
+        return (
+            "search_buckets",
+            "namespace = ? AND key = ? AND value = ?",
+            [namespace, key, self.encode_json(value)],
+        )
+
+    def search_walk(self, namespace: str, key: str, value: Any) -> tuple[str, list[Any], str, str]:
+        # the list index with the containment test per row (no object-type test: the planner would misjudge
+        # how many rows pass it and sort every match instead)
+        sql = "SELECT id FROM workflows WHERE workflows.namespace = ? AND search_attributes @> ?"
+        return (sql, [namespace, self.encode_json({key: value})], "workflows.created_at", "workflows.id")
+
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
         if isinstance(value, (dict, list)) or value is None:
             return ("(0 = 1)", [])

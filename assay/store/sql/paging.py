@@ -22,15 +22,21 @@ if TYPE_CHECKING:
 SHALLOW = 2000
 
 _SUMS = (
-    "SELECT bucket, SUM(n) FROM workflow_buckets WHERE namespace = ? AND dim = ? AND val = ? AND span = ?{range}"
+    "SELECT bucket, SUM(n) FROM {table} WHERE {cond} AND span = ?{range}"
     " GROUP BY bucket HAVING SUM(n) <> 0 ORDER BY bucket DESC"
 )
+#: (bucket table, condition on its key columns, parameters): the buckets that count a filter's rows
+Counts = tuple[str, str, list[Any]]
+#: (SELECT of the ids with a WHERE, parameters, created_at column, id column): the rows of the filter, whose
+#: (created_at, id) index it walks
+Walk = tuple[str, list[Any], str, str]
 
 
 def bucket_filter(
     status: Any, workflow_type: str | None, task_queue: str | None, others: tuple[Any, ...]
 ) -> tuple[str, str] | None:
-    """(dim, val) of the page buckets that count exactly the rows a list filter selects, or None."""
+    """(dim, val) of the page buckets that count exactly the rows a list filter selects (besides its
+    namespace and search attributes), or None."""
     if any(v is not None for v in others) or not (status is None or isinstance(status, str)):
         return None
     given = [(d, v) for d, v in (("s", status), ("t", workflow_type), ("q", task_queue)) if v is not None]
@@ -39,16 +45,18 @@ def bucket_filter(
     return given[0] if given else ("", "")
 
 
-def _sums(tx: SqlBase, key: list[Any], span: int, lo: int | None = None) -> list[tuple[int, int]]:
+def _sums(tx: SqlBase, counts: Counts, span: int, lo: int | None = None) -> list[tuple[int, int]]:
+    table, cond, key = counts
     rng = "" if lo is None else " AND bucket >= ? AND bucket < ?"
     params = key + [span] + ([] if lo is None else [lo, lo + (1 << (COARSE_SPAN - FINE_SPAN))])
-    return [(int(b), int(n)) for b, n in tx._exec(_SUMS.format(range=rng), params).fetchall()]
+    sql = _SUMS.format(table=table, cond=cond, range=rng)
+    return [(int(b), int(n)) for b, n in tx._exec(sql, params).fetchall()]
 
 
-def edges(tx: SqlBase, key: list[Any], offset: int) -> tuple[int, list[tuple[int, float | None]]]:
+def edges(tx: SqlBase, counts: Counts, offset: int) -> tuple[int, list[tuple[int, float | None]]]:
     """(rows of the filter, [(rows newer than the edge, the edge's created_at)]) for the edges around the
     row at `offset`: the coarse bucket holding it and the fine buckets inside that one. Edge None: an end."""
-    coarse = _sums(tx, key, COARSE_SPAN)
+    coarse = _sums(tx, counts, COARSE_SPAN)
     total = sum(n for _, n in coarse)
     out: list[tuple[int, float | None]] = [(0, None)]
     newer = 0
@@ -62,7 +70,7 @@ def edges(tx: SqlBase, key: list[Any], offset: int) -> tuple[int, list[tuple[int
         if b >= 1:
             out.append((newer + n, float(b << COARSE_SPAN)))
         if b >= 0:
-            for fb, fn in _sums(tx, key, FINE_SPAN, b << (COARSE_SPAN - FINE_SPAN)):
+            for fb, fn in _sums(tx, counts, FINE_SPAN, b << (COARSE_SPAN - FINE_SPAN)):
                 newer += fn
                 if fb >= 1:
                     out.append((newer, float(fb << FINE_SPAN)))
@@ -71,16 +79,10 @@ def edges(tx: SqlBase, key: list[Any], offset: int) -> tuple[int, list[tuple[int
 
 
 def page_by_buckets(
-    tx: WorkflowVerbs,
-    where: str,
-    params: list[Any],
-    key: list[Any],
-    limit: int | None,
-    offset: int,
+    tx: WorkflowVerbs, counts: Counts, walk: Walk, limit: int | None, offset: int
 ) -> list[Record]:
-    """The newest-first page [offset, offset + limit) of the rows `where` selects, which the page buckets
-    `key` ([namespace, dim, val]) count."""
-    total, cands = edges(tx, key, offset)
+    """The newest-first page [offset, offset + limit) of the rows `walk` selects, which `counts` count."""
+    total, cands = edges(tx, counts, offset)
     if offset >= total:
         return []
     end = total if limit is None else min(total, offset + limit)
@@ -96,10 +98,10 @@ def page_by_buckets(
             best = cand
     assert best is not None  # the newest end always qualifies
     skip, ascending, edge = best
-    sql, p = "SELECT id FROM workflows" + where, list(params)
+    sql, p, created, ident = walk[0], list(walk[1]), walk[2], walk[3]
     if edge is not None:
-        sql += " AND workflows.created_at >= ?" if ascending else " AND workflows.created_at < ?"
+        sql += f" AND {created} >= ?" if ascending else f" AND {created} < ?"
         p.append(edge)
     order = "" if ascending else " DESC"
-    sql += f" ORDER BY created_at{order}, id{order} LIMIT ? OFFSET ?"
+    sql += f" ORDER BY {created}{order}, {ident}{order} LIMIT ? OFFSET ?"
     return tx._rows("workflows", tx.rows_of_page_sql(sql), [*p, end - offset, skip])

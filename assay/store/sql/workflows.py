@@ -6,6 +6,7 @@ from typing import Any
 
 from assay.protocol import TERMINAL_STATUSES, WorkflowStatus
 from assay.store.base import Record
+from assay.store.buckets import SEARCH_MAX
 from assay.store.sql import paging
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase, opt_float
@@ -112,12 +113,21 @@ class WorkflowVerbs(SqlBase):
         """`after`: a keyset cursor (created_at, id) of the last row of the previous page."""
         bucketed = (  # a filter the page buckets count: a deep offset jumps to the nearest bucket edge
             None
-            if namespace is None or search or after is not None
+            if namespace is None or after is not None or offset <= paging.SHALLOW or not self.snapshot_reads
             else bucket_filter(
                 status, workflow_type, task_queue,
                 (terminated, continued, parent_id, claimed_by, build_id, stuck, workflow_id),
             )
         )  # fmt: skip
+        if search and bucketed is not None:  # one search attribute alone: its own buckets
+            key, value = next(iter(search.items()))
+            if len(search) == 1 and bucketed == ("", "") and search_bucketed(key, value):
+                assert namespace is not None
+                return paging.page_by_buckets(
+                    self, self.search_buckets(namespace, key, value), self.search_walk(namespace, key, value),
+                    limit, offset,
+                )  # fmt: skip
+            bucketed = None
         conds: list[str] = []
         params: list[Any] = []
         if terminated is not None:
@@ -156,9 +166,9 @@ class WorkflowVerbs(SqlBase):
                 if any(t is None for _, t in typed):
                     return []
                 # walk the side-table index of the most selective key, in (created_at, id) order
-                counts = [self._search_rows(namespace, k, t[0], t[1], 2000) for k, t in typed]  # type: ignore[index]
-                i = counts.index(min(counts))
-                if counts[i] == 0:
+                sizes = [self._search_rows(namespace, k, t[0], t[1], 2000) for k, t in typed]  # type: ignore[index]
+                i = sizes.index(min(sizes))
+                if sizes[i] == 0:
                     return []
                 drive = (items[i][0], *typed[i][1])  # type: ignore[misc]
                 items = items[:i] + items[i + 1 :]
@@ -175,15 +185,36 @@ class WorkflowVerbs(SqlBase):
             params += [after[0], after[1]]
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         order = " ORDER BY created_at DESC, id DESC"
-        if bucketed is not None and offset > paging.SHALLOW and self.snapshot_reads:
-            assert namespace is not None  # counts read in the page's snapshot: the page OFFSET gives
-            return paging.page_by_buckets(self, where, params, [namespace, *bucketed], limit, offset)
+        if bucketed is not None:  # counts read in the page's snapshot: the page OFFSET gives
+            counts = ("workflow_buckets", "namespace = ? AND dim = ? AND val = ?", [namespace, *bucketed])
+            walk = ("SELECT id FROM workflows" + where, params, "workflows.created_at", "workflows.id")
+            return paging.page_by_buckets(self, counts, walk, limit, offset)
         if offset:  # skip along the covering list index, then fetch only the page's rows
             inner = "SELECT id FROM workflows" + where + order + self._limit_sql(limit, offset, params)
             return self._rows("workflows", f"SELECT * FROM workflows WHERE id IN ({inner})" + order, params)
         return self._rows(
             "workflows", "SELECT * FROM workflows" + where + order + self._limit_sql(limit, 0, params), params
         )
+
+    def search_buckets(self, namespace: str, key: str, value: Any) -> paging.Counts:
+        """The page buckets of `search_attributes[key] == value` (a scalar)."""
+        typed = _side_value(value)
+        assert typed is not None
+        return (
+            "search_buckets",
+            "namespace = ? AND key = ? AND vtype = ? AND value = ?",
+            [namespace, key, *typed],
+        )
+
+    def search_walk(self, namespace: str, key: str, value: Any) -> paging.Walk:
+        """The ids of `search_attributes[key] == value` along an index in (created_at, id) order: here the
+        side table's."""
+        typed = _side_value(value)
+        assert typed is not None
+        sql = (
+            "SELECT s.workflow_id FROM workflow_search s WHERE s.namespace = ? AND s.key = ? AND s.vtype = ?"
+        )
+        return (sql + " AND s.value = ?", [namespace, key, *typed], "s.created_at", "s.workflow_id")
 
     def rows_of_page_sql(self, ids_sql: str) -> str:
         """The workflows whose ids `ids_sql` selects (one page), newest first."""
@@ -400,6 +431,12 @@ class WorkflowVerbs(SqlBase):
             sql += " LIMIT ?"
             params.append(limit)
         return self._rows("workflow_events", sql, params)
+
+
+def search_bucketed(key: str, value: Any) -> bool:
+    """Whether search_buckets count the workflows whose attribute `key` equals `value`."""
+    short = len(key) <= SEARCH_MAX and (not isinstance(value, str) or len(value) <= SEARCH_MAX)
+    return short and _side_value(value) is not None
 
 
 def _side_value(value: Any) -> tuple[str, Any] | None:
