@@ -118,6 +118,27 @@ class EngineLockLoop(Loop):
         return now + 15.0
 
 
+class PoolLoop(Loop):
+    """Shrinks the HTTP thread pool back after a crowd of held requests (long polls, event streams) made
+    it grow (EngineCore.shrink_pool), looking every POOL_SHRINK_SECS."""
+
+    name = "pool"
+
+    def tick(self, now: float) -> float | None:
+        if now >= self._due:
+            self.engine.core.shrink_pool()
+            self._due = now + POOL_SHRINK_SECS
+        return self._due
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._due = engine.now() + POOL_SHRINK_SECS
+
+
+#: how often PoolLoop looks whether the HTTP pool may shrink (it shrinks after a quiet interval)
+POOL_SHRINK_SECS = 60.0
+
+
 class MetricsLoop(Loop):
     """Samples the one-hour metrics history behind the dashboard charts (assay/metrics.py), every 10 s."""
 
@@ -166,6 +187,8 @@ def default_loops(engine: Engine, *, engine_lock: bool = False) -> list[Loop]:
     ]
     if engine_lock:
         loops.append(EngineLockLoop(engine))
+    if engine.core.grow_pool is not None:  # a server whose pool can be resized
+        loops.append(PoolLoop(engine))
     if engine.metrics.enabled:
         loops.append(MetricsLoop(engine))
     return loops

@@ -181,6 +181,12 @@ HISTORY_PAGE_MAX = 1000
 #: such a poll that the engine could not hold carries `retry_after`: seconds to wait before polling again.
 RETRY_AFTER = "retry_after"
 
+#: Waiting on one workflow (opt-in): GET /events/stream?workflow_id=<id> sends only that workflow's events,
+#: and its terminal event's data then carries the workflow's record (what GET /workflows/{id} returns)
+#: in `workflow`, read after the commit, so a waiter needs no describe round trip to return it.
+STREAM_WORKFLOW_ID = "workflow_id"
+STREAM_RECORD = "workflow"
+
 #: the namespace used when a request names none (created by the first migration, cannot be deleted)
 DEFAULT_NAMESPACE = "main"
 #: the task queue used when a start / schedule / worker names none

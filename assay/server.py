@@ -86,6 +86,10 @@ def _peer_closed(sock: socket.socket) -> bool:
         return True
 
 
+#: a body part up to this size leaves in one send with the answer's head (larger: sent apart, no copy)
+GATHER_MAX = 256 * 1024
+
+
 def _use_channel_class(wsgi: Any) -> None:
     """waitress's HTTP channel with two changes:
 
@@ -95,18 +99,38 @@ def _use_channel_class(wsgi: Any) -> None:
       is sending them itself; the loop then turns (select, try-lock, fail) until the task is done: ~7
       turns per request with one SSE stream open (measured), a third of the engine's CPU. Here that
       channel is not writable until the lock is free, and a task that leaves bytes behind wakes the
-      loop after releasing the lock.
+      loop after releasing the lock;
+    - an answer's head and its first body part leave in one send (waitress sends them apart: two
+      syscalls and two TCP segments for every small JSON answer).
     """
-    from waitress.channel import ClientDisconnected, HTTPChannel
+    from waitress.channel import ClientDisconnected
+    from waitress.task import WSGITask
 
-    class Channel(HTTPChannel):
+    from assay.httploop import TrackedChannel
+
+    class Task(WSGITask):  # type: ignore[misc]
+        def write(self, data: Any) -> None:
+            if self.wrote_header or not isinstance(data, bytes) or len(data) > GATHER_MAX:
+                return super().write(data)  # type: ignore[no-any-return]
+            channel = self.channel
+            channel.gather = []
+            try:
+                super().write(data)  # the head, then the body: both gathered
+            finally:
+                parts, channel.gather = channel.gather, None
+            if parts:
+                channel.write_soon(b"".join(parts))
+
+    class Channel(TrackedChannel):
+        task_class = Task
         answer_at = 0.0  # monotonic time before which the queued answer is not sent (delay_answer)
+        gather: list[bytes] | None = None  # the writes of Task.write that leave together
 
         def delay_answer(self, secs: float) -> None:
             """Send the answer being written `secs` from now, without keeping the task thread: the bytes
             wait in the out-buffer and the main loop sends them when the time comes (its poll wakes at
-            least every second). Used for empty long-poll answers to clients that may not honour
-            retry_after, so they cannot come straight back."""
+            least every second; assay.httploop's loop at the time itself). Used for empty long-poll
+            answers to clients that may not honour retry_after, so they cannot come straight back."""
             self.answer_at = time.monotonic() + max(0.0, secs)
 
         def check_client_disconnected(self) -> bool:
@@ -128,6 +152,9 @@ def _use_channel_class(wsgi: Any) -> None:
             return bool(super().writable())
 
         def write_soon(self, data: Any) -> int:
+            if self.gather is not None and isinstance(data, bytes):
+                self.gather.append(data)
+                return len(data)
             if data and self.answer_at:  # a delayed answer: queue it, the main loop sends it later
                 if not self.connected:
                     raise ClientDisconnected
@@ -145,6 +172,31 @@ def _use_channel_class(wsgi: Any) -> None:
     for srv in servers:
         if hasattr(srv, "channel_class"):
             srv.channel_class = Channel
+
+
+def create_http_server(application: Any, **adjustments: Any) -> Any:
+    """waitress.create_server(application, **adjustments) with assay's channel (above) on the loop of
+    assay/httploop.py (where epoll or poll exist; waitress's own loop elsewhere). The server's
+    `.channels` is that loop's socket map (None on waitress's loop)."""
+    import waitress
+
+    from assay import httploop
+
+    channels = httploop.ChannelMap() if httploop.available() else None
+    adjustments = {
+        "asyncore_use_poll": True,  # select() fails past 1024 descriptors; a thousand workers need more
+        # 0: while a request runs, waitress's loop does not watch its socket. (1 made the loop spin on the
+        # busy channel: ~30 loop turns per request instead of 2.) Held long-polls still notice a hang-up:
+        # Channel.check_client_disconnected peeks at the socket itself.
+        "channel_request_lookahead": 0,
+        **adjustments,
+    }
+    srv = waitress.create_server(application, map=channels, **adjustments)
+    _use_channel_class(srv)
+    if channels is not None:  # an idle connection costs the loop nothing per turn
+        httploop.install(srv, channels)
+    srv.channels = channels
+    return srv
 
 
 def connection_limit(s: Settings) -> int:
@@ -180,6 +232,7 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._wsgi = None
+        self._channels: Any = None
         self._stopping = threading.Event()
         self.app: Any = None
         # The port first: a port in use must fail before the database is created, migrated or locked.
@@ -260,23 +313,18 @@ class Server:
         return self._wsgi
 
     def _create(self, waitress: Any, s: Settings) -> Any:
-        srv = waitress.create_server(
+        srv = create_http_server(
             self._application,
             host=s.host,
             port=s.port,
             threads=s.threads,
-            asyncore_use_poll=True,  # select() fails past 1024 descriptors; a thousand workers need more
             ident="assay",
             max_request_body_size=s.max_body_bytes * 2 + 65536,
             channel_timeout=300,
             connection_limit=connection_limit(s),
             clear_untrusted_proxy_headers=True,
-            # 0: while a request runs, waitress's loop does not watch its socket. (1 made the loop spin on
-            # the busy channel: ~30 loop turns per request instead of 2.) Held long-polls still notice a
-            # hang-up: _Channel.check_client_disconnected peeks at the socket itself.
-            channel_request_lookahead=0,
         )
-        _use_channel_class(srv)
+        self._channels = getattr(srv, "channels", None)
         return srv
 
     def _close_listener(self) -> None:
@@ -290,6 +338,8 @@ class Server:
             self._wsgi.close()
         except Exception:  # pragma: no cover
             pass
+        if self._channels is not None:
+            self._channels.close_poller()
 
     @property
     def port(self) -> int:
@@ -347,6 +397,8 @@ class Server:
                 self._wsgi.close()
             except Exception:  # pragma: no cover
                 pass
+            if self._channels is not None:
+                self._channels.close_poller()
         self.supervisor.stop()
         if self.locked:
             try:

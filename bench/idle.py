@@ -4,11 +4,15 @@ Each simulated worker is one keep-alive HTTP connection from this process (a sel
 worker) that registers, then polls `POST /api/v1/poll {"wait_secs": W, "retry_after": true}` forever:
 on an empty answer it polls again at once, or after `retry_after` seconds when the answer carries it
 (`--ignore-retry-after`: an upstream-shaped client that never sends the opt-in nor reads the field).
-After a warm-up, the engine's CPU (utime+stime from /proc/PID/stat) is taken over a window while another
+The first polls are spread over one wait (workers started at different times), so the polls do not end
+in one wave. After a warm-up (one wait and 2 s: every poller in its steady rhythm), the engine's CPU (utime+stime from /proc/PID/stat) is taken over a window while another
 thread times `GET /health` every 100 ms.
 
-    .venv/bin/python bench/idle.py [--workers 50,200,1000] [--window 20] [--wait 20] [--postgres]
-                                   [--ignore-retry-after] [--engine-arg=--threads=64 ...]
+    .venv/bin/python bench/idle.py [--workers 50,200,1000] [--window 20] [--wait 50] [--postgres]
+                                   [--ignore-retry-after] [--heartbeat 5] [--engine-arg=--threads=64 ...]
+
+`--heartbeat S`: each worker also sends `POST /workers/heartbeat` every S seconds (on 4 shared connections
+per instance), as the bundled Lua and Python workers do every ASSAY_WORKER_HEARTBEAT_SECS (5) even when idle.
 
 With --postgres: two engine instances on one throwaway database (tests/pg.py), the workers split between
 them; CPU is the sum of both instances. Everything runs on 127.0.0.1.
@@ -20,6 +24,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import selectors
 import socket
 import statistics
@@ -99,14 +104,18 @@ def register(port: int, n: int, offset: int) -> list[str]:
     return ids
 
 
-def run_pollers(pollers: list[Poller], stop: threading.Event, honour: bool) -> None:
+def run_pollers(pollers: list[Poller], stop: threading.Event, honour: bool, spread: float) -> None:
+    """Connect every poller, send each one's first poll at a random time within `spread` seconds (workers
+    that started at different times: their polls do not end together), then poll forever."""
     sel = selectors.DefaultSelector()
+    rng = random.Random(17)
+    t0 = time.monotonic()
     for p in pollers:
         p.connect()
         assert p.sock is not None
         sel.register(p.sock, selectors.EVENT_READ, p)
-        p.send()
-    waiting: list[Poller] = []
+        p.next_at = t0 + rng.uniform(0, spread)
+    waiting: list[Poller] = list(pollers)
     while not stop.is_set():
         now = time.monotonic()
         if waiting:
@@ -139,6 +148,28 @@ def run_pollers(pollers: list[Poller], stop: threading.Event, honour: bool) -> N
             p.sock.close()
 
 
+def heartbeats(port: int, ids: list[str], every: float, stop: threading.Event, sent: list[int]) -> None:
+    """`POST /workers/heartbeat` for each of `ids` once every `every` seconds, spread evenly (the bundled
+    workers send one on their own connection every ASSAY_WORKER_HEARTBEAT_SECS, idle or not)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    gap = every / max(1, len(ids))
+    at = time.monotonic() + random.Random(port).uniform(0, gap)
+    i = 0
+    while not stop.is_set():
+        now = time.monotonic()
+        if at > now:
+            stop.wait(at - now)
+            continue
+        body = json.dumps({"worker_id": ids[i % len(ids)]})
+        conn.request(
+            "POST", "/api/v1/workers/heartbeat", body=body, headers={"Content-Type": "application/json"}
+        )
+        conn.getresponse().read()
+        sent[0] += 1
+        i += 1
+        at += gap
+
+
 def health_times(ports: list[int], stop: threading.Event, out: list[float]) -> None:
     """GET /health every 100 ms (round robin over the instances); a timed-out call counts as 10 s."""
     conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for port in ports]
@@ -157,24 +188,39 @@ def health_times(ports: list[int], stop: threading.Event, out: list[float]) -> N
         stop.wait(0.1)
 
 
-def measure(engines, n: int, window: float, wait: float, honour: bool, warmup: float) -> dict:
+def measure(
+    engines, n: int, window: float, wait: float, honour: bool, warmup: float | None, heartbeat: float = 0.0
+) -> dict:
     ports = [e.port for e in engines]
     pollers: list[Poller] = []
+    stop = threading.Event()
+    beats = [0]
+    beaters: list[threading.Thread] = []
     for k, port in enumerate(ports):
         share = n // len(ports) + (1 if k < n % len(ports) else 0)
-        for wid in register(port, share, k * n):
+        ids = register(port, share, k * n)
+        if heartbeat > 0:
+            for part in (ids[j::4] for j in range(4)):  # 4 connections per instance
+                if part:
+                    b = threading.Thread(
+                        target=heartbeats, args=(port, part, heartbeat, stop, beats), daemon=True
+                    )
+                    beaters.append(b)
+        for wid in ids:
             body: dict = {"queue": "idle", "worker_id": wid, "wait_secs": wait}
             if honour:
                 body["retry_after"] = True
             pollers.append(Poller(port, wid, json.dumps(body).encode()))
-    stop = threading.Event()
-    t = threading.Thread(target=run_pollers, args=(pollers, stop, honour), daemon=True)
+    for b in beaters:
+        b.start()
+    t = threading.Thread(target=run_pollers, args=(pollers, stop, honour, wait), daemon=True)
     t.start()
-    time.sleep(warmup)
+    time.sleep(wait + 2 if warmup is None else warmup)  # by then every poller is in its steady rhythm
     lat: list[float] = []
     hstop = threading.Event()
     h = threading.Thread(target=health_times, args=(ports, hstop, lat), daemon=True)
     polls0 = sum(p.polls for p in pollers)
+    beats0 = beats[0]
     c0 = sum(cpu_secs(e.proc.pid) for e in engines)
     t0 = time.monotonic()
     h.start()
@@ -184,6 +230,7 @@ def measure(engines, n: int, window: float, wait: float, honour: bool, warmup: f
     c1 = sum(cpu_secs(e.proc.pid) for e in engines)
     t1 = time.monotonic()
     polls1 = sum(p.polls for p in pollers)
+    beats1 = beats[0]
     stop.set()
     t.join(timeout=10)
     lat.sort()
@@ -191,6 +238,7 @@ def measure(engines, n: int, window: float, wait: float, honour: bool, warmup: f
         "n": n,
         "cpu_pct": 100 * (c1 - c0) / (t1 - t0),
         "polls_s": (polls1 - polls0) / (t1 - t0),
+        "beats_s": (beats1 - beats0) / (t1 - t0),
         "retry_afters": sum(p.retry_afters for p in pollers),
         "p50": statistics.median(lat),
         "p95": lat[int(0.95 * (len(lat) - 1))],
@@ -200,12 +248,14 @@ def measure(engines, n: int, window: float, wait: float, honour: bool, warmup: f
 def print_rows(title: str, rows: list[dict]) -> None:
     print(f"\n{title}")
     print(
-        f"{'workers':>7} {'engine CPU %':>12} {'polls/s':>8} {'retry_after':>11} {'health p50':>10} {'p95 ms':>7}  ok"
+        f"{'workers':>7} {'engine CPU %':>12} {'polls/s':>8} {'beats/s':>8} {'retry_after':>11} {'health p50':>10}"
+        f" {'p95 ms':>7}  ok"
     )
     for r in rows:
         ok = r["cpu_pct"] <= 5 and r["p95"] <= 10
         print(
-            f"{r['n']:7d} {r['cpu_pct']:12.1f} {r['polls_s']:8.1f} {r['retry_afters']:11d} {r['p50']:10.1f}"
+            f"{r['n']:7d} {r['cpu_pct']:12.1f} {r['polls_s']:8.1f} {r['beats_s']:8.1f} {r['retry_afters']:11d}"
+            f" {r['p50']:10.1f}"
             f" {r['p95']:7.1f}"
             f"  {'yes' if ok else 'NO'}"
         )
@@ -219,7 +269,8 @@ def run(
     honour: bool,
     postgres: bool,
     engine_args: list[str],
-    warmup: float,
+    warmup: float | None = None,
+    heartbeat: float = 0.0,
     keep: str | None = None,
     env: dict[str, str] | None = None,
 ) -> None:
@@ -240,7 +291,7 @@ def run(
                 db = str(Path(d) / f"idle-{n}.db")
                 engines = [start_engine(Path(d), db=db, extra_args=engine_args, env=env)]
             try:
-                rows.append(measure(engines, n, window, wait, honour, warmup))
+                rows.append(measure(engines, n, window, wait, honour, warmup, heartbeat))
             finally:
                 for e in engines:
                     e.stop()
@@ -248,16 +299,32 @@ def run(
         who = "honouring retry_after" if honour else "ignoring retry_after (upstream-shaped)"
         extra = " ".join([*engine_args, *(f"{k}={v}" for k, v in (env or {}).items())])
         title = f"idle workers, {kind}, wait_secs={wait:g}, {who}, window {window:g} s"
+        if heartbeat > 0:
+            title += f", a worker heartbeat every {heartbeat:g} s"
         print_rows(title + (f", engine: {extra}" if extra else ""), rows)
+
+
+def default_wait() -> float:
+    """The bundled workers' poll wait (ASSAY_WORKER_POLL_WAIT_SECS's declared default)."""
+    from assay.config import WorkerSettings, declared
+
+    return float(declared(WorkerSettings)["poll_wait_secs"].default)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", default="50,200,1000")
     ap.add_argument("--window", type=float, default=20.0)
-    ap.add_argument("--warmup", type=float, default=5.0)
-    ap.add_argument("--wait", type=float, default=20.0, help="wait_secs of each poll")
+    ap.add_argument(
+        "--warmup", type=float, default=None, help="seconds before the window (default: wait + 2)"
+    )
+    ap.add_argument(
+        "--wait", type=float, default=default_wait(), help="wait_secs of each poll (default: the workers')"
+    )
     ap.add_argument("--postgres", action="store_true")
+    ap.add_argument(
+        "--heartbeat", type=float, default=0.0, help="each worker's POST /workers/heartbeat period (0: none)"
+    )
     ap.add_argument("--ignore-retry-after", action="store_true")
     ap.add_argument("--engine-arg", action="append", default=[], help="extra `assay serve` argument")
     ap.add_argument("--engine-env", action="append", default=[], help="NAME=VALUE for the engine")
@@ -271,6 +338,7 @@ def main() -> None:
         postgres=a.postgres,
         engine_args=a.engine_arg,
         warmup=a.warmup,
+        heartbeat=a.heartbeat,
         keep=a.tmp,
         env=dict(kv.split("=", 1) for kv in a.engine_env),
     )

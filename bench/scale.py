@@ -540,7 +540,9 @@ def run_idle(a: argparse.Namespace) -> None:
 
     counts = [int(x) for x in a.idle.split(",") if x]
     for postgres in (False, True) if a.postgres else (False,):
-        idle.run(counts, window=30.0, wait=20.0, honour=True, postgres=postgres, engine_args=[], warmup=5.0)
+        idle.run(
+            counts, window=30.0, wait=idle.default_wait(), honour=True, postgres=postgres, engine_args=[]
+        )
 
 
 if __name__ == "__main__":

@@ -344,7 +344,9 @@ class WorkerSettings:
 
     concurrency: int = setting(1, "ASSAY_WORKER_CONCURRENCY", "Tasks a worker runs at once.")
     poll_wait_secs: float = setting(
-        20.0, "ASSAY_WORKER_POLL_WAIT_SECS", "Long-poll wait per poll request (capped at 60)."
+        50.0,
+        "ASSAY_WORKER_POLL_WAIT_SECS",
+        "Long-poll wait per poll request (capped at 60). An idle worker costs the engine one poll per wait.",
     )
     heartbeat_secs: float = setting(5.0, "ASSAY_WORKER_HEARTBEAT_SECS", "Interval of the worker's heartbeat.")
     max_backoff_secs: float = setting(

@@ -140,7 +140,7 @@ class CommandOps(Service):
                 raise BadRequest("'commands' must be an array")
             parsed = [parse_command(i, c) for i, c in enumerate(commands)]
             with self._tx() as (tx, fx):
-                wf = self._get_wf(tx, wf_id)
+                wf = self._get_wf(tx, wf_id, payloads=False)  # no command reads its input or result
                 if wf["dispatch_claimed_by"] != worker_id:
                     raise Conflict(
                         f"worker {worker_id} does not hold the lease on workflow {wf_id}",
@@ -159,12 +159,9 @@ class CommandOps(Service):
                         continue
                     COMMANDS[cmd.TYPE].apply(Step(tx, fx, wf, self.now(), self), cmd)
                     applied += 1
-                tx.release_lease(wf_id, worker_id)
+                status = self._end_task(tx, fx, wf, worker_id)
                 task_succeeded(tx, wf)  # an accepted batch clears the failure count and the stuck flag
-                after = tx.get_workflow(wf_id)
-                if after and after["needs_dispatch"] and not states.is_terminal(after["status"]):
-                    fx.ready_workflow(after)
-                out: dict[str, Any] = {"applied": applied, "status": after["status"] if after else None}
+                out: dict[str, Any] = {"applied": applied, "status": status}
                 if eager_activities or eager_workflow_task:
                     acts, wfs = self.dispatch.eager_claim(
                         tx,
@@ -182,6 +179,19 @@ class CommandOps(Service):
             # command batch").
             self._give_back(wf_id, worker_id, f"the engine rejected the commands: {e.message}")
             raise
+
+    @staticmethod
+    def _end_task(tx: Tx, fx: Effects, wf: Record, worker_id: str) -> str:
+        """Give the lease back after an applied batch; the workflow's status. A batch that ended the
+        workflow (Lifecycle.finish) released the lease in the same UPDATE: nothing to write or read."""
+        if states.is_terminal(wf["status"]) and wf.get("dispatch_claimed_by") is None:
+            return str(wf["status"])
+        after = tx.release_lease(wf["id"], worker_id) or tx.get_workflow(wf["id"])
+        if after is None:  # pragma: no cover - the row is there (locked, on Postgres, since the lease check)
+            return str(wf["status"])
+        if after["needs_dispatch"] and not states.is_terminal(after["status"]):
+            fx.ready_workflow(wf)  # (its queue, namespace and type: the batch does not change them)
+        return str(after["status"])
 
     def _give_back(self, wf_id: str, worker_id: str, error: str) -> None:
         """Release the worker's lease and make the workflow dispatchable again, after a backoff that grows

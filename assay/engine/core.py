@@ -37,6 +37,79 @@ T = TypeVar("T")
 TRANSIENT_ATTEMPTS = 4
 
 
+class Registry:
+    """Rows the hot path looks up on nearly every request and that change only through this engine
+    (single-instance stores): worker rows and the names of existing namespaces.
+
+    A worker row's registration (namespace, queue, names served, sticky, build id) never changes: the row
+    is inserted, touched (last_heartbeat, which is not kept here) and deleted. Every deletion goes
+    through the engine (deregister, reap), which forgets the row after its commit; a read that began
+    before that cannot put it back (a generation check). Namespaces are remembered once a committed
+    transaction saw them, and forgotten by delete_namespace inside its own transaction.
+
+    On a store several instances share (Postgres), another instance may delete or re-register a worker
+    or delete a namespace at any time: the registry is off and every lookup reads the row, as before.
+    (A SQLite store has one engine: the engine lock says so for processes; in one process, one `Engine`
+    per store, as the server builds it.)"""
+
+    MAX_WORKERS = 10_000
+    #: columns of a worker row that change after registration (not kept: read them from the store)
+    MUTABLE = ("last_heartbeat", "active_tasks")
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._gen = 0
+        self._workers: dict[str, Record] = {}
+        self._namespaces: set[str] = set()
+
+    def worker(self, tx: Tx, worker_id: str) -> Record | None:
+        """The worker's registration (None: no such worker). Read-only: callers never change it."""
+        if not self.enabled:
+            return tx.get_worker(worker_id)
+        w = self._workers.get(worker_id)
+        if w is not None:
+            return w
+        gen = self._gen
+        row = tx.get_worker(worker_id)
+        if row is None:
+            return None
+        w = {k: v for k, v in row.items() if k not in self.MUTABLE}
+        with self._lock:
+            if self._gen == gen:  # no deletion since the read began
+                if len(self._workers) >= self.MAX_WORKERS:
+                    self._workers.clear()
+                self._workers[worker_id] = w
+        return w
+
+    def forget_workers(self, worker_id: str | None = None) -> None:
+        """After a commit that deleted a worker row (None: some rows, unknown which)."""
+        with self._lock:
+            self._gen += 1
+            if worker_id is None:
+                self._workers.clear()
+            else:
+                self._workers.pop(worker_id, None)
+
+    def has_namespace(self, name: str) -> bool:
+        return self.enabled and name in self._namespaces
+
+    def saw_namespace(self, name: str, gen: int) -> None:
+        """After the commit of a transaction that found or created the namespace."""
+        with self._lock:
+            if self._gen == gen and len(self._namespaces) < self.MAX_WORKERS:
+                self._namespaces.add(name)
+
+    def forget_namespace(self, name: str) -> None:
+        with self._lock:
+            self._gen += 1
+            self._namespaces.discard(name)
+
+    @property
+    def generation(self) -> int:
+        return self._gen
+
+
 class EngineCore:
     def __init__(
         self,
@@ -54,6 +127,7 @@ class EngineCore:
         self.instance_id = "assay-" + secrets.token_hex(8)
         self.started_at = self.clock.now()
         self._held = 0
+        self._peak_held = 0  # the most requests held at once since the last shrink_pool()
         self._held_lock = threading.Lock()
         #: the HTTP pool's size; `grow_pool(n)` (set by the server) resizes it for held requests
         self.pool_threads = self.settings.threads
@@ -63,6 +137,8 @@ class EngineCore:
         #: set by Engine: reads the histories of the workflow tasks a transaction claimed, after it commits
         self.load_histories: Callable[[list[Record]], None] | None = None
         self.metrics: NullMetrics = for_engine(self)  # assay/metrics.py (NullMetrics when ASSAY_METRICS=0)
+        #: worker rows and namespace names remembered between requests (single-instance stores only)
+        self.registry = Registry(enabled=not store.multi_instance)
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
@@ -113,6 +189,7 @@ class EngineCore:
             if self._held >= self.pool_threads - self.settings.reserve and not self._grow():
                 return False
             self._held += 1
+            self._peak_held = max(self._peak_held, self._held)
             return True
 
     def _grow(self) -> bool:
@@ -130,6 +207,26 @@ class EngineCore:
         log.info("HTTP thread pool grown to %d threads (%d held requests)", size, self._held + 1)
         self.pool_threads = size
         return True
+
+    def shrink_pool(self) -> int | None:
+        """Give back the threads a crowd of held requests made the pool grow by, once the crowd is gone:
+        the size the busiest moment since the last call needed (held + reserve + a quarter, at least the
+        configured ASSAY_THREADS), if that is at most half the current size. Returns the new size, or None
+        when it stays. (Idle threads exit at once; a busy one after its request.)"""
+        with self._held_lock:
+            peak, self._peak_held = max(self._peak_held, self._held), self._held
+            base = self.settings.threads
+            want = max(base, peak + self.settings.reserve + max(8, peak // 4))
+            if self.grow_pool is None or self.pool_threads <= base or want > self.pool_threads // 2:
+                return None
+            try:
+                self.grow_pool(want)
+            except Exception:  # pragma: no cover - keep the larger pool
+                log.exception("could not shrink the HTTP thread pool to %d", want)
+                return None
+            log.info("HTTP thread pool shrunk to %d threads (at most %d held requests lately)", want, peak)
+            self.pool_threads = want
+            return want
 
     def retry_after(self, wait_secs: float) -> float:
         """When a long-poll the server cannot hold should come back: about its own wait (0.5x-1x,
@@ -189,13 +286,23 @@ class Service:
 
     # --- lookups ----------------------------------------------------------------------------
     @staticmethod
-    def _get_wf(tx: Tx, wf_id: str) -> Record:
-        wf = tx.get_workflow(wf_id)
+    def _get_wf(tx: Tx, wf_id: str, payloads: bool = True) -> Record:
+        wf = tx.get_workflow(wf_id, payloads=payloads)
         if wf is None:
             raise NotFound(f"not found: workflow {wf_id}")
         return wf
 
-    @staticmethod
-    def _ensure_namespace(tx: Tx, namespace: str, now: float) -> None:
+    def _ensure_namespace(self, tx: Tx, namespace: str, now: float, fx: Effects | None = None) -> None:
+        """Create the namespace if it does not exist (known ones are not read again: Registry)."""
+        reg = self.core.registry
+        if reg.has_namespace(namespace):
+            return
+        gen = reg.generation
         if tx.get_namespace(namespace) is None:
             tx.insert_namespace(namespace, now)
+        if fx is not None and reg.enabled:
+            fx.after.append((reg.saw_namespace, (namespace, gen)))
+
+    def _worker(self, tx: Tx, worker_id: str) -> Record | None:
+        """The worker's registration (Registry: not read again on single-instance stores)."""
+        return self.core.registry.worker(tx, worker_id)

@@ -190,7 +190,7 @@ class DispatchOps(Service):
         if kind == WF:
             if rec["previous_status"] == WorkflowStatus.PENDING:
                 fx.sse(SseEvent.workflow_running, rec)
-            worker = tx.get_worker(rec["dispatch_claimed_by"])
+            worker = self._worker(tx, rec["dispatch_claimed_by"])
             record_build_id(tx, rec, rec["dispatch_claimed_by"], worker)
             rec[PLAN] = self._plan_history(tx, rec, worker)
             if not handed:
@@ -224,7 +224,7 @@ class DispatchOps(Service):
         load_histories(self.store, recs)
 
     def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
-        w = tx.get_worker(worker_id)
+        w = self._worker(tx, worker_id)
         return w["namespace"] if w else None
 
     # --- polls ------------------------------------------------------------------------------------
@@ -405,8 +405,10 @@ class DispatchOps(Service):
         """Claim for the calling worker tasks this transaction made ready: up to `activities` activity
         tasks, and the workflow tasks of `workflow_ids`, when the worker serves them (registered name,
         same queue and namespace). Returns (activity tasks, workflow tasks)."""
-        worker = tx.get_worker(worker_id)
-        if worker is None or (activities <= 0 and not workflow_ids):
+        if activities <= 0 and not workflow_ids:
+            return [], []
+        worker = self._worker(tx, worker_id)
+        if worker is None:
             return [], []
         acts: set[str] = set(worker.get("activities") or [])
         wfs: set[str] = set(worker.get("workflows") or [])

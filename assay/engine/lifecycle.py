@@ -43,7 +43,7 @@ class Lifecycle(Service):
         now = self.now()
         if stamp:
             search_attributes = stamp_search_attributes(search_attributes)
-        self._ensure_namespace(tx, namespace, now)
+        self._ensure_namespace(tx, namespace, now, fx)
         rec = {
             "id": workflow_id,
             "namespace": namespace,
@@ -59,11 +59,10 @@ class Lifecycle(Service):
             "updated_at": now,
             "needs_dispatch": 1,
             "ready_at": now,
-            "last_seq": 0,
+            "last_seq": 1,  # its WorkflowStarted event, inserted with it
         }
-        if not tx.insert_workflow(rec):
+        if not tx.insert_workflow(rec, first_event=(EventType.WorkflowStarted, input)):
             raise Conflict(f"workflow already exists: {workflow_id}", workflow_id=workflow_id)
-        tx.append_event(workflow_id, EventType.WorkflowStarted, input, now)
         fx.ready_workflow(rec)
         fx.sse(SseEvent.workflow_started, rec)
         self.metrics.workflow_started(fx, rec)
@@ -104,9 +103,8 @@ class Lifecycle(Service):
             fields["result"] = result
         if error is not None:
             fields["error"] = error
-        tx.update_workflow(wf["id"], **fields)
+        tx.append_event(wf["id"], event_type, payload, now, fields=fields)  # one UPDATE of the row
         wf.update(fields)
-        tx.append_event(wf["id"], event_type, payload, now)
         self.cancel_pending_work(tx, wf["id"])
         fx.sse(sse, wf)
         self.metrics.workflow_finished(fx, wf, status)
@@ -146,6 +144,7 @@ class Lifecycle(Service):
                 EventType.ChildWorkflowCompleted,
                 {"child_workflow_id": child.get("child_ref") or child["id"], "result": result},
                 now,
+                dispatchable=True,
             )
         else:
             reason = (
@@ -162,8 +161,8 @@ class Lifecycle(Service):
                     "reason": reason,
                 },
                 now,
+                dispatchable=True,
             )
-        tx.mark_dispatchable(parent["id"], now)
         fx.ready_workflow(parent)
 
     def request_cancel(self, tx: Tx, fx: Effects, wf: Record, reason: str | None) -> None:

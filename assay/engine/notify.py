@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -160,27 +161,86 @@ class Notifier:
                     w.cond.notify()
 
 
+#: how often the Broadcaster checks whether the clients of open streams hung up (see Broadcaster.reap)
+REAP_SECS = 0.2
+
+
 class Subscriber:
-    def __init__(self, namespace: str | None, maxsize: int = 1000) -> None:
+    def __init__(
+        self,
+        namespace: str | None,
+        maxsize: int = 1000,
+        workflow_id: str | None = None,
+        gone: Callable[[], bool] | None = None,
+    ) -> None:
         self.namespace = namespace
+        self.workflow_id = workflow_id  # only this workflow's events (a waiter's stream)
+        self.gone = gone  # True once the stream's client hung up (None: cannot tell)
+        self.reaped = False  # ended by the Broadcaster's reaper: its client hung up
         self.queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=maxsize)
         self.dropped = 0
 
 
 class Broadcaster:
-    """SSE fan-out. Publishing never blocks: a subscriber whose queue is full misses events (counted)."""
+    """SSE fan-out. Publishing never blocks: a subscriber whose queue is full misses events (counted).
+
+    A stream whose client hangs up is only noticed when something is written to it; a quiet stream
+    (filtered to one workflow, or between keep-alives) would keep its server thread and its place under
+    ASSAY_SSE_MAX_STREAMS for the keep-alive interval. So while streams that can tell (`gone`) are open,
+    one reaper thread checks them every REAP_SECS and ends those whose client left."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subs: set[Subscriber] = set()
+        self._reaper: threading.Thread | None = None
         #: called with (event_type, data) for every local publish (the Postgres bridge forwards them)
         self.on_publish: Callable[[str, dict[str, Any]], None] | None = None
 
-    def subscribe(self, namespace: str | None = None) -> Subscriber:
-        sub = Subscriber(namespace)
+    def subscribe(
+        self,
+        namespace: str | None = None,
+        workflow_id: str | None = None,
+        gone: Callable[[], bool] | None = None,
+    ) -> Subscriber:
+        sub = Subscriber(namespace, workflow_id=workflow_id, gone=gone)
         with self._lock:
             self._subs.add(sub)
+            if gone is not None and self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="assay-sse-reaper", daemon=True)
+                self._reaper.start()
         return sub
+
+    def _reap(self) -> None:
+        """End the streams whose clients hung up; exits when no stream that can tell is left."""
+        while True:
+            time.sleep(REAP_SECS)
+            with self._lock:
+                watched = [s for s in self._subs if s.gone is not None]
+                if not watched:
+                    self._reaper = None
+                    return
+            for sub in watched:
+                try:
+                    left = sub.gone is not None and sub.gone()
+                except Exception:  # noqa: BLE001 - a broken check counts as gone
+                    left = True
+                if left:
+                    sub.reaped = True
+                    self.unsubscribe(sub)
+                    self._end(sub)
+
+    @staticmethod
+    def _end(sub: Subscriber) -> None:
+        """Make the stream's generator return (None), even when its queue is full."""
+        while True:
+            try:
+                sub.queue.put_nowait(None)
+                return
+            except queue.Full:
+                try:
+                    sub.queue.get_nowait()
+                except queue.Empty:
+                    pass
 
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
@@ -195,8 +255,11 @@ class Broadcaster:
         with self._lock:
             subs = list(self._subs)
         ns = data.get("namespace")
+        wf_id = data.get("workflow_id")
         for sub in subs:
             if sub.namespace is not None and ns is not None and sub.namespace != ns:
+                continue
+            if sub.workflow_id is not None and wf_id != sub.workflow_id:
                 continue
             try:
                 sub.queue.put_nowait((event_type, data))
@@ -212,10 +275,7 @@ class Broadcaster:
         with self._lock:
             subs = list(self._subs)
         for sub in subs:
-            try:
-                sub.queue.put_nowait(None)
-            except queue.Full:
-                pass
+            self._end(sub)
 
 
 def sse_frame(event_type: str, data: dict[str, Any]) -> bytes:

@@ -37,6 +37,8 @@ WAKE_EVENTS = frozenset(
     }
 )
 _RESET_SUFFIX = re.compile(r"-reset-\d+(?:-\d+)?$")
+#: reads of the history a reset may need when events keep arriving between its read and its write
+RESET_READ_ATTEMPTS = 5
 
 
 def last_task_seq(events: list[Record]) -> int:
@@ -61,11 +63,29 @@ class ResetOps(Service):
     ) -> Record:
         if (to_event is None) == (not to_last_task):
             raise BadRequest("give exactly one of 'to_event' (an event seq) or 'to_last_task': true")
+        # The history is read before the write transaction, not under the writer lock (a long one takes
+        # milliseconds that every other write would wait for); the write checks nothing was appended
+        # meanwhile, and reads again if something was.
+        for _attempt in range(RESET_READ_ATTEMPTS):
+            with self.store.read() as rtx:
+                seen = self._get_wf(rtx, wf_id)
+                events = [] if seen.get("archived_at") is not None else rtx.list_events(wf_id)
+            out = self._reset(wf_id, events, seen.get("last_seq"), to_event)
+            if out is not None:
+                return out
+        raise Conflict(f"workflow {wf_id} kept changing while it was being reset; try again")
+
+    def _reset(
+        self, wf_id: str, events: list[Record], last_seq: object, to_event: int | None
+    ) -> Record | None:
+        """The reset's write transaction over `events` (read when the workflow's last_seq was `last_seq`);
+        None when events were appended since (the caller reads again)."""
         with self._tx() as (tx, fx):
             old = self._get_wf(tx, wf_id)
             if old.get("archived_at") is not None:
                 raise Conflict(f"workflow {wf_id} is archived; its history is no longer in the engine")
-            events = tx.list_events(wf_id)
+            if old.get("last_seq") != last_seq:
+                return None
             end = next((int(e["seq"]) for e in events if e["event_type"] in TERMINAL_EVENTS), None)
             seq = last_task_seq(events) if to_event is None else int(to_event)
             if seq < 1 or seq > len(events):

@@ -51,6 +51,10 @@ def schedule_to_close_error(act: Record) -> str:
     return f"activity timed out: schedule_to_close {act['schedule_to_close_secs']:g}s exceeded"
 
 
+def _moved_on(act_id: int) -> Conflict:
+    return Conflict(f"activity {act_id} is no longer running this attempt (lease lost)", activity_id=act_id)
+
+
 def is_non_retryable(act: Record, error: str) -> bool:
     return any(p and p in error for p in (act.get("non_retryable_errors") or []))
 
@@ -83,8 +87,8 @@ class TaskOps(Service):
         self._departed.discard(wid)
         # lost after three missed beats (at least 1 s, to ride out a scheduling hiccup)
         lost_after = max(3 * heartbeat_interval_secs, 1.0) if heartbeat_interval_secs else None
-        with self._tx() as (tx, _fx):
-            self._ensure_namespace(tx, namespace, now)
+        with self._tx() as (tx, fx):
+            self._ensure_namespace(tx, namespace, now, fx)
             tx.insert_worker(
                 {
                     "id": wid,
@@ -104,6 +108,7 @@ class TaskOps(Service):
                     "sticky": 1 if sticky else 0,
                 }
             )
+        self.core.registry.forget_workers(wid)  # (nothing to forget: a deletion forgot it; kept cheap)
         return wid
 
     def heartbeat_worker(self, worker_id: str, reregister: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -126,16 +131,19 @@ class TaskOps(Service):
             self._departed.clear()
             self._departed.add(worker_id)
         self.notifier.bump(["worker-gone:" + worker_id])
-        with self._tx() as (tx, fx):
-            leases = tx.release_worker_leases(worker_id, self.now())
-            for q in tx.dispatchable_queues():
-                fx.wake_workflows(q, len(leases) or 1)
-            acts = 0
-            for act_id in tx.activities_held_by(worker_id):
-                act = tx.get_activity(act_id)
-                if act is not None:
-                    acts += self._expire_one(tx, fx, act, f"worker {worker_id} stopped before finishing")
-            known = tx.delete_worker(worker_id)
+        try:
+            with self._tx() as (tx, fx):
+                leases = tx.release_worker_leases(worker_id, self.now())
+                for q in tx.dispatchable_queues():
+                    fx.wake_workflows(q, len(leases) or 1)
+                acts = 0
+                for act_id in tx.activities_held_by(worker_id):
+                    act = tx.get_activity(act_id)
+                    if act is not None:
+                        acts += self._expire_one(tx, fx, act, f"worker {worker_id} stopped before finishing")
+                known = tx.delete_worker(worker_id)
+        finally:
+            self.core.registry.forget_workers(worker_id)
         return {"known": known, "leases_released": len(leases), "activities_released": acts}
 
     def list_workers(self, namespace: str | None) -> list[Record]:
@@ -145,10 +153,6 @@ class TaskOps(Service):
     def queue_stats(self, namespace: str) -> list[Record]:
         with self.store.read() as tx:
             return tx.queue_stats(namespace)
-
-    def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
-        w = tx.get_worker(worker_id)
-        return w["namespace"] if w else None
 
     # --- claims ---------------------------------------------------------------------------------
     def schedule_activity(self, wf_id: str, spec: protocol.ScheduleActivity) -> Record:
@@ -160,9 +164,6 @@ class TaskOps(Service):
             return self._schedule_activity(tx, fx, wf, spec)
 
     def _schedule_activity(self, tx: Tx, fx: Effects, wf: Record, spec: protocol.ScheduleActivity) -> Record:
-        existing = tx.get_activity_by_seq(wf["id"], spec.seq)
-        if existing is not None:
-            return existing
         now = self.now()
         given = {k: getattr(spec, k) for k in ACTIVITY_DEFAULTS}
         rec = {k: (given[k] if given[k] is not None else v) for k, v in ACTIVITY_DEFAULTS.items()}
@@ -181,7 +182,13 @@ class TaskOps(Service):
             if rec["schedule_to_close_secs"] is None
             else now + rec["schedule_to_close_secs"],
         )
-        act_id = tx.insert_activity(rec)
+        # idempotent on (workflow, seq): a replayed command changes nothing
+        act = tx.insert_activity_if_new(rec)
+        if act is None:
+            existing = tx.get_activity_by_seq(wf["id"], spec.seq)
+            assert existing is not None
+            return existing
+        act_id = act["id"]
         tx.append_event(
             wf["id"],
             EventType.ActivityScheduled,
@@ -201,8 +208,6 @@ class TaskOps(Service):
         fx.ready_activity(act_id, spec.name, queue, wf["namespace"])
         if rec["deadline_at"] is not None:
             fx.wake_loop("activities")  # a deadline that may pass while the activity is still queued
-        act = tx.get_activity(act_id)
-        assert act is not None
         return act
 
     def get_activity(self, act_id: int) -> Record:
@@ -224,7 +229,7 @@ class TaskOps(Service):
             )
         if worker_id is not None and act["claimed_by"] not in (None, worker_id):
             raise Conflict(f"activity {act_id} is held by another worker (lease lost)", activity_id=act_id)
-        wf = self._get_wf(tx, act["workflow_id"])
+        wf = self._get_wf(tx, act["workflow_id"], payloads=False)
         if states.is_terminal(wf["status"]):
             tx.update_activity(act_id, status=ActivityStatus.CANCELLED, completed_at=self.now())
             raise Conflict(
@@ -249,9 +254,10 @@ class TaskOps(Service):
     def _complete_in(self, tx: Tx, fx: Effects, act_id: int, result: Any, worker_id: str | None) -> Record:
         act, wf = self._running_activity(tx, act_id, worker_id)
         now = self.now()
-        tx.update_activity(
-            act_id, status=ActivityStatus.COMPLETED, result=result, error=None, completed_at=now
-        )
+        if not tx.update_activity_if(
+            act, status=ActivityStatus.COMPLETED, result=result, error=None, completed_at=now
+        ):
+            raise _moved_on(act_id)
         tx.append_event(
             wf["id"],
             EventType.ActivityCompleted,
@@ -263,8 +269,8 @@ class TaskOps(Service):
                 "error": None,
             },
             now,
+            dispatchable=True,
         )
-        tx.mark_dispatchable(wf["id"], now)
         fx.ready_workflow(wf)
         fx.sse(SseEvent.task_completed, wf, activity_id=act_id, activity=act["name"])
         self.metrics.activity_finished(fx, act, wf, now)
@@ -293,7 +299,8 @@ class TaskOps(Service):
         self, tx: Tx, fx: Effects, act_id: int, error: str, worker_id: str | None, non_retryable: bool
     ) -> Record:
         act, wf = self._running_activity(tx, act_id, worker_id)
-        self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable)
+        if not self._retry_or_fail(tx, fx, act, wf, error, force_final=non_retryable):
+            raise _moved_on(act_id)
         return wf
 
     def heartbeat_activity(self, act_id: int, details: Any, worker_id: str | None = None) -> dict[str, Any]:
@@ -307,7 +314,10 @@ class TaskOps(Service):
 
     def _retry_or_fail(
         self, tx: Tx, fx: Effects, act: Record, wf: Record, error: str, force_final: bool = False
-    ) -> None:
+    ) -> bool:
+        """Retry the activity (PENDING, next attempt, after its backoff) or fail it for good. False, and
+        nothing changed, when the activity is no longer as `act` shows it (another transaction moved it
+        on after it was read: on Postgres, a completion racing a timeout)."""
         now = self.now()
         final = force_final or act["attempt"] >= act["max_attempts"] or is_non_retryable(act, error)
         due = now + retry_delay(act)
@@ -317,10 +327,9 @@ class TaskOps(Service):
             error = (
                 f"{schedule_to_close_error(act)} (before attempt {act['attempt'] + 1}; last error: {error})"
             )
-        self.metrics.activity_failed(fx, act, wf, now, final)
         if not final:
-            tx.update_activity(
-                act["id"],
+            if not tx.update_activity_if(
+                act,
                 status=ActivityStatus.PENDING,
                 attempt=act["attempt"] + 1,
                 scheduled_at=due,
@@ -328,12 +337,16 @@ class TaskOps(Service):
                 started_at=None,
                 last_heartbeat=None,
                 error=error,
-            )
+            ):
+                return False
+            self.metrics.activity_failed(fx, act, wf, now, final)
             fx.wake_loop("activities")
-            return
-        tx.update_activity(
-            act["id"], status=ActivityStatus.FAILED, result=None, error=error, completed_at=now
-        )
+            return True
+        if not tx.update_activity_if(
+            act, status=ActivityStatus.FAILED, result=None, error=error, completed_at=now
+        ):
+            return False
+        self.metrics.activity_failed(fx, act, wf, now, final)
         tx.append_event(
             wf["id"],
             EventType.ActivityFailed,
@@ -345,10 +358,11 @@ class TaskOps(Service):
                 "final_attempt": act["attempt"],
             },
             now,
+            dispatchable=True,
         )
-        tx.mark_dispatchable(wf["id"], now)
         fx.ready_workflow(wf)
         fx.sse(SseEvent.task_failed, wf, activity_id=act["id"], activity=act["name"])
+        return True
 
     # --- periodic steps (driven by background loops with tick(now)) ----------------------------------
     def fire_due_timers(self) -> int:
@@ -361,10 +375,8 @@ class TaskOps(Service):
                 wf = tx.get_workflow(t["workflow_id"])
                 if wf is None or states.is_terminal(wf["status"]):
                     continue
-                tx.append_event(
-                    wf["id"], EventType.TimerFired, {"timer_seq": t["seq"], "fire_at": t["fire_at"]}, now
-                )
-                tx.mark_dispatchable(wf["id"], now)
+                payload = {"timer_seq": t["seq"], "fire_at": t["fire_at"]}
+                tx.append_event(wf["id"], EventType.TimerFired, payload, now, dispatchable=True)
                 fx.ready_workflow(wf)
                 fired += 1
         return fired
@@ -402,10 +414,11 @@ class TaskOps(Service):
         if wf is None or states.is_terminal(wf["status"]):
             tx.update_activity(act["id"], status=ActivityStatus.CANCELLED, completed_at=self.now())
             return 0
+        if not self._retry_or_fail(tx, fx, act, wf, reason, force_final=final):
+            return 0  # completed (or moved on) since it was read
         log.info("activity %s (%s) of %s: %s", act["id"], act["name"], wf["id"], reason)
         if timeout is not None:
             self.metrics.activity_timed_out(fx, act, wf, timeout)
-        self._retry_or_fail(tx, fx, act, wf, reason, force_final=final)
         return 1
 
     def next_activity_deadline(self) -> float | None:
@@ -456,7 +469,10 @@ class TaskOps(Service):
 
     def reap_workers(self) -> int:
         with self._tx() as (tx, _fx):
-            return tx.reap_workers(self.now() - self.settings.worker_reap_secs)
+            n = tx.reap_workers(self.now() - self.settings.worker_reap_secs)
+        if n:
+            self.core.registry.forget_workers()  # which rows went is not known: forget them all
+        return n
 
     def next_worker_reap(self) -> float | None:
         with self.store.read() as tx:

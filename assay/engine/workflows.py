@@ -70,8 +70,8 @@ class WorkflowOps(Service):
                 )
             now = self.now()
             tx.insert_signal(wf_id, name, payload, now)
-            tx.append_event(wf_id, EventType.SignalReceived, {"signal": name, "payload": payload}, now)
-            tx.mark_dispatchable(wf_id, now)
+            event = {"signal": name, "payload": payload}
+            tx.append_event(wf_id, EventType.SignalReceived, event, now, dispatchable=True)
             fx.ready_workflow(wf)
             fx.sse(SseEvent.signal_received, wf, signal=name)
 
@@ -193,3 +193,5 @@ class WorkflowOps(Service):
                     namespace=name,
                 )
             tx.delete_namespace(name)
+            self.core.registry.forget_namespace(name)  # inside the transaction: no start can see it after
+        self.core.registry.forget_namespace(name)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assay.lua.natives import LuaRaise, from_lua, is_table, native, raw, text, to_lua
+from assay.wire import WireConn
 
 log = logging.getLogger("assay.lua.http")
 
@@ -76,6 +77,7 @@ class HttpClient:
         self.follow_redirects = follow_redirects
         self.ssl_context = ssl_context
         self._pool: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+        self._wire: dict[tuple[str, str, int], WireConn] = {}  # plain http:// (assay/wire.py)
         self._lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------------------------
@@ -105,11 +107,35 @@ class HttpClient:
         if old is not None and old is not conn:
             old.close()
 
+    def _take_wire(self, key: tuple[str, str, int], timeout: float) -> tuple[WireConn, bool]:
+        with self._lock:
+            conn = self._wire.pop(key, None)
+        if conn is not None and conn.sock is not None:
+            try:  # a readable idle socket means the server closed it (or sent junk): drop it
+                readable, _, _ = select.select([conn.sock], [], [], 0)
+            except (OSError, ValueError):
+                readable = [True]
+            if not readable:
+                conn.set_timeout(timeout)
+                return conn, True
+            conn.close()
+        return WireConn(key[1], key[2], timeout), False
+
+    def _give_back_wire(self, key: tuple[str, str, int], conn: WireConn) -> None:
+        with self._lock:
+            old = self._wire.get(key)
+            self._wire[key] = conn
+        if old is not None and old is not conn:
+            old.close()
+
     def close(self) -> None:
         with self._lock:
             conns, self._pool = list(self._pool.values()), {}
+            wires, self._wire = list(self._wire.values()), {}
         for c in conns:
             c.close()
+        for w in wires:
+            w.close()
 
     # -- requests ------------------------------------------------------------------------------
     def request(
@@ -159,6 +185,8 @@ class HttpClient:
         if parts.query:
             target += "?" + parts.query
         hdrs = {"User-Agent": "assay-lua", "Accept-Encoding": "identity", **headers}
+        if scheme == "http" and on_event is None:
+            return self._once_wire(key, method, target, body, hdrs, timeout, interruptible, url)
         for attempt in (1, 2):
             conn, reused = self._take(key, timeout)
             try:
@@ -199,6 +227,51 @@ class HttpClient:
             else:
                 self._give_back(key, conn)
             return Response(resp.status, data, rh, url)
+        raise AssertionError("unreachable")
+
+    def _once_wire(
+        self,
+        key: tuple[str, str, int],
+        method: str,
+        target: str,
+        body: bytes | None,
+        hdrs: dict[str, str],
+        timeout: float,
+        interruptible: bool,
+        url: str,
+    ) -> Response:
+        """`_once` over a WireConn (plain http://, no event stream): the same retry and abort rules."""
+        for attempt in (1, 2):
+            conn, reused = self._take_wire(key, timeout)
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                sock = conn.sock
+                assert sock is not None
+                if interruptible:
+                    INFLIGHT.add(sock)
+                try:
+                    status, rh, data, close = conn.request(method, target, body, hdrs)
+                finally:
+                    if interruptible:
+                        INFLIGHT.discard(sock)
+            except _RETRYABLE:
+                conn.close()
+                if interruptible and INFLIGHT.stopping.is_set():
+                    raise Aborted("stopping") from None
+                if reused and attempt == 1:
+                    continue  # a keep-alive connection the server had already dropped
+                raise
+            except BaseException:
+                conn.close()
+                if interruptible and INFLIGHT.stopping.is_set():
+                    raise Aborted("stopping") from None
+                raise
+            if close:
+                conn.close()
+            else:
+                self._give_back_wire(key, conn)
+            return Response(status, data, rh, url)
         raise AssertionError("unreachable")
 
 

@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import WaitTimeout
-from assay.protocol import TERMINAL_EVENTS, TERMINAL_SSE_EVENTS, TERMINAL_STATUSES
+from assay.protocol import (
+    STREAM_RECORD,
+    STREAM_WORKFLOW_ID,
+    TERMINAL_EVENTS,
+    TERMINAL_SSE_EVENTS,
+    TERMINAL_STATUSES,
+)
 
 if TYPE_CHECKING:
     from assay.sdk.client import Client
@@ -26,7 +32,12 @@ CONNECT_SECS = 3.0
 
 
 class ChangeFeed:
-    """Counts SSE frames about `workflow_id` (all frames when None) from a background thread."""
+    """Counts SSE frames about `workflow_id` (all frames when None) from a background thread.
+
+    With a `workflow_id`, the stream is asked for that workflow's frames only; an engine that knows the
+    filter also puts the workflow's record into its terminal frame (`record` here), so a waiter can
+    return without describing it. Older engines ignore the filter: frames are filtered here too.
+    """
 
     def __init__(
         self,
@@ -43,6 +54,7 @@ class ChangeFeed:
         self.state = "connecting"  # -> live -> ended | failed
         self.error: BaseException | None = None
         self.kinds: list[str] = []  # event types seen since the last take()
+        self.record: dict | None = None  # the workflow record a terminal frame carried
         self._pending = 0
         self._closed = False
         self._stream: EventStream | None = None
@@ -57,10 +69,13 @@ class ChangeFeed:
 
     def _run(self) -> None:
         try:
+            query = {}
+            if self.namespace:
+                query["namespace"] = self.namespace
+            if self.workflow_id is not None:
+                query[STREAM_WORKFLOW_ID] = self.workflow_id
             stream = self.client.transport.open_stream(
-                "/events/stream",
-                query={"namespace": self.namespace} if self.namespace else None,
-                connect_timeout=self.connect_timeout,
+                "/events/stream", query=query or None, connect_timeout=self.connect_timeout
             )
         except BaseException as e:  # noqa: BLE001 - any failure means "no stream": fall back to polling
             self.error = e
@@ -81,7 +96,15 @@ class ChangeFeed:
                 wid = ev.workflow_id
                 if self.workflow_id is not None and wid is not None and wid != self.workflow_id:
                     continue
+                record = None
+                if self.workflow_id is not None and ev.event in TERMINAL_SSE_EVENTS:
+                    obj = ev.json()
+                    found = obj.get(STREAM_RECORD) if isinstance(obj, dict) else None
+                    if isinstance(found, dict) and found.get("id") == self.workflow_id:
+                        record = found
                 with self._cond:
+                    if record is not None:
+                        self.record = record
                     self._pending += 1
                     self.kinds.append(ev.event)
                     self._cond.notify_all()
@@ -177,6 +200,9 @@ def wait_for(
             if on_tick is not None:
                 pause = min(pause, tick_interval)
             changed = feed.wait(max(0.0, pause))
+            carried = feed.record
+            if changed and carried is not None and _reached(carried, target):
+                return carried  # the terminal frame carried the record: no describe round trip
             if changed or time.monotonic() >= next_check:
                 record = client.describe_workflow(workflow_id)
                 next_check = time.monotonic() + (SAFETY_RECHECK_SECS if feed.live else poll_secs)

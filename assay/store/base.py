@@ -42,11 +42,14 @@ class Tx(abc.ABC):
 
     # --- workflows ----------------------------------------------------------------------------
     @abc.abstractmethod
-    def insert_workflow(self, rec: Record) -> bool:
-        """Insert a workflow row; False if the id is taken (in any namespace)."""
+    def insert_workflow(self, rec: Record, *, first_event: tuple[str, Any] | None = None) -> bool:
+        """Insert a workflow row; False if the id is taken (in any namespace). `first_event` (type,
+        payload): its event 1 too, stamped `created_at` (the row starts at last_seq 1)."""
 
     @abc.abstractmethod
-    def get_workflow(self, wf_id: str) -> Record | None: ...
+    def get_workflow(self, wf_id: str, *, payloads: bool = True) -> Record | None:
+        """The workflow row (locked for the transaction, in a Postgres write). `payloads=False`: without
+        `input` and `result`, the caller's JSON that the engine's own steps never read (not decoded)."""
 
     @abc.abstractmethod
     def update_workflow(self, wf_id: str, **fields: Any) -> None: ...
@@ -110,7 +113,9 @@ class Tx(abc.ABC):
         """A nested step of the transaction: an exception inside undoes only that step."""
 
     @abc.abstractmethod
-    def release_lease(self, wf_id: str, worker_id: str) -> None: ...
+    def release_lease(self, wf_id: str, worker_id: str) -> Record | None:
+        """Give back `worker_id`'s lease on the workflow task; returns the workflow's `status` and
+        `needs_dispatch` after it (None: the worker did not hold the lease, nothing changed)."""
 
     @abc.abstractmethod
     def delay_dispatch(self, wf_id: str, not_before: float) -> int:
@@ -141,8 +146,19 @@ class Tx(abc.ABC):
 
     # --- events -----------------------------------------------------------------------------
     @abc.abstractmethod
-    def append_event(self, wf_id: str, event_type: str, payload: Any, now: float) -> int:
-        """Append an event with the next gap-free seq (starting at 1); returns the seq."""
+    def append_event(
+        self,
+        wf_id: str,
+        event_type: str,
+        payload: Any,
+        now: float,
+        *,
+        fields: Record | None = None,
+        dispatchable: bool = False,
+    ) -> int:
+        """Append an event with the next gap-free seq (starting at 1); returns the seq. The same UPDATE
+        of the workflow row (its seq counter) also sets `fields` (as update_workflow) and, with
+        `dispatchable`, does what mark_dispatchable does (judged on the row as it was before)."""
 
     @abc.abstractmethod
     def list_events(
@@ -161,7 +177,17 @@ class Tx(abc.ABC):
     def insert_activity(self, rec: Record) -> int: ...
 
     @abc.abstractmethod
+    def insert_activity_if_new(self, rec: Record) -> Record | None:
+        """Insert unless the workflow already has an activity with that seq; returns the inserted row
+        (every column), or None when nothing was inserted."""
+
+    @abc.abstractmethod
     def get_activity(self, act_id: int) -> Record | None: ...
+
+    @abc.abstractmethod
+    def update_activity_if(self, seen: Record, **fields: Any) -> bool:
+        """Update the activity only while it is as `seen` (a record read earlier) shows it: same status,
+        attempt and holder. False, nothing changed, when another transaction moved it on meanwhile."""
 
     @abc.abstractmethod
     def get_activity_by_seq(self, wf_id: str, seq: int) -> Record | None: ...

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from assay.errors import AssayError, ConfigError
+from assay.protocol import ActivityStatus
 from assay.store.migrations import SQLITE
 from assay.store.sqlite import BUSY_TIMEOUT_MS, sqlite_path
 
@@ -27,6 +28,48 @@ TABLES = (
     "api_keys",
 )
 LATEST_SCHEMA = max(v for v, _, _ in SQLITE)
+
+_LIVE = (ActivityStatus.PENDING.value, ActivityStatus.RUNNING.value)
+#: counters the engine keeps with its writes (triggers): (table, what reads them, what they stand for,
+#: the recount from the rows). `?` is the parameter mark (Postgres: %s); Postgres sums its shards.
+COUNTERS: list[tuple[str, str, str, str, tuple[Any, ...]]] = [
+    (
+        "workflow_counts",
+        "namespace stats, status filters, deep offsets",
+        "SELECT namespace, status, SUM(n) FROM workflow_counts GROUP BY namespace, status",
+        "SELECT namespace, status, COUNT(*) FROM workflows GROUP BY namespace, status",
+        (),
+    ),
+    (
+        "activity_counts",
+        "queue stats",
+        "SELECT namespace, task_queue, status, SUM(n) FROM activity_counts GROUP BY namespace, task_queue, status",
+        "SELECT w.namespace, a.task_queue, a.status, COUNT(*) FROM workflow_activities a"
+        " JOIN workflows w ON w.id = a.workflow_id WHERE a.status IN (?, ?)"
+        " GROUP BY w.namespace, a.task_queue, a.status",
+        _LIVE,
+    ),
+]
+
+
+def counter_drift(conn: Any, tables: set[str], mark: str = "?") -> list[str]:
+    """Problems for every counter table that disagrees with a recount of the rows it counts."""
+    problems: list[str] = []
+    for table, used_by, counted_sql, recount_sql, params in COUNTERS:
+        if table not in tables:
+            continue
+        counted = {tuple(r[:-1]): int(r[-1]) for r in conn.execute(counted_sql).fetchall()}
+        actual = {
+            tuple(r[:-1]): int(r[-1]) for r in conn.execute(recount_sql.replace("?", mark), params).fetchall()
+        }
+        wrong = sorted(k for k in set(counted) | set(actual) if counted.get(k, 0) != actual.get(k, 0))
+        if wrong:
+            k = wrong[0]
+            problems.append(
+                f"{table} ({used_by}) disagrees with the rows for {len(wrong)} key(s), e.g. "
+                f"{', '.join(map(str, k))}: counted {counted.get(k, 0)}, actually {actual.get(k, 0)}"
+            )
+    return problems
 
 
 class Unsupported(AssayError):
@@ -133,6 +176,8 @@ def check(url: str) -> dict[str, Any]:
         journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        problems += counter_drift(conn, have)
     except sqlite3.Error as e:
         problems.append(f"cannot read the database: {e}")
         version, counts, lock, journal, page_size, free_pages = None, {}, None, None, 0, 0
@@ -235,6 +280,7 @@ def _check_postgres(url: str) -> dict[str, Any]:
         version = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
         counts = {t: _count(conn, t) for t in TABLES if t in have}
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        problems += counter_drift(conn, have, "%s")
     finally:
         conn.close()
     _schema_problems(version, latest, problems)

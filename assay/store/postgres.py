@@ -131,9 +131,9 @@ class PgTx(SqlTx):
                 rec[c] = bool(rec[c])
         return rec  # JSONB comes back decoded already
 
-    def get_workflow(self, wf_id: str) -> dict[str, Any] | None:
-        sql = "SELECT * FROM workflows WHERE id = ?" + (" FOR UPDATE" if self.write else "")
-        return self._row("workflows", sql, (wf_id,))
+    def get_workflow(self, wf_id: str, *, payloads: bool = True) -> dict[str, Any] | None:
+        sql = f"SELECT {self._workflow_columns(payloads)} FROM workflows WHERE id = ?"
+        return self._row("workflows", sql + (" FOR UPDATE" if self.write else ""), (wf_id,))
 
     def build_id_condition(self, build_id: str) -> tuple[str, list[Any]]:
         return ("(build_ids @> ?)", [self.encode_json([build_id])])

@@ -116,7 +116,8 @@ class SqliteStore(Store):
     def tx(self) -> Iterator[SqliteTx]:
         """A logical write transaction with group commit.
 
-        Each logical transaction is a SAVEPOINT inside a shared physical transaction. On exit the caller
+        Each logical transaction is a SAVEPOINT inside a shared physical transaction (the first one of a
+        physical transaction needs none: undoing it is ROLLBACK, nothing else rides on it). On exit the caller
         waits until a COMMIT (one fsync) covers it: whoever flushes first commits every transaction that
         joined meanwhile. Nothing returns before its changes are durable, but N concurrent writers cost
         far fewer than N fsyncs. An exception rolls back only this logical transaction.
@@ -125,23 +126,29 @@ class SqliteStore(Store):
             if self._closed:
                 raise StoreError("store is closed")
             conn = self._writer
-            if not self._in_tx:
+            fresh = not self._in_tx  # (then nothing is pending: every flush and rollback ends the tx)
+            if fresh:
                 self._begin(conn)
                 self._in_tx = True
             self._depth += 1
-            sp = f"sp{self._depth}"
-            conn.execute(f"SAVEPOINT {sp}")
+            # The first logical transaction of a physical one needs no savepoint: undoing it is ROLLBACK.
+            sp = None if fresh and self._depth == 1 else f"sp{self._depth}"
+            if sp is not None:
+                conn.execute(f"SAVEPOINT {sp}")
             try:
                 yield SqliteTx(conn)
             except BaseException:
-                conn.execute(f"ROLLBACK TO {sp}")
-                conn.execute(f"RELEASE {sp}")
+                if sp is not None:
+                    conn.execute(f"ROLLBACK TO {sp}")
+                    conn.execute(f"RELEASE {sp}")
                 self._depth -= 1
                 if self._depth == 0 and self._pending == 0:  # nothing else rides on it: free the file lock
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     self._in_tx = False
                 raise
-            conn.execute(f"RELEASE {sp}")
+            if sp is not None:
+                conn.execute(f"RELEASE {sp}")
             self._depth -= 1
             if self._depth > 0:  # nested: the outermost transaction commits
                 return

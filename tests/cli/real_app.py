@@ -6,7 +6,8 @@ waitress is exercised by the real-process tests in test_e2e.py). No background l
 drives the engine itself, in-process, through the same verbs a worker or the API uses (`start`,
 `finish`, `schedule_activity`, ...). A thin WSGI wrapper records what each request carried (method,
 path, query, JSON body, headers), so a test can also check what the CLI sent; `without_sse=True`
-answers the event stream 404, like an engine that has none.
+answers the event stream 404, like an engine that has none; `unfiltered_sse=True` drops the stream's
+`workflow_id` filter, like an engine that does not know it (every frame, no record in terminal frames).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ API_PREFIXES = ("/api/v1/engine/workflow", "/api/v1")
 
 
 class RealApp:
-    def __init__(self, db_path: str, *, without_sse: bool = False) -> None:
+    def __init__(self, db_path: str, *, without_sse: bool = False, unfiltered_sse: bool = False) -> None:
         self.clock = FakeClock(START)
         self.store = open_store(f"sqlite:///{db_path}")
         settings = load_settings({"backend": f"sqlite:///{db_path}", "sse_keepalive_secs": 0.5}, environ={})
         self.engine = Engine(self.store, clock=self.clock, settings=settings)
         self.app = make_app(self.engine, settings)
         self.without_sse = without_sse
+        self.unfiltered_sse = unfiltered_sse
         self.requests: list[dict[str, Any]] = []
         self._workers: dict[tuple[str, str], Worker] = {}
         self._held: dict[str, Worker] = {}
@@ -71,6 +73,8 @@ class RealApp:
         if self.without_sse and environ.get("PATH_INFO", "").endswith("/events/stream"):
             start_response("404 Not Found", [("Content-Type", "application/json")])
             return [b'{"error": "not found"}']
+        if self.unfiltered_sse and environ.get("PATH_INFO", "").endswith("/events/stream"):
+            environ["QUERY_STRING"] = ""
         return self.app(environ, start_response)
 
     def last(self, method: str | None = None, path_prefix: str = "") -> dict[str, Any]:

@@ -157,33 +157,81 @@ def test_change_feed_without_stream_falls_back():
     feed.close()
 
 
-@pytest.mark.parametrize("sse", [True, False])
-def test_wait_is_woken_by_the_change(tmp_path, monkeypatch, sse):
+@pytest.mark.parametrize("stream", ["filtered", "unfiltered", "none"])
+def test_wait_is_woken_by_the_change(tmp_path, monkeypatch, stream):
     # With a stream, only the event can wake the waiter: its safety re-check is pushed past the test.
-    # Without one (an engine with no /events/stream), it polls.
+    # "filtered": the engine's stream of this workflow only, whose terminal frame carries the record;
+    # "unfiltered": an engine that ignores the filter (every frame, no record): the waiter describes;
+    # "none": an engine with no /events/stream: the waiter polls.
     from assay.sdk import watch
     from tests.cli.real_app import RealApp
 
     monkeypatch.setattr(watch, "SAFETY_RECHECK_SECS", 3600.0)
     monkeypatch.setattr(watch, "POLL_SECS", 0.05)
-    real = RealApp(str(tmp_path / "w.db"), without_sse=not sse)
+    real = RealApp(
+        str(tmp_path / "w.db"), without_sse=stream == "none", unfiltered_sse=stream == "unfiltered"
+    )
     try:
         real.start("w1", status="RUNNING")
+        real.start("other", status="RUNNING")
         c = Client(real.url)
         done: dict = {}
         t = threading.Thread(target=lambda: done.update(record=c.wait("w1", timeout=60)), daemon=True)
         t.start()
         # the waiter has described the workflow once (after connecting the stream)
         wait_until(lambda: any(r["path"] == "/api/v1/workflows/w1" for r in real.requests), what="describe")
+        real.finish("other", "COMPLETED", result={"other": True})  # another workflow's end: not ours
         real.finish("w1", "COMPLETED", result={"ok": True})
         t.join(30)
         assert not t.is_alive()
         assert done["record"]["status"] == "COMPLETED" and done["record"]["result"] == {"ok": True}
-        describes = sum(1 for r in real.requests if r["path"] == "/api/v1/workflows/w1")
-        assert describes == 2 if sse else describes >= 2  # with a stream: once, then once on the event
-        assert any(r["path"] == "/api/v1/events/stream" for r in real.requests)
+        assert done["record"] == c.describe_workflow("w1")  # the carried record is what describe says
+        describes = sum(1 for r in real.requests if r["path"] == "/api/v1/workflows/w1") - 1
+        if stream == "filtered":
+            assert describes == 1  # once after connecting; the terminal frame carried the rest
+        elif stream == "unfiltered":
+            assert describes == 2  # once, then once on the event
+        else:
+            assert describes >= 2
+        streams = [r for r in real.requests if r["path"] == "/api/v1/events/stream"]
+        assert len(streams) == 1 and streams[0]["query"] == {"workflow_id": "w1"}
     finally:
         real.stop()
+
+
+def test_a_workflow_stream_carries_only_that_workflow_and_its_record(real):
+    from assay.sdk.sse import EventStream
+
+    c = Client(real.url)
+    real.start("w1", status="RUNNING")
+    real.start("w2", status="RUNNING")
+    es = EventStream(*c.transport.open_stream("/events/stream", query={"workflow_id": "w1"}))
+    try:
+        wait_until(lambda: real.subscribers == 1, what="the subscription")
+        real.finish("w2", "FAILED", error="not ours")
+        real.finish("w1", "COMPLETED", result={"n": 1})
+        frames = iter(es)
+        ev = next(frames)
+        data = ev.json()
+        assert ev.event == "workflow_completed" and data["workflow_id"] == "w1"
+        assert data["workflow"] == c.describe_workflow("w1") and data["workflow"]["result"] == {"n": 1}
+    finally:
+        es.close()
+    # the unfiltered stream's frames never carry the record
+    es = EventStream(*c.transport.open_stream("/events/stream"))
+    try:
+        wait_until(lambda: real.subscribers == 1, what="the subscription")
+        real.start("w3", status="RUNNING")
+        real.finish("w3", "COMPLETED", result={})
+        kinds = []
+        for ev in es:
+            kinds.append(ev.event)
+            assert "workflow" not in ev.json()
+            if ev.event == "workflow_completed":
+                break
+        assert kinds[-1] == "workflow_completed"
+    finally:
+        es.close()
 
 
 def test_wait_target_timeout_and_terminal_other_than_target(real):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from assay.engine.deploy import STUCK_AFTER
@@ -187,3 +189,52 @@ def test_reset_to_last_task_and_bad_points(engine):
         engine.reset_workflow("r1", to_event=7)
     again = engine.reset_workflow("r1", to_event=2)  # an ended run can be reset again: a new id
     assert again["id"] != new["id"] and again["reset_from"] == "r1"
+
+
+def test_reset_reads_the_history_outside_the_writer_lock_and_again_when_it_moved(engine, monkeypatch):
+    from tests.engine.test_sticky_history import TxSpy
+
+    wid = engine.register_worker(identity="w", queue="q")
+    _run_to_two_activities(engine, wid)
+    spy = TxSpy(engine.core.store)
+    monkeypatch.setattr(engine.core, "store", spy)
+    reads = []
+    real_read = spy.read
+
+    @contextmanager
+    def read():
+        with real_read() as tx:
+            yield tx
+        reads.append(1)
+        if len(reads) == 1:  # a signal lands between the reset's read and its write
+            engine.signal("r1", "z", {"v": 3})
+
+    monkeypatch.setattr(spy, "read", read)
+    new = engine.reset_workflow("r1", to_event=3)
+    assert spy.inside == [] and spy.outside == 2 and len(reads) == 2  # read again after the signal
+    # the signal that came in between is redelivered like the others after event 3
+    assert [e["payload"]["signal"] for e in engine.list_events(new["id"])[3:]] == ["x", "y", "z"]
+
+
+def test_a_reset_of_a_workflow_that_never_stops_changing_is_a_conflict(engine, monkeypatch):
+    from assay.engine import reset
+
+    wid = engine.register_worker(identity="w", queue="q")
+    _run_to_two_activities(engine, wid)
+    store = engine.core.store
+    real_read = store.read
+    n = []
+
+    @contextmanager
+    def read():
+        with real_read() as tx:
+            yield tx
+        n.append(1)
+        engine.signal("r1", f"s{len(n)}", None)
+
+    monkeypatch.setattr(store, "read", read)
+    with pytest.raises(Conflict, match="kept changing"):
+        engine.reset_workflow("r1", to_event=3)
+    assert len(n) == reset.RESET_READ_ATTEMPTS
+    monkeypatch.undo()
+    assert engine.get_workflow("r1")["status"] == "RUNNING" and not engine.get_workflow("r1")["reset_to"]

@@ -183,3 +183,54 @@ def test_a_client_hanging_up_a_stream_is_logged_at_debug_with_the_route(tmp_path
         assert not [ln for ln in lines if "Client disconnected" in ln or " INFO    waitress" in ln]
     finally:
         assert e.stop() == 0
+
+
+def test_quiet_streams_whose_clients_left_free_their_place(tmp_path):
+    # Streams filtered to one workflow get no frame until it ends: without the reaper, a hung-up one kept
+    # its thread and its place under ASSAY_SSE_MAX_STREAMS until a keep-alive (an hour here), and the
+    # third `assay workflow wait` would get a 503.
+    e = start_engine(tmp_path, env={"ASSAY_SSE_MAX_STREAMS": "2", "ASSAY_SSE_KEEPALIVE_SECS": "3600"})
+    try:
+        api = e.api
+        for i in range(6):
+            s = SseConn(e.port, f"/api/v1/events/stream?workflow_id=quiet-{i}")
+            assert s.status == 200, s.head
+            wait_until(lambda: health(api)["held_requests"] >= 1, what="the stream held")
+            s.close()
+            wait_until(lambda: health(api)["held_requests"] == 0, what="the hung-up stream to end")
+        # a live one still gets its workflow's frames, and the record in the terminal one
+        s = SseConn(e.port, "/api/v1/events/stream?workflow_id=w-live")
+        assert s.status == 200
+        status, _, _ = http("POST", api + "/workflows",
+                            {"workflow_type": "T", "workflow_id": "w-live", "task_queue": "q"})  # fmt: skip
+        assert status in (200, 201)
+        status, _, _ = http("POST", api + "/workflows/w-other/terminate", {"reason": "x"})
+        assert status == 404
+        status, _, _ = http("POST", api + "/workflows/w-live/terminate", {"reason": "done"})
+        assert status == 200
+        frames = s.events(2)
+        assert [f[0] for f in frames] == ["workflow_started", "workflow_terminated"]
+        _, described, _ = http("GET", api + "/workflows/w-live")
+        assert frames[1][1]["workflow"] == described and described["status"] == "FAILED"
+        assert "workflow" not in frames[0][1]
+        s.close()
+    finally:
+        assert e.stop() == 0
+
+
+def test_a_burst_of_events_arrives_whole_and_in_order(tmp_path):
+    # events queued while the stream's thread was busy go out joined in one write: each still a frame
+    e = start_engine(tmp_path)
+    try:
+        s = SseConn(e.port)
+        assert s.status == 200
+        ids = [f"burst-{i:03d}" for i in range(150)]
+        for wid in ids:
+            status, _, _ = http("POST", e.api + "/workflows",
+                                {"workflow_type": "T", "workflow_id": wid, "task_queue": "q"})  # fmt: skip
+            assert status in (200, 201)
+        frames = s.events(len(ids))
+        assert [(k, d["workflow_id"]) for k, d in frames] == [("workflow_started", wid) for wid in ids]
+        s.close()
+    finally:
+        assert e.stop() == 0

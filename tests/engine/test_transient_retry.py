@@ -30,22 +30,24 @@ def _flaky(
     monkeypatch.setattr(store, "is_transient", lambda e: isinstance(e, Transient))
     real_tx = store.tx
 
+    def failing(real):
+        def verb(*a, **kw):
+            out = real(*a, **kw)
+            if calls[0] < fail:
+                calls[0] += 1
+                raise exc("deadlock detected")
+            return out
+
+        return verb
+
     def tx():
         cm = real_tx()
 
         class Wrapped:
             def __enter__(self):
                 self.tx = cm.__enter__()
-                real_append = self.tx.append_event
-
-                def append_event(*a, **kw):
-                    out = real_append(*a, **kw)
-                    if calls[0] < fail:
-                        calls[0] += 1
-                        raise exc("deadlock detected")
-                    return out
-
-                self.tx.append_event = append_event
+                for verb in ("append_event", "insert_workflow"):  # the writes of a start and of the loops
+                    setattr(self.tx, verb, failing(getattr(self.tx, verb)))
                 return self.tx
 
             def __exit__(self, *a):

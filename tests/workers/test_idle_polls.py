@@ -239,6 +239,37 @@ def test_holds_grow_the_pool_up_to_the_ceiling_then_say_no(store, clock):
     engine.notifier.close()
 
 
+def test_the_pool_shrinks_back_once_the_crowd_has_gone(store, clock):
+    from assay.background import POOL_SHRINK_SECS, PoolLoop, default_loops
+
+    engine = Engine(store, clock=clock, settings=full_settings(threads=8, reserve_threads=2, max_threads=200))
+    sizes: list[int] = []
+    engine.core.grow_pool = sizes.append
+    assert any(isinstance(loop, PoolLoop) for loop in default_loops(engine))  # a resizable pool: looked after
+    for _ in range(100):
+        assert engine.try_hold("poll")
+    grown = engine.core.pool_threads
+    assert grown >= 102 and sizes[-1] == grown
+    loop = PoolLoop(engine)
+    assert loop.tick(clock.now()) == clock.now() + POOL_SHRINK_SECS  # not due yet: nothing happens
+    assert engine.core.pool_threads == grown
+    for _ in range(95):
+        engine.release_hold()
+    clock.advance(POOL_SHRINK_SECS)
+    loop.tick(clock.now())  # 100 were held since the last look: the pool stays
+    assert engine.core.pool_threads == grown
+    clock.advance(POOL_SHRINK_SECS)
+    loop.tick(clock.now())  # at most 5 held since: down to 15 (5 held + reserve 2 + 8)
+    assert engine.core.pool_threads == 15 and sizes[-1] == 15
+    for _ in range(5):
+        engine.release_hold()
+    clock.advance(POOL_SHRINK_SECS)
+    loop.tick(clock.now())  # 15 -> 10 would not halve it: kept (no flapping around small sizes)
+    assert engine.core.pool_threads == 15
+    assert engine.try_hold("poll")  # and it grows again when a crowd comes back
+    engine.notifier.close()
+
+
 def test_without_a_pool_to_grow_the_configured_threads_are_the_limit(store, clock):
     engine = Engine(store, clock=clock, settings=full_settings(threads=6, reserve_threads=2))
     assert [engine.try_hold("poll") for _ in range(5)] == [True] * 4 + [False]

@@ -53,11 +53,15 @@ def opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+#: allow_nan=False: never store text that is not JSON (SQLite's JSON functions would reject the row). One
+#: encoder for every value (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
 def dump_json(value: Any) -> str | None:
     if value is None:
         return None
-    # allow_nan=False: never store text that is not JSON (SQLite's JSON functions would reject the row)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def load_json(text: Any) -> Any:

@@ -20,6 +20,14 @@ class TaskVerbs(SqlBase):
         assert act_id is not None
         return act_id
 
+    def insert_activity_if_new(self, rec: Record) -> Record | None:
+        f = self._encode("workflow_activities", rec)
+        sql = (
+            f"INSERT INTO workflow_activities ({','.join(f)}) VALUES ({','.join('?' for _ in f)}) "
+            "ON CONFLICT DO NOTHING RETURNING *"
+        )
+        return self._row("workflow_activities", sql, list(f.values()))
+
     def get_activity(self, act_id: int) -> Record | None:
         return self._row("workflow_activities", "SELECT * FROM workflow_activities WHERE id = ?", (act_id,))
 
@@ -32,6 +40,15 @@ class TaskVerbs(SqlBase):
 
     def update_activity(self, act_id: int, **fields: Any) -> None:
         self._update("workflow_activities", {"id": act_id}, fields)
+
+    def update_activity_if(self, seen: Record, **fields: Any) -> bool:
+        f = self._encode("workflow_activities", fields)
+        sets = ",".join(f"{c} = ?" for c in f)
+        held = "claimed_by IS NULL" if seen["claimed_by"] is None else "claimed_by = ?"
+        params = [*f.values(), seen["id"], seen["status"], seen["attempt"]]
+        params += [] if seen["claimed_by"] is None else [seen["claimed_by"]]
+        sql = f"UPDATE workflow_activities SET {sets} WHERE id = ? AND status = ? AND attempt = ? AND {held}"
+        return bool(self._exec(sql, params).rowcount == 1)
 
     def list_activities(self, wf_id: str, statuses: tuple[str, ...] | None = None) -> list[Record]:
         sql = "SELECT * FROM workflow_activities WHERE workflow_id = ?"
@@ -62,34 +79,30 @@ class TaskVerbs(SqlBase):
     def claim_activities(
         self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
     ) -> list[Record]:
-        params = self._claimable_params(queue, namespace, now)
-        sql = (
+        # one statement: the due rows (locked and skipped when locked, on Postgres: a materialized CTE is
+        # evaluated once) become RUNNING and come back whole
+        pick = (
             self._claimable_sql(namespace)
             + " ORDER BY a.scheduled_at, a.id LIMIT ?"
             + self.lock_clause.replace("FOR UPDATE", "FOR UPDATE OF a")
         )
-        out = []
-        for (act_id,) in self._exec(sql, [*params, int(limit)]).fetchall():
-            self.update_activity(
-                act_id,
-                status=ActivityStatus.RUNNING,
-                claimed_by=worker_id,
-                started_at=now,
-                last_heartbeat=None,
-            )
-            rec = self.get_activity(act_id)
-            assert rec is not None
-            out.append(rec)
-        return out
+        sql = (
+            f"WITH picked AS MATERIALIZED ({pick}) UPDATE workflow_activities SET status = ?, claimed_by = ?, "
+            "started_at = ?, last_heartbeat = NULL WHERE id IN (SELECT id FROM picked) RETURNING *"
+        )
+        params = [*self._claimable_params(queue, namespace, now), int(limit)]
+        rows = self._rows("workflow_activities", sql, [*params, ActivityStatus.RUNNING.value, worker_id, now])
+        rows.sort(key=lambda r: (r["scheduled_at"], r["id"]))  # RETURNING has no order
+        return rows
 
     def claim_activity_by_id(self, act_id: int, worker_id: str, now: float) -> Record | None:
-        n = self._exec(
+        return self._row(
+            "workflow_activities",
             f"""UPDATE workflow_activities SET status = ?, claimed_by = ?, started_at = ?,
                last_heartbeat = NULL WHERE id = ? AND status = {_PENDING} AND scheduled_at <= ?
-               AND (deadline_at IS NULL OR deadline_at > ?)""",
+               AND (deadline_at IS NULL OR deadline_at > ?) RETURNING *""",
             (ActivityStatus.RUNNING.value, worker_id, now, act_id, now, now),
-        ).rowcount
-        return self.get_activity(act_id) if n == 1 else None
+        )
 
     def has_ready_activity(self, queue: str, namespace: str | None, now: float) -> bool:
         params = self._claimable_params(queue, namespace, now)

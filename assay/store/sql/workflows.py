@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from assay.protocol import TERMINAL_STATUSES, WorkflowStatus
+from assay.protocol import WorkflowStatus
 from assay.store.base import Record
 from assay.store.buckets import SEARCH_MAX
 from assay.store.sql import paging
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase, opt_float
 from assay.store.sql.paging import bucket_filter
+
+#: what leasing a workflow task sets (parameters: worker id, now, worker id)
+_LEASE_SET = (
+    "dispatch_claimed_by = ?, dispatch_last_heartbeat = ?, needs_dispatch = 0, claimed_by = ?, "
+    "dispatch_count = dispatch_count + 1"
+)
+
+
+#: a workflow's columns holding the caller's JSON (get_workflow(payloads=False) leaves them out)
+_PAYLOADS = ("input", "result")
 
 
 class WorkflowVerbs(SqlBase):
@@ -49,11 +59,31 @@ class WorkflowVerbs(SqlBase):
         }
 
     # --- workflows ----------------------------------------------------------------------------
-    def insert_workflow(self, rec: Record) -> bool:
-        return self._insert("workflows", rec, on_conflict_nothing=True) == 1
+    def insert_workflow(self, rec: Record, *, first_event: tuple[str, Any] | None = None) -> bool:
+        if first_event is None:
+            return self._insert("workflows", rec, on_conflict_nothing=True) == 1
+        if self._insert("workflows", {**rec, "last_seq": 1}, on_conflict_nothing=True) != 1:
+            return False
+        event_type, payload = first_event
+        self._insert_event(rec["id"], 1, event_type, payload, rec["created_at"])
+        return True
 
-    def get_workflow(self, wf_id: str) -> Record | None:
-        return self._row("workflows", "SELECT * FROM workflows WHERE id = ?", (wf_id,))
+    def get_workflow(self, wf_id: str, *, payloads: bool = True) -> Record | None:
+        return self._row(
+            "workflows", f"SELECT {self._workflow_columns(payloads)} FROM workflows WHERE id = ?", (wf_id,)
+        )
+
+    #: the workflows table's columns without the caller's payloads, per Tx class (read once from the schema)
+    _lean_columns: dict[type, str] = {}
+
+    def _workflow_columns(self, payloads: bool) -> str:
+        if payloads:
+            return "*"
+        cols = self._lean_columns.get(type(self))
+        if cols is None:
+            names = [d[0] for d in self._exec("SELECT * FROM workflows LIMIT 0").description]
+            cols = self._lean_columns[type(self)] = ", ".join(n for n in names if n not in _PAYLOADS)
+        return cols
 
     def update_workflow(self, wf_id: str, **fields: Any) -> None:
         self._update("workflows", {"id": wf_id}, fields)
@@ -266,8 +296,8 @@ class WorkflowVerbs(SqlBase):
             (now, wf_id),
         )
 
-    def _dispatch_sql(self, namespace: str | None) -> str:
-        sql = f"""SELECT id FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
+    def _dispatch_sql(self, namespace: str | None, cols: str = "id") -> str:
+        sql = f"""SELECT {cols} FROM workflows WHERE needs_dispatch = 1 AND dispatch_claimed_by IS NULL
                   AND task_queue = ? AND status NOT IN {_TERMINAL_SQL} AND (ready_at IS NULL OR ready_at <= ?)"""
         return sql + (" AND namespace = ?" if namespace is not None else "")
 
@@ -280,53 +310,52 @@ class WorkflowVerbs(SqlBase):
     def claim_workflow_tasks(
         self, queue: str, namespace: str | None, worker_id: str, now: float, limit: int
     ) -> list[Record]:
-        params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
-        sql = self._dispatch_sql(namespace) + " ORDER BY ready_at, id LIMIT ?" + self.lock_clause
-        ids = [r[0] for r in self._exec(sql, [*params, int(limit)]).fetchall()]
-        out = []
-        for wf_id in ids:
-            rec = self.get_workflow(wf_id)
-            assert rec is not None
-            out.append(self._lease(rec, worker_id, now))
-        return out
+        # one UPDATE ... RETURNING of the picked rows (a materialized CTE: evaluated once; on Postgres its
+        # rows are locked and rows another claim holds are skipped)
+        pick = self._dispatch_sql(namespace) + " ORDER BY ready_at, id LIMIT ?" + self.lock_clause
+        params: list[Any] = [queue, now] + ([namespace] if namespace is not None else []) + [int(limit)]
+        rows = self._rows(
+            "workflows",
+            f"WITH picked AS MATERIALIZED ({pick}) UPDATE workflows SET {_LEASE_SET} "
+            "WHERE id IN (SELECT id FROM picked) RETURNING *",
+            [*params, worker_id, now, worker_id],
+        )
+        rows.sort(key=lambda r: (r["ready_at"] is not None, r["ready_at"] or 0.0, r["id"]))
+        return self._leased(rows, now)
 
     def claim_workflow_by_id(self, wf_id: str, worker_id: str, now: float) -> Record | None:
-        rec = self.get_workflow(wf_id)
-        if (
-            rec is None
-            or not rec["needs_dispatch"]
-            or rec["dispatch_claimed_by"] is not None
-            or rec["status"] in TERMINAL_STATUSES
-            or (rec["ready_at"] is not None and rec["ready_at"] > now)
-        ):
-            return None
-        return self._lease(rec, worker_id, now)
+        # one conditional UPDATE: on Postgres it waits for a concurrent writer of the row and re-checks
+        rows = self._rows(
+            "workflows",
+            f"""UPDATE workflows SET {_LEASE_SET} WHERE id = ? AND needs_dispatch = 1
+                AND dispatch_claimed_by IS NULL AND status NOT IN {_TERMINAL_SQL}
+                AND (ready_at IS NULL OR ready_at <= ?) RETURNING *""",
+            (worker_id, now, worker_id, wf_id, now),
+        )
+        return self._leased(rows, now)[0] if rows else None
 
     def has_ready_workflow_task(self, queue: str, namespace: str | None, now: float) -> bool:
         params: list[Any] = [queue, now] + ([namespace] if namespace is not None else [])
         return self._scalar(self._dispatch_sql(namespace) + " LIMIT 1", params) is not None
 
-    def _lease(self, rec: Record, worker_id: str, now: float) -> Record:
-        prev = rec["status"]
-        fields: dict[str, Any] = {
-            "dispatch_claimed_by": worker_id,
-            "dispatch_last_heartbeat": now,
-            "needs_dispatch": False,
-            "claimed_by": worker_id,
-            "dispatch_count": rec["dispatch_count"] + 1,
-        }
-        if prev == WorkflowStatus.PENDING:
-            fields.update(status=WorkflowStatus.RUNNING, updated_at=now)
-        self.update_workflow(rec["id"], **fields)
-        rec.update(fields)
-        rec["needs_dispatch"] = False
-        rec["previous_status"] = prev
-        return rec
+    def _leased(self, rows: list[Record], now: float) -> list[Record]:
+        """Rows just leased (RETURNING): a workflow's first task moves it from PENDING to RUNNING (once in
+        its life, so a second UPDATE then and only then); each record carries `previous_status`."""
+        for rec in rows:
+            rec["previous_status"] = rec["status"]
+            if rec["status"] == WorkflowStatus.PENDING:
+                self._exec(
+                    "UPDATE workflows SET status = ?, updated_at = ? WHERE id = ?",
+                    (WorkflowStatus.RUNNING.value, now, rec["id"]),
+                )
+                rec.update(status=WorkflowStatus.RUNNING, updated_at=now)
+        return rows
 
-    def release_lease(self, wf_id: str, worker_id: str) -> None:
-        self._exec(
+    def release_lease(self, wf_id: str, worker_id: str) -> Record | None:
+        return self._row(
+            "workflows",
             "UPDATE workflows SET dispatch_claimed_by = NULL, dispatch_last_heartbeat = NULL "
-            "WHERE id = ? AND dispatch_claimed_by = ?",
+            "WHERE id = ? AND dispatch_claimed_by = ? RETURNING status, needs_dispatch",
             (wf_id, worker_id),
         )
 
@@ -388,23 +417,41 @@ class WorkflowVerbs(SqlBase):
         ]
 
     # --- events -----------------------------------------------------------------------------
-    def append_event(self, wf_id: str, event_type: str, payload: Any, now: float) -> int:
+    def append_event(
+        self,
+        wf_id: str,
+        event_type: str,
+        payload: Any,
+        now: float,
+        *,
+        fields: Record | None = None,
+        dispatchable: bool = False,
+    ) -> int:
+        sets = ["last_seq = last_seq + 1"]
+        params: list[Any] = []
+        if fields:  # the workflow's own changes ride on the seq's UPDATE
+            enc = self._encode("workflows", fields)
+            sets += [f"{c} = ?" for c in enc]
+            params += list(enc.values())
+        if dispatchable:  # mark_dispatchable in the same UPDATE (CASE sees the row before it)
+            assert not fields or not {"needs_dispatch", "ready_at", "status"} & set(fields)
+            live = f"status NOT IN {_TERMINAL_SQL}"
+            sets.append(f"ready_at = CASE WHEN {live} AND needs_dispatch = 0 THEN ? ELSE ready_at END")
+            sets.append(f"needs_dispatch = CASE WHEN {live} THEN 1 ELSE needs_dispatch END")
+            params.append(now)
         seq = self._scalar(
-            "UPDATE workflows SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (wf_id,)
+            f"UPDATE workflows SET {', '.join(sets)} WHERE id = ? RETURNING last_seq", [*params, wf_id]
         )
         if seq is None:
             raise KeyError(wf_id)
-        self._insert(
-            "workflow_events",
-            {
-                "workflow_id": wf_id,
-                "seq": seq,
-                "event_type": event_type,
-                "payload": payload,
-                "timestamp": now,
-            },
-        )
+        self._insert_event(wf_id, int(seq), event_type, payload, now)
         return int(seq)
+
+    def _insert_event(self, wf_id: str, seq: int, event_type: str, payload: Any, now: float) -> None:
+        self._exec(
+            "INSERT INTO workflow_events (workflow_id, seq, event_type, payload, timestamp) VALUES (?, ?, ?, ?, ?)",
+            (wf_id, seq, event_type, self.encode_json(payload), now),
+        )
 
     def list_events(
         self,
