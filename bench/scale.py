@@ -166,6 +166,10 @@ def build_postgres(url: str, n: int, n_events: int) -> float:
         from assay.store.migrations import PG_RECOUNT
     except ImportError:  # a version without Postgres counters (measuring "before")
         PG_RECOUNT = []
+    try:
+        from assay.store.buckets import POSTGRES_RECOUNT as BUCKETS_RECOUNT
+    except ImportError:  # a version without page buckets
+        BUCKETS_RECOUNT = []
     t0 = time.perf_counter()
     open_store(url, min_size=1, max_size=2).close()
     with psycopg.connect(url, autocommit=False) as conn:
@@ -198,7 +202,7 @@ def build_postgres(url: str, n: int, n_events: int) -> float:
                     for e in ev:
                         ce.write_row(e)
             print(f"  copied activities and events ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-            for stmt in PG_RECOUNT:
+            for stmt in PG_RECOUNT + BUCKETS_RECOUNT:
                 cur.execute(stmt)
         conn.commit()
         conn.autocommit = True
@@ -224,6 +228,18 @@ def reads(n: int) -> list[tuple[str, str]]:
         ("mid offset (worst)", f"/workflows?limit=50&offset={int(n * 0.85 * 0.5)}"),
         ("status deep offset", f"/workflows?status=COMPLETED&limit=50&offset={int(n * 0.85 * 0.8 * 0.9)}"),
         ("type deep offset", f"/workflows?type=Type00&limit=50&offset={int(n * 0.85 * 20 / 210 * 0.9)}"),
+        ("status mid offset", f"/workflows?status=COMPLETED&limit=50&offset={int(n * 0.85 * 0.8 * 0.5)}"),
+        ("type mid offset", f"/workflows?type=Type00&limit=50&offset={int(n * 0.85 * 20 / 210 * 0.5)}"),
+        ("queue deep offset", f"/workflows?task_queue=queue-3&limit=50&offset={int(n * 0.85 / 10 * 0.9)}"),
+        ("queue mid offset", f"/workflows?task_queue=queue-3&limit=50&offset={int(n * 0.85 / 10 * 0.5)}"),
+        (
+            "search deep offset",
+            f"/workflows?limit=50&offset={int(n * 0.85 / 3 * 0.9)}&search_attrs=" + sa({"tier": "gold"}),
+        ),
+        (
+            "search mid offset",
+            f"/workflows?limit=50&offset={int(n * 0.85 / 3 * 0.5)}&search_attrs=" + sa({"tier": "gold"}),
+        ),
         ("deep cursor", "CURSOR"),
         ("GET /queues", "/queues"),
         ("GET /namespaces/main", "/namespaces/main"),

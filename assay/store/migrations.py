@@ -6,6 +6,9 @@ same version numbers.
 
 from __future__ import annotations
 
+from assay.store.buckets import MIGRATION_NAME as BUCKETS_MIGRATION_NAME
+from assay.store.buckets import SQLITE_DDL as BUCKETS_SQLITE_DDL
+
 TERMINAL_SQL = "('COMPLETED','FAILED','CANCELLED','TIMED_OUT')"  # == store.sql.core.TERMINAL_SQL (tested)
 
 #: list indexes that end in (created_at, id): newest-first pages and keyset cursors walk them in order
@@ -312,6 +315,7 @@ SQLITE: list[tuple[int, str, list[str]]] = [
     ),
     (5, STICKY_MIGRATION_NAME, STICKY_DDL),
     (6, "counters for namespace and queue stats kept with the writes (Postgres; SQLite: migration 4)", []),
+    (7, BUCKETS_MIGRATION_NAME, BUCKETS_SQLITE_DDL),
 ]
 
 # Postgres: the same DDL (translated) and this backfill (JSONB instead of json_extract).

@@ -22,9 +22,11 @@ from typing import Any
 
 from assay.errors import ConfigError
 from assay.protocol import WorkflowStatus
+from assay.store import buckets
 from assay.store.base import Store
 from assay.store.foreign import SCHEMA_TABLE, refusal, verdict
 from assay.store.migrations import (
+    COUNT_SHARDS,
     COUNTERS_MIGRATION_NAME,
     KEYSET_INDEXES,
     LIVE_QUEUE_INDEX,
@@ -93,6 +95,7 @@ POSTGRES: list[tuple[int, str, list[str]]] = [
     ),
     (5, STICKY_MIGRATION_NAME, STICKY_DDL),
     (6, COUNTERS_MIGRATION_NAME, PG_COUNTERS),
+    (7, buckets.MIGRATION_NAME, buckets.postgres_ddl(COUNT_SHARDS)),
 ]
 
 
@@ -134,6 +137,19 @@ class PgTx(SqlTx):
 
     def build_id_condition(self, build_id: str) -> tuple[str, list[Any]]:
         return ("(build_ids @> ?)", [self.encode_json([build_id])])
+
+    def search_buckets(self, namespace: str, key: str, value: Any) -> tuple[str, str, list[Any]]:
+        return (
+            "search_buckets",
+            "namespace = ? AND key = ? AND value = ?",
+            [namespace, key, self.encode_json(value)],
+        )
+
+    def search_walk(self, namespace: str, key: str, value: Any) -> tuple[str, list[Any], str, str]:
+        # the list index with the containment test per row (no object-type test: the planner would misjudge
+        # how many rows pass it and sort every match instead)
+        sql = "SELECT id FROM workflows WHERE workflows.namespace = ? AND search_attributes @> ?"
+        return (sql, [namespace, self.encode_json({key: value})], "workflows.created_at", "workflows.id")
 
     def search_condition(self, key: str, value: Any) -> tuple[str, list[Any]]:
         if isinstance(value, (dict, list)) or value is None:

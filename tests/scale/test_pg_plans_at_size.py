@@ -35,6 +35,11 @@ READS = [
     ("mid offset", {"offset": N * 9 // 20}),
     ("status deep offset", {"status": "COMPLETED", "offset": N * 7 // 10}),
     ("type deep offset", {"workflow_type": "T3", "offset": N // 9}),
+    ("status mid offset", {"status": "COMPLETED", "offset": N * 2 // 5}),
+    ("queue mid offset", {"task_queue": "q2", "offset": N // 9}),
+    ("search deep offset", {"search": {"tier": "gold"}, "offset": N * 3 // 10 - 500}),
+    ("search mid offset", {"search": {"tier": "gold"}, "offset": N * 3 // 20}),
+    ("search number offset", {"search": {"customer": "c7"}, "offset": 30}),
     ("cursor", {"after": (T0 + N // 2, "wf-015000")}),
 ]
 
@@ -114,6 +119,19 @@ def test_counts_and_deep_pages_match_the_rows(big_store):
         ]
         got = [r["id"] for r in tx.list_workflows(namespace="main", limit=50, offset=offset)]
         assert got == naive and len(got) == 30
+
+
+@pytest.mark.parametrize(
+    "label,filters", [r for r in READS if "offset" in r[0]], ids=lambda x: x if isinstance(x, str) else ""
+)
+def test_deep_pages_at_size_equal_the_plain_listing(big_store, label, filters):
+    """Pages through the buckets (and the shallow ones) equal the full plain listing, sliced."""
+    offset = filters["offset"]
+    plain = {k: v for k, v in filters.items() if k != "offset"}
+    with big_store.read() as tx:
+        got = [r["id"] for r in tx.list_workflows(namespace="main", limit=50, **filters)]
+        ids = [r["id"] for r in tx.list_workflows(namespace="main", limit=None, **plain)]
+    assert got == ids[offset : offset + 50] and got
 
 
 def test_the_detector_sees_a_planned_scan(big_store):

@@ -11,7 +11,7 @@ import pytest
 
 from tests.store.records import T0, wf
 
-BIG = ("workflows", "workflow_search", "workflow_activities", "workflow_events")
+BIG = ("workflows", "workflow_search", "workflow_activities", "workflow_events", "workflow_buckets")
 #: partial indexes over live rows only: scanning them walks the live rows, not the table
 PARTIAL = ("act_claim", "act_running", "wf_live_queue")
 
@@ -29,12 +29,12 @@ READS = [
     ("search+status", {"search": {"tier": "gold"}, "status": "COMPLETED"}),
     ("offset", {"offset": 40}),
     ("status offset", {"status": "COMPLETED", "offset": 4}),
-    ("deep offset", {"offset": 100}),  # nearer the oldest end: walks from there (N from the counters)
+    ("deep offset", {"offset": 100}),
     ("status deep offset", {"status": "COMPLETED", "offset": 20}),
     ("type deep offset", {"workflow_type": "T3", "offset": 15}),
-    ("cursor", {"after": (T0 + 50, "wf-050")}),
-    ("status cursor", {"status": "COMPLETED", "after": (T0 + 50, "wf-050")}),
-    ("search cursor", {"search": {"tier": "gold"}, "after": (T0 + 50, "wf-050")}),
+    ("cursor", {"after": (T0 + 5000, "wf-050")}),
+    ("status cursor", {"status": "COMPLETED", "after": (T0 + 5000, "wf-050")}),
+    ("search cursor", {"search": {"tier": "gold"}, "after": (T0 + 5000, "wf-050")}),
 ]
 
 
@@ -57,7 +57,7 @@ def fill(store) -> None:
             tx.insert_workflow(
                 wf(
                     f"wf-{i:03d}",
-                    created_at=T0 + i,
+                    created_at=T0 + i * 100,  # over many page buckets (256 s)
                     status=statuses[i % 5],
                     workflow_type=f"T{i % 7}",
                     task_queue=f"q{i % 4}",
@@ -121,6 +121,33 @@ def test_list_queries_use_indexes(store, label, filters):
     fill(store)
     stmts = recorded(store, lambda tx: tx.list_workflows(namespace="main", limit=10, **filters))
     assert stmts, "the verb ran no statement"
+    for sql, lines in stmts:
+        assert not full_scans(store, lines, listing=True), f"{label}: full scan in\n{sql}\n" + "\n".join(
+            lines
+        )
+
+
+#: deep offsets through the page buckets (migration 7): the bucket sums and the walk from an edge
+BUCKET_READS = [
+    ("deep offset", {"offset": 100}),
+    ("mid offset", {"offset": 61}),
+    ("near offset", {"offset": 7}),
+    ("status offset", {"status": "COMPLETED", "offset": 13}),
+    ("type offset", {"workflow_type": "T3", "offset": 9}),
+    ("queue offset", {"task_queue": "q2", "offset": 17}),
+    ("search offset", {"search": {"tier": "gold"}, "offset": 31}),
+    ("search number offset", {"search": {"n": 3}, "offset": 5}),
+]
+
+
+@pytest.mark.parametrize("label,filters", BUCKET_READS, ids=[r[0] for r in BUCKET_READS])
+def test_bucket_pages_use_indexes(store, label, filters, monkeypatch):
+    from assay.store.sql import paging
+
+    monkeypatch.setattr(paging, "SHALLOW", 0)
+    fill(store)
+    stmts = recorded(store, lambda tx: tx.list_workflows(namespace="main", limit=10, **filters))
+    assert any("_buckets" in sql for sql, _ in stmts), "the bucket path was not taken"
     for sql, lines in stmts:
         assert not full_scans(store, lines, listing=True), f"{label}: full scan in\n{sql}\n" + "\n".join(
             lines

@@ -6,8 +6,11 @@ from typing import Any
 
 from assay.protocol import WorkflowStatus
 from assay.store.base import Record
+from assay.store.buckets import SEARCH_MAX
+from assay.store.sql import paging
 from assay.store.sql.core import TERMINAL_SQL as _TERMINAL_SQL
 from assay.store.sql.core import SqlBase, opt_float
+from assay.store.sql.paging import bucket_filter
 
 #: what leasing a workflow task sets (parameters: worker id, now, worker id)
 _LEASE_SET = (
@@ -138,17 +141,23 @@ class WorkflowVerbs(SqlBase):
         after: tuple[float, str] | None = None,
     ) -> list[Record]:
         """`after`: a keyset cursor (created_at, id) of the last row of the previous page."""
-        counted = (  # a filter whose row count the counters hold: a deep offset may walk from the oldest end
-            namespace is not None
-            and not search
-            and after is None
-            and (status is None or isinstance(status, str))
-            and all(
-                v is None
-                for v in (terminated, continued, workflow_type, parent_id, claimed_by, task_queue)
-                + (build_id, stuck, workflow_id)
+        bucketed = (  # a filter the page buckets count: a deep offset jumps to the nearest bucket edge
+            None
+            if namespace is None or after is not None or offset <= paging.SHALLOW or not self.snapshot_reads
+            else bucket_filter(
+                status, workflow_type, task_queue,
+                (terminated, continued, parent_id, claimed_by, build_id, stuck, workflow_id),
             )
-        )
+        )  # fmt: skip
+        if search and bucketed is not None:  # one search attribute alone: its own buckets
+            key, value = next(iter(search.items()))
+            if len(search) == 1 and bucketed == ("", "") and search_bucketed(key, value):
+                assert namespace is not None
+                return paging.page_by_buckets(
+                    self, self.search_buckets(namespace, key, value), self.search_walk(namespace, key, value),
+                    limit, offset,
+                )  # fmt: skip
+            bucketed = None
         conds: list[str] = []
         params: list[Any] = []
         if terminated is not None:
@@ -187,9 +196,9 @@ class WorkflowVerbs(SqlBase):
                 if any(t is None for _, t in typed):
                     return []
                 # walk the side-table index of the most selective key, in (created_at, id) order
-                counts = [self._search_rows(namespace, k, t[0], t[1], 2000) for k, t in typed]  # type: ignore[index]
-                i = counts.index(min(counts))
-                if counts[i] == 0:
+                sizes = [self._search_rows(namespace, k, t[0], t[1], 2000) for k, t in typed]  # type: ignore[index]
+                i = sizes.index(min(sizes))
+                if sizes[i] == 0:
                     return []
                 drive = (items[i][0], *typed[i][1])  # type: ignore[misc]
                 items = items[:i] + items[i + 1 :]
@@ -206,11 +215,10 @@ class WorkflowVerbs(SqlBase):
             params += [after[0], after[1]]
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         order = " ORDER BY created_at DESC, id DESC"
-        if offset and counted and self.snapshot_reads:
-            assert namespace is not None and not isinstance(status, list)
-            total = self._counted(namespace, status)
-            if 2 * offset > total:  # nearer the oldest end: skip the fewer rows from there
-                return self._page_from_oldest(where, params, total, limit, offset)
+        if bucketed is not None:  # counts read in the page's snapshot: the page OFFSET gives
+            counts = ("workflow_buckets", "namespace = ? AND dim = ? AND val = ?", [namespace, *bucketed])
+            walk = ("SELECT id FROM workflows" + where, params, "workflows.created_at", "workflows.id")
+            return paging.page_by_buckets(self, counts, walk, limit, offset)
         if offset:  # skip along the covering list index, then fetch only the page's rows
             inner = "SELECT id FROM workflows" + where + order + self._limit_sql(limit, offset, params)
             return self._rows("workflows", f"SELECT * FROM workflows WHERE id IN ({inner})" + order, params)
@@ -218,24 +226,25 @@ class WorkflowVerbs(SqlBase):
             "workflows", "SELECT * FROM workflows" + where + order + self._limit_sql(limit, 0, params), params
         )
 
-    def _counted(self, namespace: str, status: str | None) -> int:
-        """Workflows of a namespace (and status), from the counters kept with the writes."""
-        sql = "SELECT SUM(n) FROM workflow_counts WHERE namespace = ?" + (" AND status = ?" if status else "")
-        return int(self._scalar(sql, [namespace] + ([status] if status else [])) or 0)
+    def search_buckets(self, namespace: str, key: str, value: Any) -> paging.Counts:
+        """The page buckets of `search_attributes[key] == value` (a scalar)."""
+        typed = _side_value(value)
+        assert typed is not None
+        return (
+            "search_buckets",
+            "namespace = ? AND key = ? AND vtype = ? AND value = ?",
+            [namespace, key, *typed],
+        )
 
-    def _page_from_oldest(
-        self, where: str, params: list[Any], total: int, limit: int | None, offset: int
-    ) -> list[Record]:
-        """The newest-first page at `offset` of `total` rows is the oldest-first rows [total-offset-limit,
-        total-offset): walk the covering list index from the oldest end. `total` comes from the counters,
-        which the writes keep equal to the rows, read in the same snapshot as the page (`snapshot_reads`),
-        so the page is the one OFFSET gives."""
-        end = total - offset
-        if end <= 0:
-            return []
-        start = 0 if limit is None else max(0, end - limit)
-        inner = f"SELECT id FROM workflows{where} ORDER BY created_at, id LIMIT ? OFFSET ?"
-        return self._rows("workflows", self.rows_of_page_sql(inner), [*params, end - start, start])
+    def search_walk(self, namespace: str, key: str, value: Any) -> paging.Walk:
+        """The ids of `search_attributes[key] == value` along an index in (created_at, id) order: here the
+        side table's."""
+        typed = _side_value(value)
+        assert typed is not None
+        sql = (
+            "SELECT s.workflow_id FROM workflow_search s WHERE s.namespace = ? AND s.key = ? AND s.vtype = ?"
+        )
+        return (sql + " AND s.value = ?", [namespace, key, *typed], "s.created_at", "s.workflow_id")
 
     def rows_of_page_sql(self, ids_sql: str) -> str:
         """The workflows whose ids `ids_sql` selects (one page), newest first."""
@@ -469,6 +478,12 @@ class WorkflowVerbs(SqlBase):
             sql += " LIMIT ?"
             params.append(limit)
         return self._rows("workflow_events", sql, params)
+
+
+def search_bucketed(key: str, value: Any) -> bool:
+    """Whether search_buckets count the workflows whose attribute `key` equals `value`."""
+    short = len(key) <= SEARCH_MAX and (not isinstance(value, str) or len(value) <= SEARCH_MAX)
+    return short and _side_value(value) is not None
 
 
 def _side_value(value: Any) -> tuple[str, Any] | None:
