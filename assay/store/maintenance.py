@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 from assay.errors import AssayError, ConfigError
 from assay.protocol import ActivityStatus
+from assay.store.buckets import DIMS as BUCKET_DIMS
+from assay.store.buckets import SPANS as BUCKET_SPANS
 from assay.store.migrations import SQLITE
 from assay.store.sqlite import BUSY_TIMEOUT_MS, sqlite_path
 
@@ -48,6 +50,18 @@ COUNTERS: list[tuple[str, str, str, str, tuple[Any, ...]]] = [
         " JOIN workflows w ON w.id = a.workflow_id WHERE a.status IN (?, ?)"
         " GROUP BY w.namespace, a.task_queue, a.status",
         _LIVE,
+    ),
+    (
+        "workflow_buckets",
+        "deep offsets",
+        "SELECT namespace, dim, val, span, SUM(n) FROM workflow_buckets GROUP BY namespace, dim, val, span",
+        " UNION ALL ".join(
+            f"SELECT namespace, '{dim}', {col or repr('')}, {span}, COUNT(*) FROM workflows "
+            f"GROUP BY namespace{', ' + col if col else ''}"
+            for dim, col in BUCKET_DIMS
+            for span in BUCKET_SPANS
+        ),
+        (),
     ),
 ]
 

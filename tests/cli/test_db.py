@@ -251,3 +251,18 @@ def test_check_finds_counters_that_disagree_with_the_rows(tmp_path, backend):
     (problem,) = json.loads(r.output)["problems"]
     assert problem.startswith("workflow_counts (namespace stats") and "main, PENDING: counted" in problem
     assert ("counted 8, actually 3" if backend == "sqlite" else "counted 6, actually 1") in problem
+    sql = "UPDATE workflow_buckets SET n = n - 1 WHERE dim = 't'"  # the deep-offset counts by type
+    if backend == "sqlite":
+        conn = sqlite3.connect(tmp_path / "c.db")
+        conn.execute(sql)
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql)
+    r = run("db", "check", "--backend", url, "-o", "json")
+    problems = json.loads(r.output)["problems"]
+    assert r.exit_code == 1 and len(problems) == 2, r.output
+    assert problems[1].startswith("workflow_buckets (deep offsets) disagrees with the rows for 2 key(s)")
