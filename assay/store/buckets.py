@@ -272,4 +272,6 @@ POSTGRES_RECOUNT = [
     "LOCK TABLE workflows IN SHARE ROW EXCLUSIVE MODE",
     "DELETE FROM workflow_buckets",
     *_pg_backfill(),
+    "DELETE FROM search_buckets",
+    _PG_SEARCH_BACKFILL,
 ]
