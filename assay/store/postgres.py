@@ -204,10 +204,17 @@ class PostgresStore(Store):
 
     @contextmanager
     def read(self) -> Iterator[PgTx]:
-        with self.pool.connection() as conn, conn.transaction():
-            # one snapshot for the whole read (a count and the page it positions agree)
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield PgTx(conn, write=False)
+        with self.pool.connection() as conn:
+            # one snapshot for the whole read (a count and the page it positions agree), asked for in the
+            # BEGIN itself (no SET TRANSACTION round trip); the connection goes back to the pool as it was
+            conn.isolation_level = self._psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            try:
+                with conn.transaction():
+                    yield PgTx(conn, write=False)
+            finally:
+                conn.isolation_level = None
+                conn.read_only = None
 
     def migrate(self) -> list[int]:
         applied: list[int] = []

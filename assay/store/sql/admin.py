@@ -80,10 +80,13 @@ class AdminVerbs(SqlBase):
     def touch_workers(self, seen: list[tuple[str, float]]) -> int:
         """Heartbeats the engine noted in memory (polls), written together; never moves a heartbeat back."""
         n = 0
-        for worker_id, at in seen:
+        for i in range(0, len(seen), 200):  # one statement per 200 workers
+            part = seen[i : i + 200]
+            values = ", ".join(["(CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION))"] * len(part))
             n += self._exec(
-                "UPDATE workflow_workers SET last_heartbeat = ? WHERE id = ? AND last_heartbeat < ?",
-                (at, worker_id, at),
+                f"UPDATE workflow_workers SET last_heartbeat = v.column2 FROM (VALUES {values}) AS v "
+                "WHERE workflow_workers.id = v.column1 AND workflow_workers.last_heartbeat < v.column2",
+                [x for pair in part for x in pair],
             ).rowcount
         return n
 
