@@ -126,10 +126,7 @@ class LivenessLoop(Loop):
     name = "liveness"
 
     def tick(self, now: float) -> float | None:
-        seen = self.engine.core.take_alive()
-        if seen:
-            with self.engine.core.tx() as (tx, _fx):
-                tx.touch_workers(seen)
+        self.engine.write_noted_heartbeats()
         return now + LIVENESS_FLUSH_SECS
 
 
@@ -143,15 +140,15 @@ class PoolLoop(Loop):
 
     name = "pool"
 
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._due = engine.now() + POOL_SHRINK_SECS
+
     def tick(self, now: float) -> float | None:
         if now >= self._due:
             self.engine.core.shrink_pool()
             self._due = now + POOL_SHRINK_SECS
         return self._due
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
-        self._due = engine.now() + POOL_SHRINK_SECS
 
 
 #: how often PoolLoop looks whether the HTTP pool may shrink (it shrinks after a quiet interval)

@@ -35,11 +35,6 @@ class WireConn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buf = b""
 
-    def set_timeout(self, timeout: float | None) -> None:
-        self.timeout = timeout
-        if self.sock is not None:
-            self.sock.settimeout(timeout)
-
     def close(self) -> None:
         sock, self.sock = self.sock, None
         self._buf = b""

@@ -183,3 +183,23 @@ def _start_engine(tmp_path, db, port, extra_args, env, timeout) -> Engine:
 
     wait_until(up, timeout, what="engine /health")
     return eng
+
+
+class FakeTicks:
+    """A stand-in for a timer loop's stop event (`while not done.wait(interval)`): `n` intervals pass on the
+    fake clock `clock` (a one-item list), `on_tick(k)` runs after each, then the loop is told to stop."""
+
+    def __init__(self, n: int, clock: list[float], on_tick=None) -> None:
+        self.n, self.clock, self.on_tick, self.k = n, clock, on_tick, 0
+
+    def wait(self, secs: float) -> bool:
+        if self.k == self.n:
+            return True
+        self.k += 1
+        self.clock[0] += secs
+        if self.on_tick:
+            self.on_tick(self.k)
+        return False
+
+    def set(self) -> None:
+        pass

@@ -109,6 +109,7 @@ class Engine:
         self.recover_leases = r(t.recover_leases)
         self.next_lease_expiry = r(t.next_lease_expiry)
         self.reap_workers = r(t.reap_workers)
+        self.write_noted_heartbeats = r(t.write_noted_heartbeats)
         self.next_worker_reap = r(t.next_worker_reap)
         # workflow-task commands
         self.submit_commands = r(c.submit_commands)

@@ -217,6 +217,12 @@ class EngineCore:
         with self._held_lock:
             self._alive[worker_id] = now
 
+    def note_alive_at(self, seen: list[tuple[str, float]]) -> None:
+        """Note again heartbeats whose write failed (a later note of the same worker wins)."""
+        with self._held_lock:
+            for worker_id, at in seen:
+                self._alive[worker_id] = max(at, self._alive.get(worker_id, at))
+
     def take_alive(self) -> list[tuple[str, float]]:
         """The workers seen since the last call, with when (and forget them)."""
         with self._held_lock:

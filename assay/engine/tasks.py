@@ -474,6 +474,19 @@ class TaskOps(Service):
             self.core.registry.forget_workers()  # which rows went is not known: forget them all
         return n
 
+    def write_noted_heartbeats(self) -> int:
+        """Write the heartbeats noted in memory since the last call (each poll is one: POLL_IS_HEARTBEAT),
+        all in one transaction; returns how many workers were noted."""
+        seen = self.core.take_alive()
+        if seen:
+            try:
+                with self._tx() as (tx, _fx):
+                    tx.touch_workers(seen)
+            except BaseException:  # not written: noted again, so a rerun (or the next flush) writes them
+                self.core.note_alive_at(seen)
+                raise
+        return len(seen)
+
     def next_worker_reap(self) -> float | None:
         with self.store.read() as tx:
             oldest = tx.oldest_worker_heartbeat()

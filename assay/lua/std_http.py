@@ -26,6 +26,10 @@ MAX_REDIRECTS = 10
 _RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
+Conn = http.client.HTTPConnection | WireConn
+PoolKey = tuple[str, str, int, bool]  # scheme, host, port, over WireConn
+
+
 class Aborted(Exception):
     """The request was aborted because the process is stopping."""
 
@@ -76,12 +80,13 @@ class HttpClient:
         self.timeout = timeout
         self.follow_redirects = follow_redirects
         self.ssl_context = ssl_context
-        self._pool: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
-        self._wire: dict[tuple[str, str, int], WireConn] = {}  # plain http:// (assay/wire.py)
+        #: one idle connection per (scheme, host, port, wire): plain http:// without an event stream goes
+        #: through assay/wire.py (WireConn), the rest through http.client
+        self._pool: dict[PoolKey, Conn] = {}
         self._lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------------------------
-    def _take(self, key: tuple[str, str, int], timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    def _take(self, key: PoolKey, timeout: float) -> tuple[Conn, bool]:
         with self._lock:
             conn = self._pool.pop(key, None)
         if conn is not None and conn.sock is not None:
@@ -94,48 +99,26 @@ class HttpClient:
                 conn.sock.settimeout(timeout)
                 return conn, True
             conn.close()
-        scheme, host, port = key
+        scheme, host, port, wire = key
+        if wire:
+            return WireConn(host, port, timeout), False
         if scheme == "https":
             ctx = self.ssl_context or ssl.create_default_context()
             return http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx), False
         return http.client.HTTPConnection(host, port, timeout=timeout), False
 
-    def _give_back(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, key: PoolKey, conn: Conn) -> None:
         with self._lock:
             old = self._pool.get(key)
             self._pool[key] = conn
         if old is not None and old is not conn:
             old.close()
 
-    def _take_wire(self, key: tuple[str, str, int], timeout: float) -> tuple[WireConn, bool]:
-        with self._lock:
-            conn = self._wire.pop(key, None)
-        if conn is not None and conn.sock is not None:
-            try:  # a readable idle socket means the server closed it (or sent junk): drop it
-                readable, _, _ = select.select([conn.sock], [], [], 0)
-            except (OSError, ValueError):
-                readable = [True]
-            if not readable:
-                conn.set_timeout(timeout)
-                return conn, True
-            conn.close()
-        return WireConn(key[1], key[2], timeout), False
-
-    def _give_back_wire(self, key: tuple[str, str, int], conn: WireConn) -> None:
-        with self._lock:
-            old = self._wire.get(key)
-            self._wire[key] = conn
-        if old is not None and old is not conn:
-            old.close()
-
     def close(self) -> None:
         with self._lock:
             conns, self._pool = list(self._pool.values()), {}
-            wires, self._wire = list(self._wire.values()), {}
         for c in conns:
             c.close()
-        for w in wires:
-            w.close()
 
     # -- requests ------------------------------------------------------------------------------
     def request(
@@ -180,69 +163,13 @@ class HttpClient:
         if scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"unsupported URL {url!r} (expected http:// or https://)")
         port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, parts.hostname, port)
+        key = (scheme, parts.hostname, port, scheme == "http" and on_event is None)
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
         hdrs = {"User-Agent": "assay-lua", "Accept-Encoding": "identity", **headers}
-        if scheme == "http" and on_event is None:
-            return self._once_wire(key, method, target, body, hdrs, timeout, interruptible, url)
         for attempt in (1, 2):
             conn, reused = self._take(key, timeout)
-            try:
-                if conn.sock is None:
-                    conn.connect()
-                sock = conn.sock
-                if interruptible:
-                    INFLIGHT.add(sock)
-                try:
-                    conn.request(method, target, body=body, headers=hdrs)
-                    resp = conn.getresponse()
-                    rh: dict[str, str] = {}
-                    for k, v in resp.getheaders():
-                        k = k.lower()
-                        rh[k] = f"{rh[k]}, {v}" if k in rh else v
-                    if on_event is not None and rh.get("content-type", "").startswith("text/event-stream"):
-                        data = _read_sse(resp, on_event)
-                        conn.close()
-                        return Response(resp.status, data, rh, url)
-                    data = resp.read()
-                finally:
-                    if interruptible:
-                        INFLIGHT.discard(sock)
-            except _RETRYABLE:
-                conn.close()
-                if interruptible and INFLIGHT.stopping.is_set():
-                    raise Aborted("stopping") from None
-                if reused and attempt == 1:
-                    continue  # a keep-alive connection the server had already dropped
-                raise
-            except BaseException:
-                conn.close()
-                if interruptible and INFLIGHT.stopping.is_set():
-                    raise Aborted("stopping") from None
-                raise
-            if resp.will_close:
-                conn.close()
-            else:
-                self._give_back(key, conn)
-            return Response(resp.status, data, rh, url)
-        raise AssertionError("unreachable")
-
-    def _once_wire(
-        self,
-        key: tuple[str, str, int],
-        method: str,
-        target: str,
-        body: bytes | None,
-        hdrs: dict[str, str],
-        timeout: float,
-        interruptible: bool,
-        url: str,
-    ) -> Response:
-        """`_once` over a WireConn (plain http://, no event stream): the same retry and abort rules."""
-        for attempt in (1, 2):
-            conn, reused = self._take_wire(key, timeout)
             try:
                 if conn.sock is None:
                     conn.connect()
@@ -251,7 +178,7 @@ class HttpClient:
                 if interruptible:
                     INFLIGHT.add(sock)
                 try:
-                    status, rh, data, close = conn.request(method, target, body, hdrs)
+                    status, rh, data, close = _exchange(conn, method, target, body, hdrs, on_event)
                 finally:
                     if interruptible:
                         INFLIGHT.discard(sock)
@@ -270,9 +197,31 @@ class HttpClient:
             if close:
                 conn.close()
             else:
-                self._give_back_wire(key, conn)
+                self._give_back(key, conn)
             return Response(status, data, rh, url)
         raise AssertionError("unreachable")
+
+
+def _exchange(
+    conn: Conn,
+    method: str,
+    target: str,
+    body: bytes | None,
+    hdrs: dict[str, str],
+    on_event: Callable[[dict[str, str]], bool] | None,
+) -> tuple[int, dict[str, str], bytes, bool]:
+    """One request on `conn`: (status, headers by lower-case name, body, close the connection after)."""
+    if isinstance(conn, WireConn):
+        return conn.request(method, target, body, hdrs)
+    conn.request(method, target, body=body, headers=hdrs)
+    resp = conn.getresponse()
+    rh: dict[str, str] = {}
+    for k, v in resp.getheaders():
+        k = k.lower()
+        rh[k] = f"{rh[k]}, {v}" if k in rh else v
+    if on_event is not None and rh.get("content-type", "").startswith("text/event-stream"):
+        return resp.status, rh, _read_sse(resp, on_event), True
+    return resp.status, rh, resp.read(), bool(resp.will_close)
 
 
 def _read_sse(resp: http.client.HTTPResponse, on_event: Callable[[dict[str, str]], bool]) -> bytes:

@@ -210,6 +210,20 @@ def test_backup_under_write_load_restores_to_a_working_engine(tmp_path):
         eng.stop()
 
 
+def behind_the_engines_back(url: str, sql: str) -> None:
+    """Run `sql` on the database directly (no engine, no triggers' help)."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///") :])
+        conn.execute(sql)
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql)
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_check_finds_counters_that_disagree_with_the_rows(tmp_path, backend):
     """The counters behind namespace and queue stats (and deep offsets) are kept by triggers; a bulk load
@@ -222,10 +236,7 @@ def test_check_finds_counters_that_disagree_with_the_rows(tmp_path, backend):
         if not pg.available():
             pytest.skip("no PostgreSQL here")
         url = pg.fresh_database()
-        store = open_store(url)
-        store.migrate()
-        store.close()
-        url_store = open_store(url)
+        url_store = open_store(url)  # migrates
         with url_store.tx() as tx:
             tx.insert_workflow(
                 {"id": "wf-0", "namespace": "main", "run_id": "r", "workflow_type": "T", "task_queue": "default",
@@ -235,33 +246,15 @@ def test_check_finds_counters_that_disagree_with_the_rows(tmp_path, backend):
         url_store.close()
     r = run("db", "check", "--backend", url, "-o", "json")
     assert r.exit_code == 0 and json.loads(r.output)["problems"] == [], r.output
-    sql = "UPDATE workflow_counts SET n = n + 5 WHERE namespace = 'main' AND status = 'PENDING'"
-    if backend == "sqlite":
-        conn = sqlite3.connect(tmp_path / "c.db")
-        conn.execute(sql)
-        conn.commit()
-        conn.close()
-    else:
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql)
+    behind_the_engines_back(
+        url, "UPDATE workflow_counts SET n = n + 5 WHERE namespace = 'main' AND status = 'PENDING'"
+    )
     r = run("db", "check", "--backend", url, "-o", "json")
     assert r.exit_code == 1, r.output
     (problem,) = json.loads(r.output)["problems"]
     assert problem.startswith("workflow_counts (namespace stats") and "main, PENDING: counted" in problem
     assert ("counted 8, actually 3" if backend == "sqlite" else "counted 6, actually 1") in problem
-    sql = "UPDATE workflow_buckets SET n = n - 1 WHERE dim = 't'"  # the deep-offset counts by type
-    if backend == "sqlite":
-        conn = sqlite3.connect(tmp_path / "c.db")
-        conn.execute(sql)
-        conn.commit()
-        conn.close()
-    else:
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql)
+    behind_the_engines_back(url, "UPDATE workflow_buckets SET n = n - 1 WHERE dim = 't'")  # counts by type
     r = run("db", "check", "--backend", url, "-o", "json")
     problems = json.loads(r.output)["problems"]
     assert r.exit_code == 1 and len(problems) == 2, r.output

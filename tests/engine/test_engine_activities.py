@@ -410,3 +410,26 @@ def test_polls_are_heartbeats_written_in_one_go(engine, clock):
     WorkerReaperLoop(engine).tick(clock.now())  # the silent one goes; the polling ones stay
     assert {x["id"] for x in engine.list_workers("main")} == {a.id, b.id}
     assert loop.tick(clock.now()) and engine.core.take_alive() == []  # nothing noted: nothing written
+
+
+def test_noted_heartbeats_survive_a_failed_write(engine, clock, monkeypatch):
+    w = Worker(engine)
+    clock.advance(30)
+    engine.poll_tasks("default", w.id, 0.0)
+    noted = clock.now()
+    calls = []
+    real_tx = engine.core.store.tx
+
+    def failing_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+        return real_tx()
+
+    monkeypatch.setattr(engine.core.store, "tx", failing_once)
+    with pytest.raises(RuntimeError):
+        engine.write_noted_heartbeats()
+    monkeypatch.undo()
+    clock.advance(5)
+    assert engine.write_noted_heartbeats() == 1  # the note was kept for the next flush
+    assert {x["id"]: x["last_heartbeat"] for x in engine.list_workers("main")}[w.id] == noted

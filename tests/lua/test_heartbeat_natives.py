@@ -7,23 +7,7 @@ from __future__ import annotations
 import pytest
 
 from assay.lua import worker as lw
-
-
-class Ticks:
-    def __init__(self, n: int, clock: list[float], on_tick=None) -> None:
-        self.n, self.clock, self.on_tick, self.k = n, clock, on_tick, 0
-
-    def wait(self, secs: float) -> bool:
-        if self.k == self.n:
-            return True
-        self.k += 1
-        self.clock[0] += secs
-        if self.on_tick:
-            self.on_tick(self.k)
-        return False
-
-    def set(self) -> None:
-        pass
+from tests.helpers import FakeTicks
 
 
 @pytest.fixture
@@ -53,7 +37,7 @@ def beats(monkeypatch):
     return clock, sent
 
 
-def run(hb: lw.Heartbeat, ticks: Ticks) -> None:
+def run(hb: lw.Heartbeat, ticks: FakeTicks) -> None:
     hb.done = ticks  # type: ignore[assignment]
     hb._run()
 
@@ -68,7 +52,7 @@ def test_idle_beats_are_rare_only_when_every_state_polls(beats, idle_interval, p
     for _ in range(polling):
         lw.POLLING.enter()
     hb = lw.Heartbeat("http://127.0.0.1:1/hb", {}, b"{}", 5.0, idle_interval, states=2)
-    run(hb, Ticks(100, clock))
+    run(hb, FakeTicks(100, clock))
     assert sent == expected
 
 
@@ -76,7 +60,7 @@ def test_leaving_the_poll_with_a_task_brings_the_beat_back(beats):
     clock, sent = beats
     lw.POLLING.enter()
     hb = lw.Heartbeat("http://127.0.0.1:1/hb", {}, b"{}", 5.0, 300.0, states=1)
-    run(hb, Ticks(6, clock, lambda k: lw.POLLING.leave() if k == 4 else None))
+    run(hb, FakeTicks(6, clock, lambda k: lw.POLLING.leave() if k == 4 else None))
     assert sent == [20.0, 25.0, 30.0]
 
 

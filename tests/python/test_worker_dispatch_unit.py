@@ -10,7 +10,7 @@ import pytest
 from assay.workflow import registry
 from assay.workflow.results import ResultItem, ResultReporter
 from assay.workflow.worker import Worker
-from tests.helpers import wait_until
+from tests.helpers import FakeTicks, wait_until
 
 
 class FakeDeliver:
@@ -205,22 +205,6 @@ def test_a_stop_cuts_a_retry_after_wait_short(handlers):
     assert not th.is_alive() and len(t.calls) == 1
 
 
-class _Ticks:
-    """A stand-in for the heartbeat's stop event: `n` intervals pass (on a fake clock), then it stops."""
-
-    def __init__(self, n: int, clock: list[float], on_tick=None) -> None:
-        self.n, self.clock, self.on_tick, self.k = n, clock, on_tick, 0
-
-    def wait(self, secs: float) -> bool:
-        if self.k == self.n:
-            return True
-        self.k += 1
-        self.clock[0] += secs
-        if self.on_tick:
-            self.on_tick(self.k)
-        return False
-
-
 @pytest.mark.parametrize(
     ("poll_is_heartbeat", "held", "beats"),
     [
@@ -251,7 +235,7 @@ def test_an_idle_worker_beats_rarely_when_polls_are_heartbeats(monkeypatch, poll
         registration={"identity": "i", "queue": "q"}, heartbeat_interval=5.0, idle_heartbeat_interval=300.0
     )
     w.poll_is_heartbeat, w.held_tasks = poll_is_heartbeat, held
-    w.heartbeat_loop(_Ticks(100, clock))  # type: ignore[arg-type]
+    w.heartbeat_loop(FakeTicks(100, clock))  # type: ignore[arg-type]
     assert sent == ["/workers/heartbeat"] * beats
 
 
@@ -282,5 +266,5 @@ def test_a_worker_that_takes_work_beats_again_at_once(monkeypatch):
         if k == 4:  # 20 s in, a task was claimed
             w.held_tasks = 1
 
-    w.heartbeat_loop(_Ticks(6, clock, took_work))  # type: ignore[arg-type]
+    w.heartbeat_loop(FakeTicks(6, clock, took_work))  # type: ignore[arg-type]
     assert sent == [20.0, 25.0, 30.0]  # silent while idle, then every interval from the next tick
