@@ -46,6 +46,10 @@ MAX_TASKS = 100  # cap on a batch poll's max_tasks
 #: a held poll with nothing to wake it still looks at the store this often (tasks that become ready with
 #: time alone, e.g. a retry's backoff); the polls of one queue share the look
 RECHECK_SECS = 1.0
+#: how long a poll trusts the namespace an earlier poll of the same worker read (it skips its arrival look
+#: only with one). A registration here forgets it; one on another instance under another namespace with
+#: the same worker id is seen after this
+WORKER_NAMESPACE_TTL_SECS = 600.0
 
 
 class Claimed(list[tuple[str, Record]]):
@@ -149,6 +153,10 @@ class DispatchOps(Service):
                 namespace = self._worker_namespace(rtx, worker_id)
                 if spec is not None:
                     spec.namespace = namespace
+                    if namespace is not None:  # read here: later polls of the worker may skip their look
+                        if len(self.tasks.worker_namespaces) > 100_000:
+                            self.tasks.worker_namespaces.clear()
+                        self.tasks.worker_namespaces[worker_id] = (namespace, self.clock.monotonic())
             ready = [
                 k
                 for k in kinds
@@ -276,12 +284,14 @@ class DispatchOps(Service):
         spec = PollSpec(queue, None, worker_id, tuple(kinds), gone)
         held = False
         woken_by: str | None = None
-        look = True  # look at the store on this turn
+        look: bool | None = None  # look at the store on this turn (None: the arrival, _arrival_look)
         try:
             while True:
                 since = self.notifier.versions(keys)
                 if (gone is not None and gone()) or worker_id in self.tasks._departed:
                     break
+                if look is None:
+                    look = self._arrival_look(spec, wait_secs, since, work_keys)
                 if look:
                     order = tuple(kinds)
                     if woken_by is not None:  # the kind we were woken for first
@@ -320,6 +330,30 @@ class DispatchOps(Service):
                     del self._lookouts[key]
                     if not self.notifier.closed:
                         self.notifier.pass_on(work_keys[0])
+
+    def _arrival_look(
+        self, spec: PollSpec, wait_secs: float, since: dict[str, int], work_keys: list[str]
+    ) -> bool:
+        """Whether an arriving poll looks at the store. A long poll whose queue some poll found empty less
+        than RECHECK_SECS ago, with no work come since (the work keys' versions, bumped by every commit
+        here and through the bridge by every other instance), is held at once: a thousand idle workers
+        coming back every wait_secs cost no store read each. It needs its worker's namespace (what a
+        hand-over checks) from an earlier poll; a poll without wait always looks."""
+        if wait_secs <= 0:
+            return True
+        known = self.tasks.worker_namespaces.get(spec.worker_id)
+        if known is None or self.clock.monotonic() - known[1] > WORKER_NAMESPACE_TTL_SECS:
+            return True
+        spec.namespace = known[0]
+        seen = self._last_look.get(self._look_key(spec))
+        if (
+            seen is not None
+            and self.clock.monotonic() - seen[0] < RECHECK_SECS
+            and seen[1] == tuple(since[k] for k in work_keys)  # the versions this poll will wait on
+        ):
+            return False
+        spec.namespace = None  # the look reads it again
+        return True
 
     def _tick(self, spec: PollSpec) -> float:
         """How long a held poll sleeps when nothing wakes it. One held poll per queue (the lookout) wakes

@@ -65,6 +65,8 @@ class TaskOps(Service):
         self.life = life
         self._poll_turn = itertools.count()  # combined polls alternate which kind they try first
         self._departed: set[str] = set()  # worker ids that deregistered: their held polls claim nothing
+        #: worker id -> (namespace, when read): lets an arriving long poll skip its look (dispatch.py)
+        self.worker_namespaces: dict[str, tuple[str, float]] = {}
 
     # --- worker registry ------------------------------------------------------------------------
     def register_worker(
@@ -109,6 +111,9 @@ class TaskOps(Service):
                 }
             )
         self.core.registry.forget_workers(wid)  # (nothing to forget: a deletion forgot it; kept cheap)
+        if len(self.worker_namespaces) > 100_000:
+            self.worker_namespaces.clear()
+        self.worker_namespaces[wid] = (namespace, self.core.clock.monotonic())  # (may have changed)
         return wid
 
     def heartbeat_worker(self, worker_id: str, reregister: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +45,11 @@ from assay.store.sql import JSON_COLUMNS, SqlTx
 log = logging.getLogger("assay.store.postgres")
 
 LEADER_LOCK_KEY = 0x61737361  # "assa"
+#: how long one look at the leader lock answers every leader-only loop (a non-leader looks every 2 s)
+LEADER_CHECK_SECS = 1.0
 CHANNEL = "assay_events"
+#: longest the LISTEN thread sleeps in select() before looking whether the store closed (close() wakes it)
+LISTEN_IDLE_SECS = 60.0
 _JSON_NAMES = sorted({c for cols in JSON_COLUMNS.values() for c in cols})
 
 
@@ -176,12 +182,16 @@ class PostgresStore(Store):
         self._leader_conn: Any = None
         self._is_leader = False
         self._leader_lock = threading.Lock()
+        self._leader_checked = -LEADER_CHECK_SECS  # time.monotonic() of the last look at the leader lock
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # close() wakes the LISTEN thread's select() through it
         try:
             self.migrate()
         except BaseException:
             self.pool.close()  # a refused (foreign) or broken database: leave no pool threads behind
+            os.close(self._wake_r)
+            os.close(self._wake_w)
             raise
 
     # --- transactions -------------------------------------------------------------------------
@@ -275,9 +285,15 @@ class PostgresStore(Store):
 
     # --- leadership on a dedicated connection ----------------------------------------------------
     def try_leadership(self) -> bool:
+        """Hold (or try to take) the leader lock. The leader-only loops all ask before each tick: one
+        answer serves them all for LEADER_CHECK_SECS (one round trip, not one per loop and tick)."""
         with self._leader_lock:
             if self._closed.is_set():
                 return False
+            now = time.monotonic()
+            if self._leader_conn is not None and now - self._leader_checked < LEADER_CHECK_SECS:
+                return self._is_leader
+            self._leader_checked = now
             if self._leader_conn is not None:
                 try:
                     self._leader_conn.execute("SELECT 1")
@@ -335,6 +351,11 @@ class PostgresStore(Store):
             log.exception("NOTIFY failed")
 
     def listen(self, callback: Callable[[str, str], None]) -> None:
+        """Call `callback(channel, payload)` for every message another instance NOTIFYs. The thread sleeps
+        in select() on the LISTEN connection's socket (and a pipe close() writes to): it wakes only when a
+        message (or a broken connection) arrives, never on a timer (psycopg's notifies() wakes 10 times a
+        second to look for one)."""
+
         def run() -> None:
             backoff = 0.5
             while not self._closed.is_set():
@@ -343,10 +364,17 @@ class PostgresStore(Store):
                     with conn:
                         conn.execute(f"LISTEN {CHANNEL}")
                         backoff = 0.5
+                        pgconn = conn.pgconn
                         while not self._closed.is_set():
-                            for n in conn.notifies(timeout=1.0):
+                            ready, _, _ = select.select(
+                                [pgconn.socket, self._wake_r], [], [], LISTEN_IDLE_SECS
+                            )
+                            if pgconn.socket not in ready:
+                                continue  # close() woke us, or nothing came: look at _closed again
+                            pgconn.consume_input()  # raises when the connection broke
+                            while (n := pgconn.notifies()) is not None:
                                 try:
-                                    msg = json.loads(n.payload)
+                                    msg = json.loads(n.extra.decode("utf-8"))
                                 except ValueError:
                                     continue
                                 if msg.get("o") != self.instance:
@@ -362,10 +390,16 @@ class PostgresStore(Store):
         self._listener.start()
 
     def close(self) -> None:
+        if self._closed.is_set():
+            return
         self._closed.set()
+        os.write(self._wake_w, b"x")
         self.release_leadership()
         if self._listener is not None:
             self._listener.join(3)
+        if self._listener is None or not self._listener.is_alive():
+            os.close(self._wake_r)
+            os.close(self._wake_w)
         self.pool.close()
 
     def describe(self) -> str:
