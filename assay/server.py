@@ -440,6 +440,11 @@ class Server:
             return
         log.info("received %s: finishing in-flight requests and shutting down", signal.Signals(signum).name)
         self.begin_shutdown()
+        if self._channels is not None:
+            # Our loop runs quick requests on this (the main) thread: the signal may land in the middle of
+            # one, so no exception here; the loop ends after its current turn and serve_forever shuts down.
+            self._channels.stop()
+            return
         raise SystemExit(0)
 
     def begin_shutdown(self) -> None:

@@ -310,3 +310,45 @@ def test_a_jwt_that_may_need_the_issuer_is_never_served_inline(tmp_path):
         assert not keys_only.may_call_out(jws)  # refused locally: JWTs are not enabled
     finally:
         store.close()
+
+
+def test_a_sigterm_landing_inside_an_inline_request_lets_it_finish(tmp_path):
+    """Signals run on the main thread, which turns the loop and so serves quick requests: the handler must
+    not raise into the request it interrupts. The request's answer goes out, then the engine stops."""
+    import http.client
+    import os
+    import signal
+
+    from assay.config import Settings
+    from assay.server import Server
+
+    server = Server(Settings(port=0, backend=f"sqlite:///{tmp_path}/sig.db", threads=4))
+    app = server.app
+
+    def signalled(environ, start_response):
+        if environ["PATH_INFO"].endswith("/workflows/boom"):
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs on this thread before the next line
+            for _ in range(1000):  # bytecodes for the pending handler to run in the middle of the request
+                pass
+        return app(environ, start_response)
+
+    signalled.assay_router = app.assay_router
+    server.app = signalled
+    answers: list[int] = []
+
+    def client() -> None:
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=DEADLINE)
+        c.request("GET", "/api/v1/workflows/boom")
+        answers.append(c.getresponse().status)
+        c.close()
+
+    t = threading.Thread(target=client, daemon=True)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        t.start()
+        server.serve_forever(install_signals=True)  # returns once the signal has stopped the loop
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    t.join(DEADLINE)
+    assert answers == [404]  # answered (no such workflow), not cut off
