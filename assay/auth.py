@@ -393,6 +393,13 @@ class Authenticator:
         if not verify_api_key(self.store, token, now):
             self._fail(ip, now, "Invalid API key")
 
+    def may_call_out(self, authorization: str) -> bool:
+        """Could checking this Authorization header wait on another server (the issuer's JWKS)? Such a
+        request is never run on the connection loop's thread."""
+        if self.verifier is None or not self.config.enabled:
+            return False
+        return looks_like_jws(authorization[7:].strip()) if authorization.startswith("Bearer ") else False
+
     def _fail(self, ip: str, now: float, reason: str) -> None:
         self.throttle.fail(ip, now)
         log.warning("authentication failed from %s: %s", ip, reason)

@@ -105,6 +105,7 @@ class ChannelMap(dict):  # type: ignore[type-arg]
         self._due: list[tuple[float, int, Any]] = []  # (monotonic time, seq, channel): delayed answers
         self._seq = itertools.count()
         self._stopping = False
+        self._loop_thread: int | None = None  # the thread running `loop` (requests may run on it inline)
         self.turns = 0  # loop turns so far (tests, benches)
         self.asked = 0  # readable()/writable() pairs asked so far (tests, benches)
 
@@ -137,17 +138,28 @@ class ChannelMap(dict):  # type: ignore[type-arg]
     ) -> None:
         """wasyncore.loop's signature: turn until the map is empty (or `count` turns)."""
         self._stopping = False
-        while self and not self._stopping and (count is None or count > 0):
-            self.turn(timeout)
-            if count is not None:
-                count -= 1
+        self._loop_thread = threading.get_ident()
+        try:
+            while self and not self._stopping and (count is None or count > 0):
+                self.turn(timeout)
+                if count is not None:
+                    count -= 1
+        finally:
+            self._loop_thread = None
+
+    def on_loop_thread(self) -> bool:
+        """Is the caller the thread turning this loop?"""
+        return self._loop_thread == threading.get_ident()
 
     def stop(self) -> None:
         """End `loop` after its current turn (any thread); the dispatchers stay open."""
         self._stopping = True
         for obj in list(self._others.values()):
             if hasattr(obj, "pull_trigger"):  # the trigger pipe: wake the poll
-                obj.pull_trigger()
+                try:
+                    obj.pull_trigger()
+                except OSError:  # the loop saw _stopping already, ended and closed the pipe
+                    pass
 
     def turn(self, timeout: float) -> None:
         self.turns += 1
@@ -243,6 +255,7 @@ def _pull_trigger(srv: Any, channels: ChannelMap) -> Any:
         ch = getattr(_serving, "channel", None)
         if ch is not None:
             channels.touch(ch)  # before the wake-up: the loop's next turn must see it
-        trigger.pull_trigger()
+        if not channels.on_loop_thread():  # on the loop itself (a request served inline): it turns anyway
+            trigger.pull_trigger()
 
     return pull_trigger

@@ -90,7 +90,7 @@ def _peer_closed(sock: socket.socket) -> bool:
 GATHER_MAX = 256 * 1024
 
 
-def _use_channel_class(wsgi: Any) -> None:
+def _use_channel_class(wsgi: Any, inline: Any = None) -> None:
     """waitress's HTTP channel with two changes:
 
     - `waitress.client_disconnected` works without channel_request_lookahead (it peeks at the socket);
@@ -106,7 +106,7 @@ def _use_channel_class(wsgi: Any) -> None:
     from waitress.channel import ClientDisconnected
     from waitress.task import WSGITask
 
-    from assay.httploop import TrackedChannel
+    from assay.httploop import ChannelMap, TrackedChannel
 
     class Task(WSGITask):  # type: ignore[misc]
         def write(self, data: Any) -> None:
@@ -125,6 +125,25 @@ def _use_channel_class(wsgi: Any) -> None:
         task_class = Task
         answer_at = 0.0  # monotonic time before which the queued answer is not sent (delay_answer)
         gather: list[bytes] | None = None  # the writes of Task.write that leave together
+        inline_due = False  # a quick request is ready: serve it on the loop thread once received() is done
+
+        def handle_read(self) -> None:
+            super().handle_read()
+            # received() (inside handle_read) holds the requests lock while it queues a request, so a quick
+            # request is served here, after it. A pipelined next request may be quick too (service()
+            # queues it through add_task, which sets inline_due again).
+            while self.inline_due and self.connected:
+                self.inline_due = False
+                self.service()
+                if self.total_outbufs_len or self.will_close or self.close_when_flushed:
+                    self.handle_write()  # the answer leaves now, not on the next turn
+
+        def _flush_outbufs_below_high_watermark(self) -> None:
+            # A task thread waits there for the loop to drain a huge answer; the loop cannot wait for
+            # itself: served inline, the answer stays buffered and the loop sends it.
+            if isinstance(self._map, ChannelMap) and self._map.on_loop_thread():
+                return
+            super()._flush_outbufs_below_high_watermark()
 
         def delay_answer(self, secs: float) -> None:
             """Send the answer being written `secs` from now, without keeping the task thread: the bytes
@@ -172,12 +191,34 @@ def _use_channel_class(wsgi: Any) -> None:
     for srv in servers:
         if hasattr(srv, "channel_class"):
             srv.channel_class = Channel
+            if inline is not None and isinstance(getattr(srv, "_map", None), ChannelMap):
+                srv.add_task = _inline_dispatch(srv, srv._map, inline)
 
 
-def create_http_server(application: Any, **adjustments: Any) -> Any:
+def _inline_dispatch(srv: Any, channels: Any, inline: Any) -> Any:
+    """The server's add_task: a quick request that arrives on the loop thread is served right there (the
+    channel's handle_read runs it) instead of being handed to a task thread and its answer handed back;
+    anything else goes to the task threads as before."""
+    to_threads = srv.add_task
+
+    def add_task(channel: Any) -> None:
+        if channels.on_loop_thread() and channel.requests:
+            request = channel.requests[0]
+            if not request.error and inline(request.command, request.path, request.headers):
+                channel.inline_due = True
+                return
+        to_threads(channel)
+
+    return add_task
+
+
+def create_http_server(application: Any, inline: Any = None, **adjustments: Any) -> Any:
     """waitress.create_server(application, **adjustments) with assay's channel (above) on the loop of
     assay/httploop.py (where epoll or poll exist; waitress's own loop elsewhere). The server's
-    `.channels` is that loop's socket map (None on waitress's loop)."""
+    `.channels` is that loop's socket map (None on waitress's loop).
+
+    `inline(method, path, headers) -> bool`: requests it accepts are served on the loop thread itself
+    (assay/httploop.py loop only); None: every request goes to a task thread, as in plain waitress."""
     import waitress
 
     from assay import httploop
@@ -192,7 +233,7 @@ def create_http_server(application: Any, **adjustments: Any) -> Any:
         **adjustments,
     }
     srv = waitress.create_server(application, map=channels, **adjustments)
-    _use_channel_class(srv)
+    _use_channel_class(srv, inline if channels is not None else None)
     if channels is not None:  # an idle connection costs the loop nothing per turn
         httploop.install(srv, channels)
     srv.channels = channels
@@ -235,6 +276,8 @@ class Server:
         self._channels: Any = None
         self._stopping = threading.Event()
         self.app: Any = None
+        self._auth: Any = None
+        self._inline = False  # quick requests may run on the loop thread (decided once the store is open)
         # The port first: a port in use must fail before the database is created, migrated or locked.
         self.bind()
         try:
@@ -254,6 +297,10 @@ class Server:
         settings = self.settings
         self.store = open_store(settings.backend, synchronous=settings.sqlite_synchronous)
         self.engine = Engine(self.store, settings=settings)
+        # Inline serving blocks the connection loop while a request waits on its database: fine for a
+        # local SQLite file, not for a Postgres server across a network (ASSAY_INLINE_REQUESTS=1 forces it).
+        inline = settings.inline_requests
+        self._inline = inline if inline is not None else self.store.dialect == "sqlite"
         if self._wsgi is not None:  # held polls grow the pool up to ASSAY_MAX_THREADS (engine/core.py)
             self.engine.core.grow_pool = self._wsgi.task_dispatcher.set_thread_count
         if self.store.multi_instance:
@@ -281,6 +328,7 @@ class Server:
             audience=settings.auth_audience or None,
         )
         auth = Authenticator(self.store, self.auth_config) if self.auth_config.enabled else None
+        self._auth = auth
         self.app = make_app(
             self.engine, settings, health_extra=self.supervisor.report, auth=auth, extra=self._extras()
         )
@@ -295,6 +343,18 @@ class Server:
         if channel is not None and hasattr(channel, "delay_answer"):
             environ[DELAY_ANSWER] = channel.delay_answer
         return self.app(environ, start_response)  # bound before the app exists: look it up per request
+
+    def _is_quick(self, method: str, path: str, headers: dict[str, str]) -> bool:
+        """May this request run on the connection loop's thread? A quick route (RouteSpec.quick), and no
+        credential whose check may call another server."""
+        if not self._inline:
+            return False
+        app = self.app
+        router = getattr(app, "assay_router", None)
+        if router is None or not router.is_quick(method, path):
+            return False
+        auth = self._auth
+        return auth is None or not auth.may_call_out(headers.get("AUTHORIZATION", ""))
 
     def bind(self) -> Any:
         import waitress
@@ -315,6 +375,7 @@ class Server:
     def _create(self, waitress: Any, s: Settings) -> Any:
         srv = create_http_server(
             self._application,
+            inline=self._is_quick if s.inline_requests is not False else None,
             host=s.host,
             port=s.port,
             threads=s.threads,
@@ -379,6 +440,11 @@ class Server:
             return
         log.info("received %s: finishing in-flight requests and shutting down", signal.Signals(signum).name)
         self.begin_shutdown()
+        if self._channels is not None:
+            # Our loop runs quick requests on this (the main) thread: the signal may land in the middle of
+            # one, so no exception here; the loop ends after its current turn and serve_forever shuts down.
+            self._channels.stop()
+            return
         raise SystemExit(0)
 
     def begin_shutdown(self) -> None:

@@ -29,6 +29,7 @@ def make_app(
     app.config["catchall"] = False
     app.config["json.enable"] = False
     router = Router(app, settings.max_body_bytes, auth.guard if auth is not None else None)
+    app.assay_router = router  # the server asks it which requests are quick (Router.is_quick)
     workflows.register(router, engine)
     tasks.register(router, engine)
     schedules.register(router, engine)

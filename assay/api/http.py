@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class RouteSpec:
     description: str = ""
     example: Any = None
     stream: bool = False
+    #: answers without waiting on anything but the database (no long-poll, no stream, no remote call, bounded
+    #: work): the server may run it on its connection loop's thread instead of handing it to a task thread
+    quick: bool = False
 
 
 class Router:
@@ -49,9 +53,11 @@ class Router:
         self.max_body = max_body
         self.guard = guard
         self.specs: list[RouteSpec] = []
+        self._quick: dict[str, re.Pattern[str]] | None = None
 
     def add(self, spec: RouteSpec) -> None:
         self.specs.append(spec)
+        self._quick = None
         bottle_path = spec.path.replace("{", "<").replace("}", ">")
         guard = self.guard if spec.auth != "public" else None
         for prefix in PREFIXES:
@@ -63,6 +69,27 @@ class Router:
             return fn
 
         return deco
+
+    def is_quick(self, method: str, path: str) -> bool:
+        """Is `method path` (a raw request path, no query) a route declared quick?"""
+        table = self._quick
+        if table is None:
+            table = self._quick = quick_table(self.specs)
+        pattern = table.get(method)
+        return pattern is not None and pattern.fullmatch(path) is not None
+
+
+def quick_table(specs: list[RouteSpec]) -> dict[str, re.Pattern[str]]:
+    """method -> one pattern matching every quick route's path under every prefix."""
+    alts: dict[str, list[str]] = {}
+    for spec in specs:
+        if not spec.quick:
+            continue
+        parts = re.split(r"\{[^}]+\}", spec.path)
+        body = "[^/]+".join(re.escape(p) for p in parts)
+        for prefix in PREFIXES:
+            alts.setdefault(spec.method, []).append(re.escape(prefix) + body)
+    return {m: re.compile("|".join(f"(?:{a})" for a in sorted(set(v)))) for m, v in alts.items()}
 
 
 def dumps(obj: Any) -> str:

@@ -27,6 +27,7 @@ def register(
         "meta",
         auth="public",
         responses={200: "Health"},
+        quick=True,
     )
     def health() -> str:
         body: dict[str, Any] = {
@@ -47,6 +48,7 @@ def register(
         "meta",
         auth="public",
         responses={200: "Version"},
+        quick=True,
     )
     def version() -> str:
         return json_response({"version": __version__, "build_profile": BUILD_PROFILE})
@@ -59,6 +61,7 @@ def register(
         auth="public",
         responses={200: "Protocol"},
         description="Generated from assay/protocol.py; the dashboard reads its lists from here.",
+        quick=True,
     )
     def protocol_json() -> str:
         bottle.response.set_header("Cache-Control", "no-cache")

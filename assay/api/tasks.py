@@ -99,6 +99,7 @@ def register(r: Router, engine: Engine) -> None:
         body="RegisterWorker",
         body_required=True,
         responses={200: "WorkerId", 400: "Error"},
+        quick=True,
     )
     def register_worker() -> str:
         b = as_object(read_body(mb))
@@ -136,6 +137,7 @@ def register(r: Router, engine: Engine) -> None:
         body="WorkerHeartbeat",
         body_required=True,
         responses={200: None, 400: "Error"},
+        quick=True,
     )
     def worker_heartbeat() -> str:
         b = as_object(read_body(mb))
@@ -182,6 +184,7 @@ def register(r: Router, engine: Engine) -> None:
         body="CompleteActivity",
         responses={200: None, 404: "Error", 409: "Error"},
         description="Empty 200; with eager_workflow_task (opt-in) the 200 body is EagerWorkflowTask.",
+        quick=True,
     )
     def complete(id: str) -> str:
         b = as_object(read_body(mb))
@@ -199,6 +202,7 @@ def register(r: Router, engine: Engine) -> None:
         body="FailActivity",
         responses={200: None, 404: "Error", 409: "Error"},
         description="Empty 200; with eager_workflow_task (opt-in) the 200 body is EagerWorkflowTask.",
+        quick=True,
     )
     def fail(id: str) -> str:
         b = as_object(read_body(mb))
@@ -223,6 +227,7 @@ def register(r: Router, engine: Engine) -> None:
         description="Each item is applied on its own: its `status` is 200, or the 404/409 a single "
         "complete/fail would have answered (that item changes nothing). With eager_workflow_task the "
         "workflow tasks the items made ready are claimed for this worker.",
+        quick=True,
     )
     def report_results() -> str:
         b = as_object(read_body(mb))
@@ -263,6 +268,7 @@ def register(r: Router, engine: Engine) -> None:
         "tasks",
         body="ActivityHeartbeat",
         responses={200: "HeartbeatResponse", 404: "Error", 409: "Error"},
+        quick=True,
     )
     def heartbeat(id: str) -> str:
         b = as_object(read_body(mb))
@@ -296,6 +302,7 @@ def register(r: Router, engine: Engine) -> None:
         responses={200: None, 400: "Error", 404: "Error", 409: "Error"},
         description="Empty 200; with eager_activities or eager_workflow_task (opt-in) the 200 body is "
         "EagerCommandsResponse.",
+        quick=True,
     )
     def commands(id: str) -> str:
         body = read_body(mb)
@@ -325,6 +332,7 @@ def register(r: Router, engine: Engine) -> None:
         body="FailWorkflowTask",
         body_required=True,
         responses={200: "FailedWorkflowTask", 400: "Error", 404: "Error", 409: "Error"},
+        quick=True,
     )
     def fail_workflow_task(id: str) -> str:
         b = as_object(read_body(mb))

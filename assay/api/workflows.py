@@ -94,6 +94,7 @@ def register(r: Router, engine: Engine) -> None:
         body_required=True,
         responses={201: "StartResponse", 400: "Error", 409: "Error"},
         example={"workflow_type": "Hello", "workflow_id": "hello-1", "input": {"name": "Ada"}},
+        quick=True,
     )
     def start_workflow() -> str:
         b = as_object(read_body(mb))
@@ -156,6 +157,7 @@ def register(r: Router, engine: Engine) -> None:
         "Describe a workflow",
         "workflows",
         responses={200: "Workflow", 404: "Error"},
+        quick=True,
     )
     def describe(id: str) -> str:
         return json_response(records.workflow(engine.get_workflow(id)))
@@ -189,6 +191,7 @@ def register(r: Router, engine: Engine) -> None:
         "workflows",
         body="Signal",
         responses={200: None, 404: "Error", 409: "Error"},
+        quick=True,
     )
     def signal(id: str, name: str) -> str:
         b = as_object(read_body(mb))
@@ -202,6 +205,7 @@ def register(r: Router, engine: Engine) -> None:
         "workflows",
         body="Reason",
         responses={200: None, 404: "Error", 409: "Error"},
+        quick=True,
     )
     def cancel(id: str) -> str:
         b = as_object(read_body(mb))
@@ -215,6 +219,7 @@ def register(r: Router, engine: Engine) -> None:
         "workflows",
         body="Reason",
         responses={200: None, 404: "Error", 409: "Error"},
+        quick=True,
     )
     def terminate(id: str) -> str:
         b = as_object(read_body(mb))

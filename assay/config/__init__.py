@@ -183,6 +183,14 @@ class Settings:
         "answers at once, empty, with retry_after.",
         shown_default="16 x threads, at least 1024",
     )
+    inline_requests: bool | None = setting(
+        None,
+        "ASSAY_INLINE_REQUESTS",
+        "Serve quick protocol requests (start, describe, commands, results, heartbeats, health) on the "
+        "connection loop's thread, without a hand-off to a task thread and back. 0: every request goes to "
+        "a task thread. Off by default on Postgres, where a request waits on the network.",
+        shown_default="on with SQLite, off with Postgres",
+    )
     max_body_bytes: int = setting(2 * 1024 * 1024, "ASSAY_MAX_BODY_BYTES", "Largest accepted request body.")
     dispatch_timeout_secs: float = setting(
         30.0,

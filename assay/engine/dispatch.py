@@ -28,6 +28,7 @@ from assay.engine.deploy import record_build_id
 from assay.engine.notify import Effects, Waiter
 from assay.errors import AssayError
 from assay.protocol import (
+    DEFAULT_NAMESPACE,
     HISTORY_AFTER,
     HISTORY_LAST_SEQ,
     HISTORY_NEXT_AFTER,
@@ -231,9 +232,11 @@ class DispatchOps(Service):
     def load_histories(self, recs: list[Record]) -> None:
         load_histories(self.store, recs)
 
-    def _worker_namespace(self, tx: Tx, worker_id: str) -> str | None:
+    def _worker_namespace(self, tx: Tx, worker_id: str) -> str:
+        """The namespace a worker claims from: its registered one; for an id the engine does not know
+        (never registered, or reaped), the default namespace, never every namespace."""
         w = self._worker(tx, worker_id)
-        return w["namespace"] if w else None
+        return str(w["namespace"]) if w else DEFAULT_NAMESPACE
 
     # --- polls ------------------------------------------------------------------------------------
     def poll(

@@ -79,6 +79,55 @@ def test_held_requests_never_starve_the_server(tmp_path):
     assert len(results) == 10  # the held polls were answered at shutdown
 
 
+def test_sigterm_amid_quick_requests_loses_no_acknowledged_start(tmp_path):
+    """Quick requests run on the main thread (the connection loop), where signals land: a SIGTERM in the
+    middle of one must not abort it. The engine exits 0 without a traceback, and every start it answered
+    201 is in the database afterwards."""
+    import http.client as hc
+    import json
+
+    e = start_engine(tmp_path)
+    port = e.port
+    acked: list[str] = []
+    started = threading.Event()
+
+    def starter() -> None:
+        c = hc.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for i in range(100000):
+                body = json.dumps({"workflow_type": "T", "workflow_id": f"s-{i}", "task_queue": "q"})
+                c.request(
+                    "POST", "/api/v1/workflows", body=body, headers={"Content-Type": "application/json"}
+                )
+                r = c.getresponse()
+                r.read()
+                if r.status == 201:
+                    acked.append(f"s-{i}")
+                    if len(acked) == 50:
+                        started.set()
+        except (OSError, hc.HTTPException):
+            return  # the engine went away under us: expected
+        finally:
+            c.close()
+
+    t = threading.Thread(target=starter, daemon=True)
+    t.start()
+    assert started.wait(30)
+    e.stopping = True
+    e.proc.send_signal(signal.SIGTERM)
+    assert e.proc.wait(15) == 0, e.log()
+    t.join(10)
+    assert not t.is_alive()
+    assert "Traceback" not in e.log() and "engine stopped" in e.log()
+    again = start_engine(tmp_path, db=e.db)
+    try:
+        for wf_id in acked[-20:] + acked[:5]:
+            status, rec, _ = http("GET", again.api + "/workflows/" + wf_id)
+            assert status == 200, (wf_id, rec)
+    finally:
+        assert again.stop() == 0
+
+
 def test_sigterm_with_a_held_long_poll_exits_cleanly_and_releases_the_lock(tmp_path):
     e = start_engine(tmp_path)
     w = RawWorker(e.api, queue="q")

@@ -52,6 +52,17 @@ def test_a_worker_registered_again_under_its_id_is_seen_as_registered_now(engine
     assert task is not None and task["id"] == "in-b"
 
 
+def test_an_unknown_worker_id_claims_only_from_the_default_namespace(engine) -> None:
+    """Namespaces are enforced (DECISIONS 10): an id the engine does not know (never registered, or
+    reaped) is not a key to every namespace's work."""
+    start(engine, "in-b", queue="q", namespace="b")
+    assert engine.claim_workflow_task("q", "ghost") is None
+    start(engine, "in-main", queue="q")
+    task = engine.claim_workflow_task("q", "ghost")
+    assert task is not None and task["id"] == "in-main"
+    assert engine.claim_workflow_task("q", "ghost") is None  # in-b stays for a worker of namespace b
+
+
 def test_a_reaped_worker_is_forgotten(engine, clock) -> None:
     start(engine, "in-b", queue="q", namespace="b")
     engine.register_worker(identity="t", queue="q", namespace="a", worker_id="w1")
