@@ -151,13 +151,9 @@ class DispatchOps(Service):
             if spec is not None and spec.namespace is not None:
                 namespace = spec.namespace
             else:
-                namespace = self._worker_namespace(rtx, worker_id)
+                namespace = self._worker_namespace(rtx, worker_id, remember=spec is not None)
                 if spec is not None:
                     spec.namespace = namespace
-                    if namespace is not None:  # read here: later polls of the worker may skip their look
-                        if len(self.tasks.worker_namespaces) > 100_000:
-                            self.tasks.worker_namespaces.clear()
-                        self.tasks.worker_namespaces[worker_id] = (namespace, self.clock.monotonic())
             ready = [
                 k
                 for k in kinds
@@ -232,11 +228,19 @@ class DispatchOps(Service):
     def load_histories(self, recs: list[Record]) -> None:
         load_histories(self.store, recs)
 
-    def _worker_namespace(self, tx: Tx, worker_id: str) -> str:
+    def _worker_namespace(self, tx: Tx, worker_id: str, *, remember: bool = False) -> str:
         """The namespace a worker claims from: its registered one; for an id the engine does not know
-        (never registered, or reaped), the default namespace, never every namespace."""
+        (never registered, or reaped), the default namespace, never every namespace. `remember`: a
+        registered worker's is kept for its later polls (which may then skip their look, _arrival_look)."""
         w = self._worker(tx, worker_id)
-        return str(w["namespace"]) if w else DEFAULT_NAMESPACE
+        if not w:
+            return DEFAULT_NAMESPACE
+        if remember:
+            known = self.tasks.worker_namespaces
+            if len(known) > 100_000:
+                known.clear()
+            known[worker_id] = (str(w["namespace"]), self.clock.monotonic())
+        return str(w["namespace"])
 
     # --- polls ------------------------------------------------------------------------------------
     def poll(

@@ -114,3 +114,14 @@ def test_a_held_poll_that_skipped_its_look_is_handed_work_of_its_namespace_only(
     monkeypatch.setattr(engine.notifier, "wait", work_arrives)
     got = engine.poll_tasks("q", b, 30.0, workflows=True, activities=False, gone=lambda: False)
     assert [(k, t["id"]) for k, t in got] == [("workflow_task", "wf-main")]  # handed over, not wf-other
+
+
+def test_an_unknown_worker_id_is_not_remembered(engine, clock, monkeypatch):
+    """An id the engine does not know polls the default namespace (DECISIONS 10) but is not remembered:
+    should it register elsewhere under another namespace, its next poll reads that."""
+    held_once(engine, clock, monkeypatch)
+    spy = StoreSpy(engine.store, monkeypatch)
+    for _ in range(2):
+        assert list(engine.poll_tasks("q", "w-nobody", 0.0005, gone=lambda: False)) == []
+    assert "w-nobody" not in engine.tasks.worker_namespaces
+    assert spy.reads == 2 and spy.writes == 0
