@@ -53,7 +53,7 @@ def test_a_worker_registered_again_under_its_id_is_seen_as_registered_now(engine
 
 
 def test_an_unknown_worker_id_claims_only_from_the_default_namespace(engine) -> None:
-    """Namespaces are enforced (DECISIONS 10): an id the engine does not know (never registered, or
+    """Namespaces are enforced (docs/design.md, Namespaces): an id the engine does not know (never registered, or
     reaped) is not a key to every namespace's work."""
     start(engine, "in-b", queue="q", namespace="b")
     assert engine.claim_workflow_task("q", "ghost") is None
