@@ -117,7 +117,7 @@ def test_a_held_poll_that_skipped_its_look_is_handed_work_of_its_namespace_only(
 
 
 def test_an_unknown_worker_id_is_not_remembered(engine, clock, monkeypatch):
-    """An id the engine does not know polls the default namespace (DECISIONS 10) but is not remembered:
+    """An id the engine does not know polls the default namespace (namespaces are enforced) but is not remembered:
     should it register elsewhere under another namespace, its next poll reads that."""
     held_once(engine, clock, monkeypatch)
     spy = StoreSpy(engine.store, monkeypatch)
