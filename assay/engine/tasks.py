@@ -149,6 +149,7 @@ class TaskOps(Service):
                 known = tx.delete_worker(worker_id)
         finally:
             self.core.registry.forget_workers(worker_id)
+            self.worker_namespaces.pop(worker_id, None)
         return {"known": known, "leases_released": len(leases), "activities_released": acts}
 
     def list_workers(self, namespace: str | None) -> list[Record]:
@@ -477,6 +478,7 @@ class TaskOps(Service):
             n = tx.reap_workers(self.now() - self.settings.worker_reap_secs)
         if n:
             self.core.registry.forget_workers()  # which rows went is not known: forget them all
+            self.worker_namespaces.clear()  # (likewise: a reaped id polls again as an unknown one)
         return n
 
     def write_noted_heartbeats(self) -> int:

@@ -125,3 +125,14 @@ def test_an_unknown_worker_id_is_not_remembered(engine, clock, monkeypatch):
         assert list(engine.poll_tasks("q", "w-nobody", 0.0005, gone=lambda: False)) == []
     assert "w-nobody" not in engine.tasks.worker_namespaces
     assert spy.reads == 2 and spy.writes == 0
+
+
+def test_a_departed_or_reaped_worker_is_forgotten(engine, clock, monkeypatch):
+    """Deregistered, or reaped after ASSAY_WORKER_REAP_SECS of silence: its namespace is not trusted any
+    more (a reaped id polls again as an unknown one, from the default namespace)."""
+    a, b = register(engine, 2, namespace="other")
+    engine.deregister_worker(a)
+    assert a not in engine.tasks.worker_namespaces and b in engine.tasks.worker_namespaces
+    clock.advance(engine.settings.worker_reap_secs + 1)
+    assert engine.reap_workers() == 1
+    assert b not in engine.tasks.worker_namespaces
