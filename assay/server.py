@@ -91,7 +91,7 @@ GATHER_MAX = 256 * 1024
 
 
 def _use_channel_class(wsgi: Any, inline: Any = None) -> None:
-    """waitress's HTTP channel with two changes:
+    """waitress's HTTP channel with these changes:
 
     - `waitress.client_disconnected` works without channel_request_lookahead (it peeks at the socket);
     - the main loop does not spin on a channel whose task thread is writing. waitress lists a channel as
@@ -101,7 +101,8 @@ def _use_channel_class(wsgi: Any, inline: Any = None) -> None:
       channel is not writable until the lock is free, and a task that leaves bytes behind wakes the
       loop after releasing the lock;
     - an answer's head and its first body part leave in one send (waitress sends them apart: two
-      syscalls and two TCP segments for every small JSON answer).
+      syscalls and two TCP segments for every small JSON answer);
+    - with `inline` (see create_http_server), a quick request is served on the loop thread itself.
     """
     from waitress.channel import ClientDisconnected
     from waitress.task import WSGITask
