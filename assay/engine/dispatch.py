@@ -236,10 +236,7 @@ class DispatchOps(Service):
         if not w:
             return DEFAULT_NAMESPACE
         if remember:
-            known = self.tasks.worker_namespaces
-            if len(known) > 100_000:
-                known.clear()
-            known[worker_id] = (str(w["namespace"]), self.clock.monotonic())
+            self.tasks.remember_namespace(worker_id, str(w["namespace"]))
         return str(w["namespace"])
 
     # --- polls ------------------------------------------------------------------------------------

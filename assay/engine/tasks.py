@@ -111,10 +111,14 @@ class TaskOps(Service):
                 }
             )
         self.core.registry.forget_workers(wid)  # (nothing to forget: a deletion forgot it; kept cheap)
-        if len(self.worker_namespaces) > 100_000:
-            self.worker_namespaces.clear()
-        self.worker_namespaces[wid] = (namespace, self.core.clock.monotonic())  # (may have changed)
+        self.remember_namespace(wid, namespace)  # (may have changed)
         return wid
+
+    def remember_namespace(self, worker_id: str, namespace: str) -> None:
+        """Note a registered worker's namespace for its later polls (dispatch.py, _arrival_look)."""
+        if len(self.worker_namespaces) > 100_000:  # a bound, not a cache policy: the next polls read again
+            self.worker_namespaces.clear()
+        self.worker_namespaces[worker_id] = (namespace, self.core.clock.monotonic())
 
     def heartbeat_worker(self, worker_id: str, reregister: dict[str, Any] | None = None) -> dict[str, Any]:
         """Refresh the worker and every lease it holds. An unknown id is re-registered when the caller

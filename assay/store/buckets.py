@@ -37,6 +37,27 @@ def _rows(rec: str, dims: tuple[tuple[str, str | None], ...], bucket_sql: str) -
     return out
 
 
+def _same_place(is_same: str) -> str:
+    """OLD and NEW count in the same buckets (`is_same`: the dialect's null-safe equality)."""
+    return " AND ".join(
+        f"OLD.{c} {is_same} NEW.{c}" for c in ("namespace", "created_at", "workflow_type", "task_queue")
+    )
+
+
+def _backfill(bucket_sql: str, cols: str, shard: str = "") -> list[str]:
+    """Fill workflow_buckets from the workflows already there (`shard`: Postgres's extra value)."""
+    out = []
+    for dim, col in DIMS:
+        for span in SPANS:
+            b, val = bucket_sql.format(x="created_at", w=float(2**span)), col or "''"
+            grp = f", {col}" if col else ""
+            out.append(
+                f"INSERT INTO workflow_buckets ({cols}, n) SELECT namespace, '{dim}', "
+                f"{val}, {span}, {b}, {shard}COUNT(*) FROM workflows GROUP BY namespace{grp}, {b}"
+            )
+    return out
+
+
 # --- SQLite --------------------------------------------------------------------------------------
 _SQ_BUCKET = "CAST({x} / {w} AS INTEGER)"
 _SQ_COLS = "namespace, dim, val, span, bucket"
@@ -50,23 +71,11 @@ def _sq_upsert(rec: str, delta: int, dims: tuple[tuple[str, str | None], ...] = 
     )
 
 
-_SAME_PLACE = (
-    "OLD.namespace IS NEW.namespace AND OLD.created_at IS NEW.created_at "
-    "AND OLD.workflow_type IS NEW.workflow_type AND OLD.task_queue IS NEW.task_queue"
-)
+_SAME_PLACE = _same_place("IS")
 
 
 def _sq_backfill() -> list[str]:
-    out = []
-    for dim, col in DIMS:
-        for span in SPANS:
-            b, val = _SQ_BUCKET.format(x="created_at", w=float(2**span)), col or "''"
-            grp = f", {col}" if col else ""
-            out.append(
-                f"INSERT INTO workflow_buckets ({_SQ_COLS}, n) SELECT namespace, '{dim}', "
-                f"{val}, {span}, {b}, COUNT(*) FROM workflows GROUP BY namespace{grp}, {b}"
-            )
-    return out
+    return _backfill(_SQ_BUCKET, _SQ_COLS)
 
 
 SQLITE_DDL = [
@@ -148,24 +157,11 @@ def _pg_upsert(rec: str, delta: int, dims: tuple[tuple[str, str | None], ...] = 
     )
 
 
-_PG_SAME_PLACE = (
-    "OLD.namespace IS NOT DISTINCT FROM NEW.namespace AND OLD.created_at IS NOT DISTINCT FROM NEW.created_at "
-    "AND OLD.workflow_type IS NOT DISTINCT FROM NEW.workflow_type "
-    "AND OLD.task_queue IS NOT DISTINCT FROM NEW.task_queue"
-)
+_PG_SAME_PLACE = _same_place("IS NOT DISTINCT FROM")
 
 
 def _pg_backfill() -> list[str]:
-    out = []
-    for dim, col in DIMS:
-        for span in SPANS:
-            b, val = _PG_BUCKET.format(x="created_at", w=float(2**span)), col or "''"
-            grp = f", {col}" if col else ""
-            out.append(
-                f"INSERT INTO workflow_buckets ({_PG_COLS}, n) SELECT namespace, '{dim}', "
-                f"{val}, {span}, {b}, 0, COUNT(*) FROM workflows GROUP BY namespace{grp}, {b}"
-            )
-    return out
+    return _backfill(_PG_BUCKET, _PG_COLS, shard="0, ")
 
 
 _PG_SEARCH_COLS = "namespace, key, value, span, bucket, shard"

@@ -65,17 +65,22 @@ class App:
         return [data]
 
 
-@pytest.fixture
-def served():
-    """(app, server, port): the loop turns in a thread until the test ends."""
-    app = App()
-    srv = create_http_server(
-        app, host="127.0.0.1", port=0, threads=4, channel_timeout=300, connection_limit=1000
-    )
+def run_server(app, **kw) -> tuple:
+    """(server, thread): create_http_server(app, **kw) on 127.0.0.1, a free port, its loop turning in the
+    thread (end it with stop()). Skips the test where waitress keeps its own loop (no epoll/poll)."""
+    srv = create_http_server(app, host="127.0.0.1", port=0, **kw)
     if srv.channels is None:  # pragma: no cover - a platform without epoll/poll keeps waitress's loop
         pytest.skip("no epoll/poll here")
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
+    return srv, t
+
+
+@pytest.fixture
+def served():
+    """(app, server, port): the loop turns in a thread until the test ends."""
+    app = App()
+    srv, t = run_server(app, threads=4, channel_timeout=300, connection_limit=1000)
     yield app, srv, srv.effective_port
     app.go_on.set()
     stop(srv, t)
@@ -248,11 +253,7 @@ def test_connections_close_cleanly_from_either_side(served):
 
 def test_waitress_closes_a_connection_idle_past_channel_timeout():
     app = App()
-    srv = create_http_server(app, host="127.0.0.1", port=0, threads=2, channel_timeout=1, cleanup_interval=1)
-    if srv.channels is None:  # pragma: no cover
-        pytest.skip("no epoll/poll here")
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
+    srv, t = run_server(app, threads=2, channel_timeout=1, cleanup_interval=1)
     try:
         s = connect(srv.effective_port)
         assert get(s, "/hello") == b"hello"

@@ -11,8 +11,7 @@ import threading
 import pytest
 
 from assay.api.http import PREFIXES, Router, RouteSpec
-from assay.server import create_http_server
-from tests.e2e.test_httploop import DEADLINE, connect, get, read_response, recv, send, stop
+from tests.e2e.test_httploop import DEADLINE, connect, get, read_response, recv, run_server, send, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -49,19 +48,13 @@ def served():
         asked.append((method, path))
         return path.startswith("/quick")
 
-    srv = create_http_server(
+    srv, t = run_server(
         app,
         inline=inline,
-        host="127.0.0.1",
-        port=0,
         threads=4,
         connection_limit=100,
         outbuf_high_watermark=64 * 1024,  # far below /big: served inline, it must not wait for itself
     )
-    if srv.channels is None:  # pragma: no cover - no epoll/poll here: waitress's own loop, nothing inline
-        pytest.skip("no epoll/poll here")
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
     app.asked = asked
     yield app, srv, srv.effective_port, t
     app.go_on.set()
@@ -153,11 +146,7 @@ def test_a_held_slow_request_does_not_stop_quick_ones(served):
 
 def test_without_inline_every_request_goes_to_a_task_thread():
     app = App()
-    srv = create_http_server(app, host="127.0.0.1", port=0, threads=2, connection_limit=10)
-    if srv.channels is None:  # pragma: no cover
-        pytest.skip("no epoll/poll here")
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
+    srv, t = run_server(app, threads=2, connection_limit=10)
     try:
         c = connect(srv.effective_port)
         try:

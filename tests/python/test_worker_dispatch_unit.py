@@ -4,6 +4,7 @@ it asks for, and batch polls never claiming more tasks than it has free slots.""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -205,6 +206,31 @@ def test_a_stop_cuts_a_retry_after_wait_short(handlers):
     assert not th.is_alive() and len(t.calls) == 1
 
 
+def _beating_worker(monkeypatch, clock: list[float]) -> tuple[Any, list[tuple[float, str]]]:
+    """A worker whose heartbeat transport records (fake time, path) of every beat; intervals 5 s busy,
+    300 s idle; the module's monotonic clock reads `clock[0]`."""
+    from assay.workflow import worker as worker_mod
+
+    monkeypatch.setattr(worker_mod.time, "monotonic", lambda: clock[0])
+    sent: list[tuple[float, str]] = []
+
+    class HbTransport:
+        def __init__(self, *a, **kw) -> None:
+            pass
+
+        def call(self, method, path, body=None, **kw):
+            sent.append((clock[0], path))
+            return 200, {"known": True}, b""
+
+    monkeypatch.setattr(worker_mod, "Transport", HbTransport)
+    w = _worker(FakeTransport(lambda path, body: (200, None, b"")))
+    w.t.url, w.t.api_key = "http://127.0.0.1:1", None
+    w.cfg.update(
+        registration={"identity": "i", "queue": "q"}, heartbeat_interval=5.0, idle_heartbeat_interval=300.0
+    )
+    return w, sent
+
+
 @pytest.mark.parametrize(
     ("poll_is_heartbeat", "held", "beats"),
     [
@@ -214,52 +240,16 @@ def test_a_stop_cuts_a_retry_after_wait_short(handlers):
     ],
 )
 def test_an_idle_worker_beats_rarely_when_polls_are_heartbeats(monkeypatch, poll_is_heartbeat, held, beats):
-    from assay.workflow import worker as worker_mod
-
     clock = [1000.0]
-    monkeypatch.setattr(worker_mod.time, "monotonic", lambda: clock[0])
-    sent: list[str] = []
-
-    class HbTransport:
-        def __init__(self, *a, **kw) -> None:
-            pass
-
-        def call(self, method, path, body=None, **kw):
-            sent.append(path)
-            return 200, {"known": True}, b""
-
-    monkeypatch.setattr(worker_mod, "Transport", HbTransport)
-    w = _worker(FakeTransport(lambda path, body: (200, None, b"")))
-    w.t.url, w.t.api_key = "http://127.0.0.1:1", None
-    w.cfg.update(
-        registration={"identity": "i", "queue": "q"}, heartbeat_interval=5.0, idle_heartbeat_interval=300.0
-    )
+    w, sent = _beating_worker(monkeypatch, clock)
     w.poll_is_heartbeat, w.held_tasks = poll_is_heartbeat, held
     w.heartbeat_loop(FakeTicks(100, clock))  # type: ignore[arg-type]
-    assert sent == ["/workers/heartbeat"] * beats
+    assert [path for _, path in sent] == ["/workers/heartbeat"] * beats
 
 
 def test_a_worker_that_takes_work_beats_again_at_once(monkeypatch):
-    from assay.workflow import worker as worker_mod
-
     clock = [0.0]
-    monkeypatch.setattr(worker_mod.time, "monotonic", lambda: clock[0])
-    sent: list[float] = []
-
-    class HbTransport:
-        def __init__(self, *a, **kw) -> None:
-            pass
-
-        def call(self, method, path, body=None, **kw):
-            sent.append(clock[0])
-            return 200, {"known": True}, b""
-
-    monkeypatch.setattr(worker_mod, "Transport", HbTransport)
-    w = _worker(FakeTransport(lambda path, body: (200, None, b"")))
-    w.t.url, w.t.api_key = "http://127.0.0.1:1", None
-    w.cfg.update(
-        registration={"identity": "i", "queue": "q"}, heartbeat_interval=5.0, idle_heartbeat_interval=300.0
-    )
+    w, sent = _beating_worker(monkeypatch, clock)
     w.poll_is_heartbeat = True
 
     def took_work(k: int) -> None:
@@ -267,4 +257,8 @@ def test_a_worker_that_takes_work_beats_again_at_once(monkeypatch):
             w.held_tasks = 1
 
     w.heartbeat_loop(FakeTicks(6, clock, took_work))  # type: ignore[arg-type]
-    assert sent == [20.0, 25.0, 30.0]  # silent while idle, then every interval from the next tick
+    assert [at for at, _ in sent] == [
+        20.0,
+        25.0,
+        30.0,
+    ]  # silent while idle, then every interval from the next tick
