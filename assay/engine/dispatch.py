@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,11 @@ RECHECK_SECS = 1.0
 #: only with one). A registration here forgets it; one on another instance under another namespace with
 #: the same worker id is seen after this
 WORKER_NAMESPACE_TTL_SECS = 600.0
+#: the longest a held poll that is not its queue's lookout sleeps when nothing wakes it
+MAX_TICK_SECS = 30.0
+#: `woken_by` of a held poll woken only to take over its queue's safety look from a poll that left (no work
+#: came with it: it looks at the store only when that look is due)
+LOOKOUT = "lookout"
 
 
 class Claimed(list[tuple[str, Record]]):
@@ -98,6 +104,12 @@ def load_histories(store: Any, recs: list[Record]) -> None:
                 rec[HISTORY_NEXT_AFTER] = events[-1]["seq"]
 
 
+def _work_versions(versions: dict[str, int], work_keys: list[str]) -> tuple[int, ...]:
+    """The versions of a poll's work keys in one order (a combined poll alternates the order of its kinds:
+    a look by one turn must be recognised by the next)."""
+    return tuple(versions[k] for k in sorted(work_keys))
+
+
 @dataclass
 class PollSpec:
     """What a held poll accepts (a transaction checks it before handing a task over)."""
@@ -120,6 +132,8 @@ class DispatchOps(Service):
         self._lookouts: dict[tuple[str, str | None, tuple[str, ...]], PollSpec] = {}
         #: (queue, namespace, kinds) -> (when, work versions) of the last look that found nothing
         self._last_look: dict[tuple[str, str | None, tuple[str, ...]], tuple[float, tuple[int, ...]]] = {}
+        #: (time.monotonic) until when some held poll may sleep longer than RECHECK_SECS (see _tick)
+        self._long_ticks_until = 0.0
 
     def claim_workflow_task(self, queue: str, worker_id: str) -> Record | None:
         return self.claim_task(queue, worker_id, (WF,))[1]
@@ -322,7 +336,7 @@ class DispatchOps(Service):
                     return Claimed(w.tasks)
                 if w.woken and w.woken_by and w.woken_by.startswith(("wf:", "act:")):
                     woken_by = w.woken_by
-                look = bool(w) or not self._looked_lately(spec, work_keys)
+                look = (bool(w) and w.woken_by != LOOKOUT) or not self._looked_lately(spec, work_keys)
             if woken_by is not None:  # leaving without the task we were woken for
                 self.notifier.pass_on(woken_by)
             return Claimed()
@@ -332,8 +346,10 @@ class DispatchOps(Service):
                 key = self._look_key(spec)
                 if self._lookouts.get(key) is spec:  # another held poll of the queue takes the lookout over
                     del self._lookouts[key]
-                    if not self.notifier.closed:
-                        self.notifier.pass_on(work_keys[0])
+                    # woken for it only when some held poll may sleep longer than RECHECK_SECS; otherwise
+                    # the first to wake takes it over (no thread switch on the busy path of a hand-over)
+                    if not self.notifier.closed and time.monotonic() < self._long_ticks_until:
+                        self.notifier.pass_on(work_keys[0], LOOKOUT)
 
     def _arrival_look(
         self, spec: PollSpec, wait_secs: float, since: dict[str, int], work_keys: list[str]
@@ -353,7 +369,7 @@ class DispatchOps(Service):
         if (
             seen is not None
             and self.clock.monotonic() - seen[0] < RECHECK_SECS
-            and seen[1] == tuple(since[k] for k in work_keys)  # the versions this poll will wait on
+            and seen[1] == _work_versions(since, work_keys)  # the versions this poll will wait on
         ):
             return False
         spec.namespace = None  # the look reads it again
@@ -367,7 +383,10 @@ class DispatchOps(Service):
         key = self._look_key(spec)
         if self._lookouts.setdefault(key, spec) is spec:
             return RECHECK_SECS
-        return min(30.0, max(RECHECK_SECS, self.core.held_requests / 20))
+        tick = min(MAX_TICK_SECS, max(RECHECK_SECS, self.core.held_requests / 20))
+        if tick > RECHECK_SECS:  # (real time: the notifier's waits are)
+            self._long_ticks_until = max(self._long_ticks_until, time.monotonic() + tick)
+        return tick
 
     def _look_key(self, spec: PollSpec) -> tuple[str, str | None, tuple[str, ...]]:
         return (spec.queue, spec.namespace, tuple(sorted(spec.kinds)))
@@ -376,7 +395,7 @@ class DispatchOps(Service):
         """Remember that a look at the store (with these work versions) found nothing for this queue."""
         self._last_look[self._look_key(spec)] = (
             self.clock.monotonic(),
-            tuple(since[k] for k in work_keys),
+            _work_versions(since, work_keys),
         )
 
     def _looked_lately(self, spec: PollSpec, work_keys: list[str]) -> bool:
@@ -386,7 +405,7 @@ class DispatchOps(Service):
             return False
         at, versions = seen
         now = self.notifier.versions(work_keys)
-        return self.clock.monotonic() - at < RECHECK_SECS and versions == tuple(now[k] for k in work_keys)
+        return self.clock.monotonic() - at < RECHECK_SECS and versions == _work_versions(now, work_keys)
 
     # --- hand-over (inside the transaction that made tasks ready) ---------------------------------------
     def _hand_over(self, tx: Tx, fx: Effects) -> None:

@@ -65,11 +65,13 @@ class Notifier:
     def bump(
         self, keys: Iterable[str], *, remote: bool = False, counts: dict[str, int] | None = None
     ) -> None:
-        """Move the keys' versions and wake their waiters; `counts` caps the wake-ups of a work key
-        (0 = version only: the task was handed over already)."""
+        """Move the keys' versions and wake their waiters; `counts` caps the wake-ups of a work key. A
+        work key whose count is 0 (its tasks were handed over or claimed eagerly in the transaction: no
+        claimable work came) is left alone, version included: a poll that looked since still trusts its
+        look (dispatch.py, _arrival_look / _looked_lately)."""
         keys = set(keys)
         if counts:
-            keys.update(counts)
+            keys.update(k for k, n in counts.items() if n > 0)
         if not keys:
             return
         with self._lock:
@@ -88,19 +90,20 @@ class Notifier:
                 log.exception("notify bridge failed")
 
     @staticmethod
-    def _wake(key: str, waiters: Iterable[Waiter], n: int) -> None:
+    def _wake(key: str, waiters: Iterable[Waiter], n: int, reason: str | None = None) -> None:
         for w in waiters:
             if n <= 0:
                 return
             if not w.woken:
-                w.woken, w.woken_by = True, key
+                w.woken, w.woken_by = True, reason or key
                 w.cond.notify()
                 n -= 1
 
-    def pass_on(self, key: str) -> None:
-        """A woken poll that leaves without the task it was woken for hands the wake-up to another."""
+    def pass_on(self, key: str, reason: str | None = None) -> None:
+        """A woken poll that leaves without the task it was woken for hands the wake-up to another (one
+        waiter on `key`; its `woken_by` is `reason` when given, else the key)."""
         with self._lock:
-            self._wake(key, self._waiters.get(key) or (), 1)
+            self._wake(key, self._waiters.get(key) or (), 1, reason)
 
     def wait(self, since: dict[str, int], timeout: float, poll: Any = None) -> Waiter:
         """Block until a key in `since` moves past its version (a work key: until this waiter is the one

@@ -79,8 +79,8 @@ class SqliteStore(Store):
         self.commits = 0
         check_sqlite_file(self.path, SQLITE[0][1])  # before our connection touches the file
         self._writer = self._connect()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[sqlite3.Connection] = []  # every reader connection (closed by close())
+        self._idle: list[sqlite3.Connection] = []  # readers not in a read transaction; last used last
         self._readers_lock = threading.Lock()
         self._closed = False
         self.migrate()
@@ -100,16 +100,19 @@ class SqliteStore(Store):
             raise ConfigError(f"cannot open SQLite database {self.path}: {e}") from None
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        if self.path == ":memory:":
-            return self._writer
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only = ON")
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
+    def _take_reader(self) -> sqlite3.Connection:
+        """An idle reader connection (the one used last: a pool, not one per thread), or a new one.
+
+        Not one per thread: the HTTP pool hands requests to its threads in turn (64 by default), so
+        per-thread readers cost a connection (~1 ms of CPU) on each thread's first read, and as many open
+        connections as threads ever read."""
+        with self._readers_lock:
+            if self._idle:
+                return self._idle.pop()
+        conn = self._connect()
+        conn.execute("PRAGMA query_only = ON")
+        with self._readers_lock:
+            self._readers.append(conn)
         return conn
 
     @contextmanager
@@ -203,12 +206,17 @@ class SqliteStore(Store):
             with self._write_lock:
                 yield SqliteTx(self._writer)
             return
-        conn = self._reader()
-        conn.execute("BEGIN")
+        conn = self._take_reader()
         try:
-            yield SqliteTx(conn)
+            conn.execute("BEGIN")
+            try:
+                yield SqliteTx(conn)
+            finally:
+                conn.execute("ROLLBACK")
         finally:
-            conn.execute("ROLLBACK")
+            with self._readers_lock:  # back to the pool (not when its ROLLBACK failed)
+                if not self._closed and not conn.in_transaction:
+                    self._idle.append(conn)
 
     def migrate(self) -> list[int]:
         applied: list[int] = []
@@ -292,6 +300,7 @@ class SqliteStore(Store):
                     except sqlite3.Error:
                         pass
                 self._readers.clear()
+                self._idle.clear()
             self._writer.close()
 
     def describe(self) -> str:
