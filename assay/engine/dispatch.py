@@ -85,23 +85,38 @@ class HistoryPlan:
         return HISTORY_PAGE_MAX if self.sticky and self.after is None else None
 
 
+#: key of a claimed workflow task's record holding the events of its plan that the claiming transaction
+#: wrote itself (all of them: e.g. a start's WorkflowStarted handed over at once): no read needed
+WRITTEN = "_history_written"
+
+
 def load_histories(store: Any, recs: list[Record]) -> None:
-    """Read the histories of claimed workflow tasks (one read transaction, after the claim committed)."""
+    """Read the histories of claimed workflow tasks (one read transaction, after the claim committed;
+    none for a task whose claiming transaction wrote its whole history itself)."""
     todo = [r for r in recs if PLAN in r]
+    for rec in todo:
+        if WRITTEN in rec:
+            _set_history(rec, rec.pop(PLAN), rec.pop(WRITTEN))
+    todo = [r for r in todo if PLAN in r]
     if not todo:
         return
     with store.read() as rtx:
         for rec in todo:
             plan: HistoryPlan = rec.pop(PLAN)
-            events = rtx.list_events(rec["id"], plan.after or 0, upto=plan.last, limit=plan.limit)
-            rec["history"] = events
-            if not plan.sticky:
-                continue
-            rec[HISTORY_LAST_SEQ] = plan.last
-            if plan.after is not None:
-                rec[HISTORY_AFTER] = plan.after
-            elif events and events[-1]["seq"] < plan.last:
-                rec[HISTORY_NEXT_AFTER] = events[-1]["seq"]
+            _set_history(
+                rec, plan, rtx.list_events(rec["id"], plan.after or 0, upto=plan.last, limit=plan.limit)
+            )
+
+
+def _set_history(rec: Record, plan: HistoryPlan, events: list[Record]) -> None:
+    rec["history"] = events
+    if not plan.sticky:
+        return
+    rec[HISTORY_LAST_SEQ] = plan.last
+    if plan.after is not None:
+        rec[HISTORY_AFTER] = plan.after
+    elif events and events[-1]["seq"] < plan.last:
+        rec[HISTORY_NEXT_AFTER] = events[-1]["seq"]
 
 
 def _work_versions(versions: dict[str, int], work_keys: list[str]) -> tuple[int, ...]:
@@ -211,7 +226,10 @@ class DispatchOps(Service):
                 fx.sse(SseEvent.workflow_running, rec)
             worker = self._worker(tx, rec["dispatch_claimed_by"])
             record_build_id(tx, rec, rec["dispatch_claimed_by"], worker)
-            rec[PLAN] = self._plan_history(tx, rec, worker)
+            rec[PLAN] = plan = self._plan_history(tx, rec, worker)
+            written = tx.written_events(rec["id"], plan.after or 0, plan.last)
+            if written is not None:
+                rec[WRITTEN] = written if plan.limit is None else written[: plan.limit]
             if not handed:
                 fx.histories.append(rec)
         else:

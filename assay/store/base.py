@@ -172,6 +172,11 @@ class Tx(abc.ABC):
     ) -> list[Record]:
         """Events with after_seq < seq (<= upto) (of one type), ascending, at most `limit`."""
 
+    def written_events(self, wf_id: str, after_seq: int, upto: int) -> list[Record] | None:
+        """The workflow's events after_seq < seq <= upto when THIS transaction wrote every one of them, as
+        list_events would read them back (without their row `id`); None when it cannot tell (read them)."""
+        return None
+
     # --- activities ---------------------------------------------------------------------------
     @abc.abstractmethod
     def insert_activity(self, rec: Record) -> int: ...

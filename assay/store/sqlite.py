@@ -53,7 +53,7 @@ def sqlite_path(url: str) -> str:
 
 
 class SqliteTx(SqlTx):
-    pass
+    keeps_written = True
 
 
 class SqliteStore(Store):

@@ -86,8 +86,14 @@ class SqlBase(Tx):
     #: every statement of this transaction sees one snapshot (SQLite: always; Postgres: read transactions)
     snapshot_reads = True
 
+    #: keep the events this transaction writes (`written_events`): a dialect whose JSON read back is
+    #: exactly json.loads of the text written (SQLite; Postgres' JSONB reorders object keys)
+    keeps_written = False
+
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        #: workflow id -> events this transaction wrote (payload as the encoded JSON text), when kept
+        self._written: dict[str, list[Record]] = {}
 
     # --- plumbing -----------------------------------------------------------------------------
     @contextmanager
@@ -97,6 +103,7 @@ class SqlBase(Tx):
         try:
             yield
         except BaseException:
+            self._written.clear()  # (some were undone: the histories are read instead)
             self._exec("ROLLBACK TO SAVEPOINT step")
             self._exec("RELEASE SAVEPOINT step")
             raise
@@ -121,6 +128,15 @@ class SqlBase(Tx):
     def _scalar(self, sql: str, params: Params = ()) -> Any:
         row = self._exec(sql, params).fetchone()
         return None if row is None else row[0]
+
+    def written_events(self, wf_id: str, after_seq: int, upto: int) -> list[Record] | None:
+        evs = self._written.get(wf_id)
+        if not evs:
+            return None
+        got = [e for e in evs if after_seq < e["seq"] <= upto]
+        if [e["seq"] for e in got] != list(range(after_seq + 1, upto + 1)):
+            return None
+        return [{**e, "payload": load_json(e["payload"])} for e in got]
 
     def _decode(self, table: str, rec: Record) -> Record:
         for c in JSON_COLUMNS.get(table, ()):

@@ -448,10 +448,20 @@ class WorkflowVerbs(SqlBase):
         return int(seq)
 
     def _insert_event(self, wf_id: str, seq: int, event_type: str, payload: Any, now: float) -> None:
+        text = self.encode_json(payload)
         self._exec(
             "INSERT INTO workflow_events (workflow_id, seq, event_type, payload, timestamp) VALUES (?, ?, ?, ?, ?)",
-            (wf_id, seq, event_type, self.encode_json(payload), now),
+            (wf_id, seq, event_type, text, now),
         )
+        if self.keeps_written:
+            ev = {  # as a read returns it: plain str, REAL timestamp (payload decoded by written_events)
+                "workflow_id": wf_id,
+                "seq": seq,
+                "event_type": str.__str__(event_type),
+                "payload": text,
+                "timestamp": float(now),
+            }
+            self._written.setdefault(wf_id, []).append(ev)
 
     def list_events(
         self,
