@@ -11,7 +11,14 @@ the commits that published SSE events, and the moment the SSE frame of the compl
 the median of each step over all samples, so the gaps (network + worker time between requests, SSE
 delivery) can be read off.
 
-    .venv/bin/python bench/latency_chain.py [--workflows 100] [--workers 2]
+    .venv/bin/python bench/latency_chain.py [--workflows 100] [--workers 2] [--phases] [--skip 20]
+
+`--phases` also breaks each request's CPU down: the thread CPU spent inside a set of engine functions
+(PHASES, inclusive: a nested one counts in both) and per SQL statement, median per request kind (a held
+poll apart). `--skip N` leaves the first N requests of each kind out of that table: the HTTP pool hands
+requests to its 64 threads in turn, so the first ones pay for warming each thread.
+`CHAIN_PROFILE=FILE CHAIN_PROFILE_PATH=/poll` (environment): a cProfile (thread CPU, not wall time) of the
+requests whose path ends so.
 """
 
 from __future__ import annotations
@@ -50,6 +57,80 @@ workflow.listen({ queue = "QUEUE", identity = "chain-lua" })
 """.replace("QUEUE", QUEUE)
 
 
+#: (module, class or None, function) whose inclusive thread CPU `--phases` reports per request
+PHASES = [
+    ("assay.api.http", None, "read_body"),
+    ("assay.api.http", None, "json_response"),
+    ("assay.records", None, "workflow_task"),
+    ("assay.records", None, "activity"),
+    ("assay.engine.dispatch", "DispatchOps", "claim_tasks"),
+    ("assay.engine.dispatch", "DispatchOps", "load_histories"),
+    ("assay.engine.dispatch", "DispatchOps", "_hand_over"),
+    ("assay.engine.dispatch", "DispatchOps", "_prepare"),
+    ("assay.engine.notify", "Notifier", "wait"),
+    ("assay.engine.notify", "Effects", "flush"),
+    ("assay.engine.notify", "Broadcaster", "publish"),
+    ("assay.store.sqlite", "SqliteStore", "_begin"),
+    ("assay.store.sqlite", "SqliteStore", "_flush"),
+    ("assay.store.sqlite", "SqliteStore", "_take_reader"),
+    ("assay.store.sql.core", "SqlBase", "_decode"),
+]
+
+
+class Phases:
+    """Inclusive thread CPU (ms) and calls of PHASES and of each SQL statement, per request (thread)."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.local = threading.local()
+        for mod, cls, attr in PHASES:
+            m = importlib.import_module(mod)
+            owner = getattr(m, cls) if cls else m
+            if attr not in vars(owner):
+                continue  # (not in this version of the engine)
+            orig = vars(owner)[attr]
+            new = self.wrap(f"{cls or mod.rsplit('.', 1)[-1]}.{attr}", orig)
+            setattr(owner, attr, new)
+            if cls is None:  # also where it was imported by name
+                for mm in list(sys.modules.values()):
+                    if getattr(mm, "__name__", "").startswith("assay") and getattr(mm, attr, None) is orig:
+                        setattr(mm, attr, new)
+        from assay.store.sql import core
+
+        exec_sql = core.SqlBase._exec
+
+        def _exec(tx, sql, params=()):  # type: ignore[no-untyped-def]
+            return self.timed("SQL " + " ".join(sql.split())[:60], exec_sql, tx, sql, params)
+
+        core.SqlBase._exec = _exec  # type: ignore[method-assign]
+
+    def timed(self, name, fn, *a, **kw):  # type: ignore[no-untyped-def]
+        acc = getattr(self.local, "acc", None)
+        if acc is None:
+            return fn(*a, **kw)
+        t = time.thread_time_ns()
+        try:
+            return fn(*a, **kw)
+        finally:
+            v = acc.setdefault(name, [0.0, 0])
+            v[0] += (time.thread_time_ns() - t) / 1e6
+            v[1] += 1
+
+    def wrap(self, name, fn):  # type: ignore[no-untyped-def]
+        def w(*a, **kw):  # type: ignore[no-untyped-def]
+            return self.timed(name, fn, *a, **kw)
+
+        return w
+
+    def begin(self) -> None:
+        self.local.acc = {}
+
+    def end(self) -> dict:
+        acc, self.local.acc = getattr(self.local, "acc", None) or {}, None
+        return acc
+
+
 def serve_stamped(stamp_file: str, argv: list[str]) -> None:
     """`assay serve` that writes one line per request and per after-commit effect batch to `stamp_file`."""
     from assay import server
@@ -59,8 +140,12 @@ def serve_stamped(stamp_file: str, argv: list[str]) -> None:
     lock = threading.Lock()
     app = server.Server._application
 
+    phases = Phases() if os.environ.get("CHAIN_PHASES") else None
+
     def stamped_app(self, environ, start_response):  # type: ignore[no-untyped-def]
         t_in, c_in = time.monotonic(), time.thread_time()
+        if phases is not None:
+            phases.begin()
         if prof is not None and environ.get("PATH_INFO", "").endswith(prof_path):
             prof.enable()
             try:
@@ -75,8 +160,9 @@ def serve_stamped(stamp_file: str, argv: list[str]) -> None:
             return body
         body = list(body)
         t_out, cpu = time.monotonic(), time.thread_time() - c_in
+        extra = "" if phases is None else " " + json.dumps(phases.end(), separators=(",", ":"))
         with lock:
-            out.write(f"R {t_in!r} {t_out!r} {environ.get('REQUEST_METHOD')} {path} {cpu!r}\n")
+            out.write(f"R {t_in!r} {t_out!r} {environ.get('REQUEST_METHOD')} {path} {cpu!r}{extra}\n")
         return body
 
     flush = notify.Effects.flush
@@ -85,7 +171,7 @@ def serve_stamped(stamp_file: str, argv: list[str]) -> None:
     if os.environ.get("CHAIN_PROFILE"):
         import cProfile
 
-        prof = cProfile.Profile()
+        prof = cProfile.Profile(time.thread_time_ns, 1e-9)  # CPU of the request's thread, not its waits
 
     def stamped_flush(self, notifier, broadcaster) -> None:  # type: ignore[no-untyped-def]
         now = time.monotonic()
@@ -146,7 +232,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--gap-ms", type=float, default=20.0)
     ap.add_argument("--show", type=int, default=0, help="also print every request of the first N samples")
+    ap.add_argument("--phases", action="store_true", help="break each request's CPU down (see above)")
+    ap.add_argument("--skip", type=int, default=20, help="--phases: leave the first N requests of a kind out")
     args = ap.parse_args()
+    if args.phases:
+        os.environ["CHAIN_PHASES"] = "1"
     with tempfile.TemporaryDirectory() as tmp:
         stamp_file = str(Path(tmp) / "stamps.txt")
         proc, port = engine_cpu.start_engine(tmp, None, None, [__file__, "_serve", stamp_file])
@@ -189,6 +279,8 @@ def main() -> None:
                 w.wait(10)
             proc.wait(10)
         report(stamp_file, samples, args.show)
+        if args.phases:
+            report_phases(stamp_file, args.skip)
 
 
 def report(stamp_file: str, samples: list[tuple[str, float, float]], show: int = 0) -> None:
@@ -242,6 +334,31 @@ def report(stamp_file: str, samples: list[tuple[str, float, float]], show: int =
     print("median CPU ms of the request's thread inside the app:")
     for k in sorted(cpus):
         print(f"  {statistics.median(cpus[k]):7.3f}  {k}")
+
+
+def report_phases(stamp_file: str, skip: int) -> None:
+    """Median inclusive CPU (ms) and calls of each phase, per request kind (a poll that waited apart)."""
+    kinds: dict[str, list[tuple[float, dict]]] = {}
+    for line in Path(stamp_file).read_text().splitlines():
+        parts = line.split(" ", 6)
+        if parts[0] != "R" or len(parts) < 7:
+            continue
+        acc = json.loads(parts[6])
+        kind = parts[4].rsplit("/", 1)[-1]
+        if kind == "poll":
+            kind = "poll (held)" if "Notifier.wait" in acc else "poll (not held)"
+        kinds.setdefault(kind, []).append((float(parts[5]) * 1000, acc))
+    print(f"median CPU ms per phase (inclusive), first {skip} requests of each kind left out:")
+    for kind, rows in sorted(kinds.items()):
+        rows = rows[skip:]
+        if not rows or kind in ("health", "register"):
+            continue
+        print(f"  {kind}: n={len(rows)}, request {statistics.median(r[0] for r in rows):.3f}")
+        for name in sorted({k for _, acc in rows for k in acc}):
+            ms = statistics.median(acc.get(name, [0.0, 0])[0] for _, acc in rows)
+            calls = statistics.median(acc.get(name, [0.0, 0])[1] for _, acc in rows)
+            if calls:
+                print(f"    {ms:7.3f}  x{calls:<4g} {name}")
 
 
 if __name__ == "__main__":
