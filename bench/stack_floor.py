@@ -30,10 +30,15 @@ What it does, the least any durable engine must:
 Why it is a lower bound (what it leaves out): no validation, auth, namespaces, metrics, fencing (leases,
 claim writes, heartbeat-driven expiry), timers, retries, signals, cancellation, search attributes,
 history paging, idempotent starts; claims and worker registrations are never written; the history is
-never read back from the store. A real engine must also persist who holds a task (or recover it by a
-timeout), so every claim it makes costs at least what the floor's costs, and its write requests commit
-at least the rows the floor commits. Its only purpose: on this machine and this stack, how fast can the
-harness's workers go at best?
+never read back from the store. The workers are unchanged, so they make the same requests as against
+`assay serve` (a 1-activity workflow: raw start, poll, commands, poll, complete, poll, commands; Lua start,
+poll, commands (eager activity), complete (eager workflow task), commands): the same 4 durable commits.
+A real engine must also persist who holds a task (or recover it by a timeout) and must write a batch
+poll's claims, which the floor keeps in memory. Not strictly minimal, on purpose (each costs a row in a
+transaction that pays its fsync anyway): a task row per workflow task (an engine may keep that state on
+the workflow row instead), the input stored twice (workflow row and WorkflowStarted event), the
+workflow_started SSE frame (the harness's probe needs some frame for a started workflow). Its only
+purpose: on this machine and this stack, how fast can the harness's workers go at best?
 
 Run the harness against it by pointing ASSAY_CHECKOUT at a folder whose `assay.py` runs this file (the
 harness runs `assay.py serve ...` for the engine and `assay.py run worker.lua` for the Lua worker):
@@ -43,8 +48,9 @@ harness runs `assay.py serve ...` for the engine and `assay.py run worker.lua` f
     ASSAY_CHECKOUT=/tmp/floorco ASSAY_PYTHON=$PWD/.venv/bin/python BENCH_OUT=/tmp/floor-run \\
         bash ../shared/bench/run.sh --variants raw,lua        # add --no-dbos to skip DBOS while developing
 
-or on its own: `.venv/bin/python bench/stack_floor.py serve --port 8085 --backend sqlite:///tmp/f.db`
-(`--server waitress` for plain waitress.serve instead of assay's HTTP loop).
+(BENCH_OUT keeps the results: ASSAY.md, and assay-results.json with the engine and worker CPU per workflow,
+cpu_ms_per_wf), or on its own: `.venv/bin/python bench/stack_floor.py serve --port 8085 --backend
+sqlite:////tmp/f.db` (`--server waitress`: plain waitress.serve instead of assay's HTTP loop).
 """
 
 from __future__ import annotations
