@@ -6,10 +6,12 @@ on an empty answer it polls again at once, or after `retry_after` seconds when t
 (`--ignore-retry-after`: an upstream-shaped client that never sends the opt-in nor reads the field).
 The first polls are spread over one wait (workers started at different times), so the polls do not end
 in one wave. After a warm-up (one wait and 2 s: every poller in its steady rhythm), the engine's CPU (utime+stime from /proc/PID/stat) is taken over a window while another
-thread times `GET /health` every 100 ms.
+thread times `GET /health` every 100 ms (`--health-every S`; the timing costs the engine about 0.5% of a
+core per instance at 100 ms: a slower one gives a truer idle baseline).
 
     .venv/bin/python bench/idle.py [--workers 50,200,1000] [--window 20] [--wait 50] [--postgres]
-                                   [--ignore-retry-after] [--heartbeat 5] [--engine-arg=--threads=64 ...]
+                                   [--ignore-retry-after] [--heartbeat 5] [--health-every 1]
+                                   [--engine-arg=--threads=64 ...]
 
 `--heartbeat S`: each worker also sends `POST /workers/heartbeat` every S seconds (on 4 shared connections
 per instance), as the bundled Lua and Python workers do every ASSAY_WORKER_HEARTBEAT_SECS (5) even when idle.
@@ -170,8 +172,8 @@ def heartbeats(port: int, ids: list[str], every: float, stop: threading.Event, s
         at += gap
 
 
-def health_times(ports: list[int], stop: threading.Event, out: list[float]) -> None:
-    """GET /health every 100 ms (round robin over the instances); a timed-out call counts as 10 s."""
+def health_times(ports: list[int], stop: threading.Event, out: list[float], every: float = 0.1) -> None:
+    """GET /health every `every` s (round robin over the instances); a timed-out call counts as 10 s."""
     conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for port in ports]
     i = 0
     while not stop.is_set():
@@ -185,11 +187,18 @@ def health_times(ports: list[int], stop: threading.Event, out: list[float]) -> N
         except OSError:
             out.append(10_000.0)
             conns[k].close()
-        stop.wait(0.1)
+        stop.wait(every)
 
 
 def measure(
-    engines, n: int, window: float, wait: float, honour: bool, warmup: float | None, heartbeat: float = 0.0
+    engines,
+    n: int,
+    window: float,
+    wait: float,
+    honour: bool,
+    warmup: float | None,
+    heartbeat: float = 0.0,
+    health_every: float = 0.1,
 ) -> dict:
     ports = [e.port for e in engines]
     pollers: list[Poller] = []
@@ -218,7 +227,7 @@ def measure(
     time.sleep(wait + 2 if warmup is None else warmup)  # by then every poller is in its steady rhythm
     lat: list[float] = []
     hstop = threading.Event()
-    h = threading.Thread(target=health_times, args=(ports, hstop, lat), daemon=True)
+    h = threading.Thread(target=health_times, args=(ports, hstop, lat, health_every), daemon=True)
     polls0 = sum(p.polls for p in pollers)
     beats0 = beats[0]
     c0 = sum(cpu_secs(e.proc.pid) for e in engines)
@@ -273,6 +282,7 @@ def run(
     heartbeat: float = 0.0,
     keep: str | None = None,
     env: dict[str, str] | None = None,
+    health_every: float = 0.1,
 ) -> None:
     from tests.helpers import start_engine
 
@@ -291,7 +301,7 @@ def run(
                 db = str(Path(d) / f"idle-{n}.db")
                 engines = [start_engine(Path(d), db=db, extra_args=engine_args, env=env)]
             try:
-                rows.append(measure(engines, n, window, wait, honour, warmup, heartbeat))
+                rows.append(measure(engines, n, window, wait, honour, warmup, heartbeat, health_every))
             finally:
                 for e in engines:
                     e.stop()
@@ -325,6 +335,12 @@ def main() -> None:
     ap.add_argument(
         "--heartbeat", type=float, default=0.0, help="each worker's POST /workers/heartbeat period (0: none)"
     )
+    ap.add_argument(
+        "--health-every",
+        type=float,
+        default=0.1,
+        help="seconds between timed GET /health calls (default 0.1)",
+    )
     ap.add_argument("--ignore-retry-after", action="store_true")
     ap.add_argument("--engine-arg", action="append", default=[], help="extra `assay serve` argument")
     ap.add_argument("--engine-env", action="append", default=[], help="NAME=VALUE for the engine")
@@ -341,6 +357,7 @@ def main() -> None:
         heartbeat=a.heartbeat,
         keep=a.tmp,
         env=dict(kv.split("=", 1) for kv in a.engine_env),
+        health_every=a.health_every,
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from assay.engine.core import EngineCore, Service
 from assay.engine.deploy import record_build_id
 from assay.engine.notify import Effects, Waiter
+from assay.engine.tasks import ResultDiscarded
 from assay.errors import AssayError
 from assay.protocol import (
     DEFAULT_NAMESPACE,
@@ -532,6 +533,8 @@ class DispatchOps(Service):
                     if wf["id"] not in wf_ids:
                         wf_ids.append(wf["id"])
                 except AssayError as e:
+                    if isinstance(e, ResultDiscarded):  # its savepoint rolled back; the cancel stays
+                        self.tasks.discard(tx, item["id"])
                     out.append({"id": item["id"], "status": e.status, "error": e.message})
             wfs: list[Record] = []
             if eager_workflow_task and wf_ids:

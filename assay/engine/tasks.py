@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from assay import protocol
@@ -49,6 +51,12 @@ def retry_delay(act: Record) -> float:
 
 def schedule_to_close_error(act: Record) -> str:
     return f"activity timed out: schedule_to_close {act['schedule_to_close_secs']:g}s exceeded"
+
+
+class ResultDiscarded(Conflict):
+    """A result, failure or heartbeat for an activity whose workflow has finished: refused (409), and the
+    activity is CANCELLED. The transaction that found it rolls back with the 409, so whoever catches this
+    writes the cancellation (`TaskOps.discard`) in a transaction of its own, or outside the savepoint."""
 
 
 def _moved_on(act_id: int) -> Conflict:
@@ -241,13 +249,27 @@ class TaskOps(Service):
             raise Conflict(f"activity {act_id} is held by another worker (lease lost)", activity_id=act_id)
         wf = self._get_wf(tx, act["workflow_id"], payloads=False)
         if states.is_terminal(wf["status"]):
-            tx.update_activity(act_id, status=ActivityStatus.CANCELLED, completed_at=self.now())
-            raise Conflict(
+            raise ResultDiscarded(
                 f"workflow {wf['id']} is {wf['status']}; activity result discarded",
                 activity_id=act_id,
                 status=wf["status"],
             )
         return act, wf
+
+    def discard(self, tx: Tx, act_id: int) -> None:
+        """Mark CANCELLED an activity still RUNNING for a finished workflow (see ResultDiscarded)."""
+        act = tx.get_activity(act_id)
+        if act is not None and act["status"] == ActivityStatus.RUNNING:
+            tx.update_activity(act_id, status=ActivityStatus.CANCELLED, completed_at=self.now())
+
+    @contextmanager
+    def _discarding(self, act_id: int) -> Iterator[None]:
+        try:
+            yield
+        except ResultDiscarded:
+            with self._tx() as (tx, _fx):
+                self.discard(tx, act_id)
+            raise
 
     #: set by Engine (dispatch.py): eager claims for the calling worker
     dispatch: Any = None
@@ -257,7 +279,7 @@ class TaskOps(Service):
     ) -> Record | None:
         """Complete; with eager_workflow_task (opt-in), claim for this worker the workflow task the
         completion made ready, in the same transaction (returned; None when there is none for it)."""
-        with self._tx() as (tx, fx):
+        with self._discarding(act_id), self._tx() as (tx, fx):
             wf = self._complete_in(tx, fx, act_id, result, worker_id)
             return self._eager_wf(tx, fx, worker_id, wf["id"]) if eager_workflow_task else None
 
@@ -301,7 +323,7 @@ class TaskOps(Service):
         *,
         eager_workflow_task: bool = False,
     ) -> Record | None:
-        with self._tx() as (tx, fx):
+        with self._discarding(act_id), self._tx() as (tx, fx):
             wf = self._fail_in(tx, fx, act_id, error, worker_id, non_retryable)
             return self._eager_wf(tx, fx, worker_id, wf["id"]) if eager_workflow_task else None
 
@@ -314,7 +336,7 @@ class TaskOps(Service):
         return wf
 
     def heartbeat_activity(self, act_id: int, details: Any, worker_id: str | None = None) -> dict[str, Any]:
-        with self._tx() as (tx, _fx):
+        with self._discarding(act_id), self._tx() as (tx, _fx):
             act, wf = self._running_activity(tx, act_id, worker_id)
             now = self.now()
             tx.update_activity(act_id, last_heartbeat=now, heartbeat_details=details)

@@ -89,6 +89,39 @@ def test_activity_of_a_finished_workflow_is_fenced(engine, w):
     assert "ActivityCompleted" not in types(engine, "wf")
 
 
+def _running_counts(engine) -> int:
+    return sum(q.get("running_activities", 0) or 0 for q in engine.queue_stats("main"))
+
+
+@pytest.mark.parametrize("report", ["complete", "fail", "heartbeat", "batch", "batch_fail"])
+def test_a_discarded_result_leaves_the_activity_cancelled(engine, w, report):
+    """The 409 for a result of a finished workflow's activity used to roll back the activity's
+    cancellation with it: the activity stayed RUNNING (and counted as running in the queue stats)."""
+    (a_id,) = scheduled(engine, w, act("x", 1))
+    w.claim_activity()
+    running = _running_counts(engine)
+    engine.terminate("wf")
+    assert engine.get_activity(a_id)["status"] == "RUNNING"  # the worker is told to stop; it answers later
+    if report.startswith("batch"):
+        item = {"id": a_id, "error": "boom"} if report == "batch_fail" else {"id": a_id, "result": 1}
+        out = engine.report_activities(w.id, [item])
+        assert [r["status"] for r in out["results"]] == [409]
+    else:
+        call = {
+            "complete": lambda: w.complete(a_id, 1),
+            "fail": lambda: w.fail(a_id),
+            "heartbeat": lambda: engine.heartbeat_activity(a_id, "x", w.id),
+        }[report]
+        with pytest.raises(Conflict, match="discarded"):
+            call()
+    rec = engine.get_activity(a_id)
+    assert rec["status"] == "CANCELLED" and rec["completed_at"] is not None and rec["result"] is None
+    assert _running_counts(engine) == running - 1
+    assert "ActivityCompleted" not in types(engine, "wf") and "ActivityFailed" not in types(engine, "wf")
+    with pytest.raises(Conflict, match="CANCELLED"):  # a second report finds it settled
+        w.complete(a_id, 2)
+
+
 def test_heartbeat_records_details_and_reports_cancellation(engine, w):
     (a_id,) = scheduled(engine, w, act("x", 1))
     w.claim_activity()
