@@ -435,6 +435,13 @@ def make_app(floor: Floor) -> bottle.Bottle:
         bottle.response.content_type = "application/json"
         return json.dumps(obj)
 
+    def known(wf_id: str) -> dict:
+        wf = floor.wfs.get(wf_id)
+        if wf is None:
+            body = json.dumps({"error": f"not found: workflow {wf_id}"})
+            raise bottle.HTTPResponse(body, status=404, headers={"Content-Type": "application/json"})
+        return wf
+
     @app.get(API + "/health")
     def health():
         return js({"status": "ok"})
@@ -476,18 +483,12 @@ def make_app(floor: Floor) -> bottle.Bottle:
 
     @app.get(API + "/workflows/<wf_id>")
     def describe(wf_id):
-        wf = floor.wfs.get(wf_id)
-        if wf is None:
-            bottle.response.status = 404
-            return js({"error": f"not found: workflow {wf_id}"})
+        wf = known(wf_id)
         return js({"workflow_id": wf_id, "status": wf["status"], "result": wf["result"]})
 
     @app.get(API + "/workflows/<wf_id>/events")
     def events(wf_id):
-        wf = floor.wfs.get(wf_id)
-        if wf is None:
-            bottle.response.status = 404
-            return js({"error": f"not found: workflow {wf_id}"})
+        wf = known(wf_id)
         q = bottle.request.query
         after = int(q.get("after_seq") or q.get("after") or 0)
         limit = int(q.get("limit") or 1000)
